@@ -1,0 +1,40 @@
+# The few commands that matter. Each sets itself up from a fresh clone (python3, node, make).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# jsii silences its Node end-of-life banner only for the Node major versions listed here.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 14,16,18,19,20,21,23
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION ?= 1
+
+.PHONY: install install-dev synth test bench lint clean
+
+$(VENV)/.runtime: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.runtime
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+synth: $(VENV)/.runtime  ## synthesize the example deployline.yaml into cdk.out/
+	$(VENV)/bin/deployline synth --config deployline.yaml --out cdk.out
+
+test: $(VENV)/.dev  ## the whole test suite
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.dev  ## time deployline beside its peers, in one run, and print ratios
+	$(PY) bench/run.py
+
+clean:
+	rm -rf cdk.out .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -1,0 +1,90 @@
+"""config -> stacks. `build_app` is the one place a DeploylineConfig becomes a CDK app.
+
+Run as `python -m deployline.app` (what cdk.json does) to synthesize `deployline.yaml`, or the file
+named by the CDK context value `config` (`cdk synth -c config=path/to/deployline.yaml`).
+"""
+
+from __future__ import annotations
+
+import deployline._jsii_env  # noqa: F401  (must precede the aws_cdk import)
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from aws_cdk import App, DefaultStackSynthesizer, Stack, Tags
+
+from deployline.config import CONFIG_FILENAME, DeploylineConfig, load_config
+from deployline.naming import Namer, tags
+from deployline.stacks.pipeline_stack import PipelineStack
+
+
+@dataclass
+class DeploylineApp:
+    """The CDK app and its stacks, for callers (CLI, tests) that need to reach into them."""
+
+    app: App
+    config: DeploylineConfig
+    pipeline: PipelineStack
+    stacks: list[Stack] = field(default_factory=list)
+
+
+def _apply_tags(stack: Stack, config: DeploylineConfig, env: str) -> None:
+    for key, value in tags(
+        service=config.service,
+        project=config.project,
+        env=env,
+        extra=config.tags,
+        owner=config.owner,
+    ).items():
+        Tags.of(stack).add(key, value)
+
+
+def feature_flags() -> dict[str, Any]:
+    """aws-cdk-lib's recommended feature flags (what `cdk init` writes), shipped with deployline.
+
+    Applied by `build_app` itself, so `deployline synth` (no cdk.json) and `cdk synth` (cdk.json)
+    build the same templates.
+    """
+    text = resources.files("deployline").joinpath("feature_flags.json").read_text("utf-8")
+    flags: dict[str, Any] = json.loads(text)
+    return flags
+
+
+def build_app(
+    config: DeploylineConfig, *, outdir: str | None = None, app: App | None = None
+) -> DeploylineApp:
+    """Build every stack for `config`. Stacks are environment-agnostic: no account or region."""
+    if app is None:
+        app = App(outdir=outdir, context=feature_flags())
+    else:
+        for key, value in feature_flags().items():
+            if app.node.try_get_context(key) is None:
+                app.node.set_context(key, value)
+    synthesizer = lambda: DefaultStackSynthesizer()  # noqa: E731  one per stack
+    prefix = config.naming.prefix
+    shared = Namer(config.service, config.naming.pipeline_environment, prefix)
+
+    pipeline = PipelineStack(
+        app,
+        shared.stack_name(),
+        stack_name=shared.stack_name(),
+        description=f"deployline: delivery pipeline of {config.service} ({config.project})",
+        config=config,
+        namer=shared,
+        synthesizer=synthesizer(),
+    )
+    _apply_tags(pipeline, config, shared.env)
+    return DeploylineApp(app=app, config=config, pipeline=pipeline, stacks=[pipeline])
+
+
+def main() -> None:
+    app = App(context=feature_flags())
+    config_path = app.node.try_get_context("config") or CONFIG_FILENAME
+    build_app(load_config(config_path), app=app)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The `deployline` command. Thin: parse arguments, call a function, print.
+
+Heavy modules (aws_cdk, boto3, pydantic models) are imported inside the commands that need them, so
+`deployline check` starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+app = typer.Typer(
+    name="deployline",
+    help="Turn deployline.yaml into a secure AWS delivery pipeline, and check CloudFormation "
+    "templates for CI/CD anti-patterns.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option("--config", "-c", help="Path to deployline.yaml.", dir_okay=False),
+]
+
+
+def _stderr():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    _stderr().print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    raise typer.Exit(code)
+
+
+def _config_errors(exc: Exception) -> NoReturn:
+    from deployline.config import ConfigError
+
+    assert isinstance(exc, ConfigError)
+    console = _stderr()
+    n = len(exc.problems)
+    console.print(
+        f"[bold red]error:[/] {n} problem{'s' if n != 1 else ''} in the configuration:",
+        highlight=False,
+    )
+    for problem in sorted(exc.problems, key=lambda p: (p.line or 0, p.field)):
+        console.print(f"  {problem}", highlight=False, markup=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def synth(
+    config: ConfigOption = Path("deployline.yaml"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory (a CDK cloud assembly).")
+    ] = Path("cdk.out"),
+) -> None:
+    """Synthesize CloudFormation templates from deployline.yaml, offline (no AWS credentials)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from deployline.config import ConfigError
+    from deployline.synth import SynthError, synthesize
+
+    console = Console(stderr=True)
+    try:
+        with console.status("Reading configuration") as status:
+            result = synthesize(config, out, progress=lambda msg: status.update(msg))
+    except ConfigError as exc:
+        _config_errors(exc)
+    except SynthError as exc:
+        _fail(f"{config}: {exc}")
+
+    table = Table(title=f"Synthesized into {result.outdir}", title_justify="left")
+    table.add_column("stack", style="bold")
+    table.add_column("resources", justify="right")
+    table.add_column("outputs", justify="right")
+    table.add_column("template")
+    cwd = Path.cwd()
+    for stack in result.stacks:
+        try:
+            shown = stack.template.relative_to(cwd)
+        except ValueError:
+            shown = stack.template
+        table.add_row(stack.name, str(stack.resources), str(stack.outputs), str(shown))
+    Console().print(table)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of deployline.yaml (for editors and CI validation)."""
+    from deployline.config import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+
+
+@app.command()
+def init(
+    path: Annotated[Path, typer.Option("--path", help="Where to write the file.")] = Path(
+        "deployline.yaml"
+    ),
+    service: Annotated[str | None, typer.Option(help="Service name (kebab-case).")] = None,
+    project: Annotated[str | None, typer.Option(help="Project name (kebab-case).")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Source type: github, s3 or codecommit.")
+    ] = None,
+    repository: Annotated[
+        str | None, typer.Option(help="owner/name (github) or repository name (codecommit).")
+    ] = None,
+    branch: Annotated[str, typer.Option(help="Branch that starts the pipeline.")] = "main",
+    email: Annotated[
+        list[str] | None, typer.Option(help="E-mail for alerts (repeatable).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+    interactive: Annotated[
+        bool | None,
+        typer.Option(
+            "--interactive/--no-interactive",
+            help="Prompt for missing answers. Default: when stdin is a terminal.",
+        ),
+    ] = None,
+) -> None:
+    """Write a commented starter deployline.yaml."""
+    from deployline.config import ConfigError
+    from deployline.init_config import InitAnswers, InitError, default_service_name, write_starter
+
+    if path.exists() and not force:
+        _fail(f"{path} already exists; pass --force to overwrite it")
+    ask = sys.stdin.isatty() if interactive is None else interactive
+    default_service = default_service_name(path.parent if path.parent != Path() else Path.cwd())
+    if ask:
+        service = service or typer.prompt("Service name", default=default_service)
+        project = project or typer.prompt("Project", default=service)
+        source = source or typer.prompt("Source (github, s3, codecommit)", default="github")
+        if source in {"github", "codecommit"} and not repository:
+            repository = typer.prompt(
+                "Repository", default=f"my-org/{service}" if source == "github" else service
+            )
+        if not email:
+            answer = typer.prompt("Alert e-mail (blank for none)", default="", show_default=False)
+            email = [answer] if answer else []
+    service = service or default_service
+    source = source or "github"
+    if source not in {"github", "s3", "codecommit"}:
+        _fail(f"--source must be github, s3 or codecommit, got {source!r}")
+    answers = InitAnswers(
+        service=service,
+        project=project or service,
+        source=source,
+        repository=repository or "",
+        branch=branch,
+        emails=list(email or []),
+    )
+    try:
+        written = write_starter(path, answers, force=force)
+    except InitError as exc:
+        _fail(str(exc))
+    except ConfigError as exc:
+        _config_errors(exc)
+    _stderr().print(f"Wrote {written}. Next: [bold]deployline synth --config {written}[/]")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

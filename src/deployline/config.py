@@ -1,0 +1,791 @@
+"""The `deployline.yaml` model: one file in, validated, with errors that name file, line and field.
+
+`load_config(path)` is the only way the rest of deployline reads the file. It returns a frozen
+`DeploylineConfig` or raises `ConfigError`, which carries every problem found (not only the first),
+each with the line it came from, so the CLI can print them all and exit 2.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+CONFIG_FILENAME = "deployline.yaml"
+
+# --------------------------------------------------------------------------------------------
+# Reusable constrained types
+# --------------------------------------------------------------------------------------------
+
+_KEBAB = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
+_CONNECTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(?:codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
+)
+_SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
+_SSM_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]{1,1010}$")
+_REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_CIDR = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2})$")
+_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_RULE_ID = re.compile(r"^DL\d{3}$")
+
+RESERVED_ENV_NAMES = {"shared"}  # used for the pipeline's own resources (see naming.py)
+
+
+def _kebab(max_len: int, what: str) -> Any:
+    def check(value: str) -> str:
+        if not _KEBAB.match(value):
+            raise ValueError(
+                f"{what} must be lowercase kebab-case (letters, digits and single hyphens, "
+                f"starting with a letter), got {value!r}"
+            )
+        if len(value) > max_len:
+            raise ValueError(f"{what} must be at most {max_len} characters, got {len(value)}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _pattern(regex: re.Pattern[str], expected: str) -> Any:
+    def check(value: str) -> str:
+        if not regex.match(value):
+            raise ValueError(f"expected {expected}, got {value!r}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _cidr(value: str) -> str:
+    m = _CIDR.match(value)
+    if not m or any(int(p) > 255 for p in m.groups()[:4]) or int(m.group(5)) > 32:
+        raise ValueError(f"expected an IPv4 CIDR block like 10.0.0.0/16, got {value!r}")
+    return value
+
+
+ServiceName = Annotated[str, _kebab(28, "service")]
+EnvName = Annotated[str, _kebab(12, "environment name")]
+Email = Annotated[str, _pattern(_EMAIL, "an e-mail address like team@example.com")]
+ConnectionArn = Annotated[
+    str,
+    _pattern(
+        _CONNECTION_ARN,
+        "a CodeStar connection ARN like "
+        "arn:aws:codestar-connections:<region>:<account>:connection/<uuid>",
+    ),
+]
+SnsArn = Annotated[str, _pattern(_SNS_ARN, "an SNS topic ARN like arn:aws:sns:<region>:<account>:name")]
+CertificateArn = Annotated[
+    str, _pattern(_ACM_ARN, "an ACM certificate ARN like arn:aws:acm:<region>:<account>:certificate/<uuid>")
+]
+SsmName = Annotated[str, _pattern(_SSM_NAME, "an SSM parameter name starting with '/'")]
+Region = Annotated[str, _pattern(_REGION, "an AWS region name like eu-west-1")]
+Account = Annotated[str, _pattern(_ACCOUNT, "a 12-digit AWS account ID")]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+TagKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w .:/=+\-@]+$")]
+TagValue = Annotated[str, Field(max_length=256, pattern=r"^[\w .:/=+\-@]*$")]
+
+
+class _Model(BaseModel):
+    """Every section forbids unknown keys, so a typo is an error rather than a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+class SourceType(StrEnum):
+    GITHUB = "github"
+    S3 = "s3"
+    CODECOMMIT = "codecommit"
+
+
+class GitHubSource(_Model):
+    """A repository reached through a CodeStar (CodeConnections) connection; never an OAuth token."""
+
+    type: Literal["github"]
+    repository: Annotated[
+        str, _pattern(re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"), "'owner/name'")
+    ] = Field(description="Repository as owner/name.")
+    branch: str = Field(default="main", min_length=1, max_length=255)
+    connection_arn: ConnectionArn | None = Field(
+        default=None,
+        description="Literal CodeStar connection ARN. Prefer connection_parameter: a literal ARN "
+        "puts an account ID into the template.",
+    )
+    connection_parameter: SsmName | None = Field(
+        default=None,
+        description="Name of an SSM String parameter that holds the connection ARN, "
+        "resolved at deploy time.",
+    )
+    paths: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="File path globs; only pushes that touch them start the pipeline (monorepos).",
+    )
+    exclude_paths: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_connection(self) -> GitHubSource:
+        if (self.connection_arn is None) == (self.connection_parameter is None):
+            raise ValueError(
+                "give exactly one of connection_arn or connection_parameter "
+                "(the SSM parameter name holding the CodeStar connection ARN)"
+            )
+        return self
+
+
+class S3Source(_Model):
+    type: Literal["s3"]
+    bucket: Annotated[
+        str, _pattern(re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), "an S3 bucket name")
+    ] | None = Field(
+        default=None,
+        description="Existing versioned bucket. Default: deployline creates a versioned, "
+        "encrypted source bucket.",
+    )
+    key: str = Field(default="source.zip", min_length=1, max_length=1024)
+
+
+class CodeCommitSource(_Model):
+    type: Literal["codecommit"]
+    repository: Annotated[
+        str, _pattern(re.compile(r"^[\w.-]{1,100}$"), "a CodeCommit repository name")
+    ]
+    branch: str = Field(default="main", min_length=1, max_length=255)
+
+
+Source = Annotated[GitHubSource | S3Source | CodeCommitSource, Field(discriminator="type")]
+
+
+class BuildConfig(_Model):
+    dockerfile: str = Field(default="Dockerfile", min_length=1)
+    context: str = Field(default=".", min_length=1)
+    timeout_minutes: int = Field(default=15, ge=5, le=60, description="Default: 15 minutes.")
+    dockerhub_secret: str | None = Field(
+        default=None,
+        description="Secrets Manager secret name (JSON with 'username' and 'password') used to "
+        "log in to Docker Hub and avoid its pull rate limit.",
+        min_length=1,
+        max_length=512,
+    )
+    cache: bool = Field(default=True, description="Local Docker layer cache. Default: on.")
+    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+
+
+class TestReports(_Model):
+    junit: str | None = Field(default="reports/junit.xml")
+    coverage: str | None = Field(default="reports/coverage.xml")
+
+
+class TestConfig(_Model):
+    commands: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: [
+            "pip install -r requirements.txt -r requirements-dev.txt",
+            "pytest --junitxml=reports/junit.xml --cov=. --cov-report=xml:reports/coverage.xml",
+        ],
+        min_length=1,
+    )
+    reports: TestReports = Field(default_factory=TestReports)
+    timeout_minutes: int = Field(default=20, ge=5, le=60)
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class SecurityConfig(_Model):
+    scanners: list[Literal["bandit", "pip-audit", "trivy"]] = Field(
+        default_factory=lambda: ["bandit", "pip-audit", "trivy"], min_length=1
+    )
+    threshold: Severity = Field(
+        default=Severity.HIGH, description="Fail the pipeline at or above this severity."
+    )
+    allow_unverified: bool = Field(
+        default=False,
+        description="Accept dependencies that a scanner could not audit (for example when its "
+        "vulnerability service is unreachable). Default: false, they fail the gate.",
+    )
+    paths: list[str] = Field(default_factory=lambda: ["."], min_length=1)
+
+    @field_validator("scanners")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"scanners must not repeat, got {value}")
+        return value
+
+
+class DeploymentType(StrEnum):
+    ROLLING = "rolling"
+    BLUE_GREEN = "blue_green"
+
+
+class TrafficShifting(StrEnum):
+    """CodeDeploy predefined ECS deployment configurations."""
+
+    ALL_AT_ONCE = "all_at_once"
+    CANARY_10_PERCENT_5_MINUTES = "canary_10_percent_5_minutes"
+    CANARY_10_PERCENT_15_MINUTES = "canary_10_percent_15_minutes"
+    LINEAR_10_PERCENT_EVERY_1_MINUTE = "linear_10_percent_every_1_minute"
+    LINEAR_10_PERCENT_EVERY_3_MINUTES = "linear_10_percent_every_3_minutes"
+
+    @property
+    def codedeploy_name(self) -> str:
+        return {
+            "all_at_once": "CodeDeployDefault.ECSAllAtOnce",
+            "canary_10_percent_5_minutes": "CodeDeployDefault.ECSCanary10Percent5Minutes",
+            "canary_10_percent_15_minutes": "CodeDeployDefault.ECSCanary10Percent15Minutes",
+            "linear_10_percent_every_1_minute": "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
+            "linear_10_percent_every_3_minutes": "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
+        }[self.value]
+
+
+class AlarmThresholds(_Model):
+    error_rate_percent: float = Field(
+        default=5.0, gt=0, le=100, description="Target 5xx responses as a share of requests."
+    )
+    p99_latency_ms: int = Field(default=1500, ge=1, le=60_000)
+    unhealthy_hosts: int = Field(default=1, ge=1)
+    evaluation_minutes: int = Field(default=3, ge=1, le=60)
+
+
+class NetworkMode(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+    ENDPOINTS = "endpoints"
+
+
+class NetworkConfig(_Model):
+    """Where the service runs. Default: a new VPC over 2 AZs, tasks in public subnets, no NAT."""
+
+    mode: NetworkMode = NetworkMode.PUBLIC
+    vpc_id: Annotated[str, _pattern(_VPC_ID, "a VPC ID like vpc-0abc1234")] | None = None
+    vpc_cidr: Cidr = "10.0.0.0/16"
+    availability_zones: list[Annotated[str, Field(pattern=r"^[a-z]{2}-[a-z]+-\d[a-z]$")]] = Field(
+        default_factory=list,
+        description="Required with vpc_id (synth runs offline and cannot look them up).",
+    )
+    public_subnet_ids: list[Annotated[str, _pattern(_SUBNET_ID, "a subnet ID")]] = Field(
+        default_factory=list
+    )
+    private_subnet_ids: list[Annotated[str, _pattern(_SUBNET_ID, "a subnet ID")]] = Field(
+        default_factory=list
+    )
+    max_azs: int = Field(default=2, ge=2, le=6)
+    nat_gateways: int = Field(default=1, ge=1, le=6, description="mode: private only.")
+
+    @model_validator(mode="after")
+    def _existing_vpc_complete(self) -> NetworkConfig:
+        if self.vpc_id is None:
+            if self.public_subnet_ids or self.private_subnet_ids or self.availability_zones:
+                raise ValueError("subnet IDs and availability_zones are only used with vpc_id")
+            return self
+        if len(self.public_subnet_ids) < 2:
+            raise ValueError(
+                "an existing VPC needs at least 2 public_subnet_ids (for the load balancer)"
+            )
+        if self.mode is not NetworkMode.PUBLIC and len(self.private_subnet_ids) < 2:
+            raise ValueError(f"mode {self.mode.value} needs at least 2 private_subnet_ids")
+        if len(self.availability_zones) != len(self.public_subnet_ids):
+            raise ValueError(
+                "availability_zones must list one zone per public subnet, "
+                f"got {len(self.availability_zones)} zones for {len(self.public_subnet_ids)} subnets"
+            )
+        return self
+
+
+# Fargate CPU units -> allowed memory (MiB). https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
+}
+
+
+class EnvironmentConfig(_Model):
+    name: EnvName
+    deployment: DeploymentType = DeploymentType.ROLLING
+    traffic_shifting: TrafficShifting | None = Field(
+        default=None,
+        description="blue_green only. Default: canary_10_percent_5_minutes when the "
+        "environment is production, all_at_once otherwise.",
+    )
+    approval: bool = Field(default=False, description="Manual approval before this deploy.")
+    desired_count: int = Field(default=2, ge=1, le=1000)
+    min_capacity: int = Field(default=1, ge=1, le=1000)
+    max_capacity: int = Field(default=4, ge=1, le=1000)
+    cpu: int = Field(default=256, description="Fargate CPU units: 256, 512, 1024, ...")
+    memory: int = Field(default=512, description="MiB, a size Fargate offers for the cpu.")
+    container_port: int = Field(default=8080, ge=1, le=65535)
+    health_check_path: str = Field(default="/health", pattern=r"^/[\w\-./~%]*$")
+    listener_port: int = Field(default=80, ge=1, le=65535)
+    test_listener_port: int | None = Field(
+        default=None, ge=1, le=65535, description="blue_green: Default: 8080."
+    )
+    test_listener_cidrs: list[Cidr] = Field(
+        default_factory=lambda: ["10.0.0.0/8"],
+        description="Who may reach the test listener (green tasks before traffic shifts).",
+    )
+    ingress_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    certificate_arn: CertificateArn | None = None
+    termination_wait_minutes: int = Field(default=5, ge=0, le=2880)
+    alarms: AlarmThresholds = Field(default_factory=AlarmThresholds)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    placeholder_image: str = Field(
+        default="public.ecr.aws/docker/library/caddy:2-alpine",
+        min_length=1,
+        description="Image the service starts with before the pipeline pushes one.",
+    )
+    destroy_on_delete: bool | None = Field(
+        default=None,
+        description="Delete stateful resources with the stack. Default: false for production, "
+        "true otherwise.",
+    )
+    read_only_root_filesystem: bool = True
+    production: bool | None = Field(
+        default=None,
+        description="Treat as production (RETAIN, canary default, deletion protection). "
+        "Default: true when name is prod, production or prd, or when it is the last environment.",
+    )
+    account: Account | None = Field(
+        default=None, description="Recorded for cross-account deploys; not used yet."
+    )
+    region: Region | None = Field(
+        default=None, description="Recorded for cross-region deploys; not used yet."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EnvironmentConfig:
+        allowed = FARGATE_SIZES.get(self.cpu)
+        if allowed is None:
+            raise ValueError(
+                f"cpu must be one of {sorted(FARGATE_SIZES)} Fargate CPU units, got {self.cpu}"
+            )
+        if self.memory not in allowed:
+            raise ValueError(
+                f"memory {self.memory} MiB is not offered by Fargate with cpu {self.cpu}; "
+                f"choose one of {_ranges(allowed)}"
+            )
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(
+                f"min_capacity ({self.min_capacity}) must not exceed max_capacity "
+                f"({self.max_capacity})"
+            )
+        if not self.min_capacity <= self.desired_count <= self.max_capacity:
+            raise ValueError(
+                f"desired_count ({self.desired_count}) must lie between min_capacity "
+                f"({self.min_capacity}) and max_capacity ({self.max_capacity})"
+            )
+        if self.deployment is DeploymentType.ROLLING:
+            if self.traffic_shifting is not None:
+                raise ValueError(
+                    "traffic_shifting applies to deployment: blue_green only; "
+                    "remove it or set deployment: blue_green"
+                )
+            if self.test_listener_port is not None:
+                raise ValueError("test_listener_port applies to deployment: blue_green only")
+        else:
+            port = self.effective_test_listener_port
+            if port == self.listener_port:
+                raise ValueError(
+                    f"blue_green needs a second listener: test_listener_port ({port}) must "
+                    f"differ from listener_port ({self.listener_port})"
+                )
+            if self.certificate_arn and port == 443:
+                raise ValueError("test_listener_port 443 is taken by the HTTPS listener")
+        return self
+
+    @property
+    def effective_test_listener_port(self) -> int:
+        return self.test_listener_port if self.test_listener_port is not None else 8080
+
+
+class NotificationsConfig(_Model):
+    emails: list[Email] = Field(default_factory=list)
+    sns_topic_arn: SnsArn | None = Field(
+        default=None, description="An existing topic that also receives every alert."
+    )
+    https_endpoint: Annotated[
+        str, _pattern(re.compile(r"^https://[^\s/$.?#].[^\s]*$"), "an https:// URL")
+    ] | None = None
+    max_execution_minutes: int = Field(
+        default=60, ge=5, le=1440, description="An execution running longer is 'stuck'."
+    )
+
+
+class NamingConfig(_Model):
+    prefix: Annotated[str, _kebab(12, "naming.prefix")] | None = Field(
+        default=None, description="Prepended to every physical name, e.g. your organisation."
+    )
+    pipeline_environment: EnvName = Field(
+        default="shared",
+        description="The {env} part of names for resources the pipeline itself owns.",
+    )
+
+
+class PipelineConfig(_Model):
+    artifact_expiry_days: int = Field(default=30, ge=1, le=3650)
+    noncurrent_expiry_days: int = Field(default=7, ge=1, le=3650)
+    ecr_keep_images: int = Field(default=20, ge=1, le=1000)
+    log_retention_days: Literal[
+        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+        2922, 3288, 3653,
+    ] = 30
+
+
+class Suppression(_Model):
+    id: Annotated[str, _pattern(_RULE_ID, "a rule ID like DL305")]
+    reason: str = Field(min_length=10, description="Why the finding is accepted.")
+    resource: str | None = Field(default=None, description="Logical ID; default: every resource.")
+
+
+class ChecksConfig(_Model):
+    severity_threshold: Severity = Severity.HIGH
+    suppress: list[Suppression] = Field(default_factory=list)
+
+
+class DeploylineConfig(_Model):
+    service: ServiceName
+    project: Annotated[str, _kebab(32, "project")]
+    owner: str | None = Field(default=None, max_length=256)
+    source: Source
+    build: BuildConfig = Field(default_factory=BuildConfig)
+    test: TestConfig = Field(default_factory=TestConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+    environments: list[EnvironmentConfig] = Field(min_length=1, max_length=10)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    naming: NamingConfig = Field(default_factory=NamingConfig)
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)
+
+    @field_validator("environments")
+    @classmethod
+    def _unique_envs(cls, envs: list[EnvironmentConfig]) -> list[EnvironmentConfig]:
+        seen: set[str] = set()
+        for env in envs:
+            if env.name in seen:
+                raise ValueError(f"environment names must be unique; {env.name!r} appears twice")
+            if env.name in RESERVED_ENV_NAMES:
+                raise ValueError(
+                    f"environment name {env.name!r} is reserved for the pipeline's own resources"
+                )
+            seen.add(env.name)
+        return envs
+
+    @field_validator("tags")
+    @classmethod
+    def _no_reserved_tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        clash = sorted({"Environment", "Project", "ManagedBy", "Service"} & set(tags))
+        if clash:
+            raise ValueError(f"tags {clash} are set by deployline; remove them from tags")
+        bad = [k for k in tags if k.lower().startswith("aws:")]
+        if bad:
+            raise ValueError(f"tag keys may not start with 'aws:', got {bad}")
+        return tags
+
+    @model_validator(mode="after")
+    def _pipeline_env_distinct(self) -> DeploylineConfig:
+        if any(e.name == self.naming.pipeline_environment for e in self.environments):
+            raise ValueError(
+                f"naming.pipeline_environment ({self.naming.pipeline_environment!r}) must differ "
+                "from every environment name"
+            )
+        return self
+
+    # ---- derived views ------------------------------------------------------------------
+
+    def is_production(self, env: EnvironmentConfig) -> bool:
+        if env.production is not None:
+            return env.production
+        if env.name in {"prod", "production", "prd"}:
+            return True
+        return len(self.environments) > 1 and env is self.environments[-1]
+
+    def traffic_shifting(self, env: EnvironmentConfig) -> TrafficShifting:
+        if env.traffic_shifting is not None:
+            return env.traffic_shifting
+        if self.is_production(env):
+            return TrafficShifting.CANARY_10_PERCENT_5_MINUTES
+        return TrafficShifting.ALL_AT_ONCE
+
+    def destroy_on_delete(self, env: EnvironmentConfig) -> bool:
+        if env.destroy_on_delete is not None:
+            return env.destroy_on_delete
+        return not self.is_production(env)
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        raise KeyError(name)
+
+
+def _ranges(values: Sequence[int]) -> str:
+    if len(values) <= 4:
+        return ", ".join(str(v) for v in values)
+    step = values[1] - values[0]
+    return f"{values[0]} to {values[-1]} in steps of {step}"
+
+
+# --------------------------------------------------------------------------------------------
+# Loading, with line numbers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """One or more problems in a deployline.yaml; `str()` lists them all, one per line."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def _field_path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _line_of(tree: Any, loc: Sequence[int | str]) -> int | None:
+    """1-based line of the deepest node of `loc` that exists in the ruamel tree."""
+    node, line = tree, None
+    if isinstance(tree, CommentedMap | CommentedSeq):
+        line = tree.lc.line + 1
+    for part in loc:
+        if isinstance(node, CommentedMap) and isinstance(part, str) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# Pydantic's own loc adds the discriminator tag (e.g. 'github') as a path element; drop it.
+_UNION_TAGS = {t.value for t in SourceType}
+
+
+def _clean_loc(loc: Sequence[int | str]) -> list[int | str]:
+    out: list[int | str] = []
+    for i, part in enumerate(loc):
+        if i == 1 and loc[0] == "source" and part in _UNION_TAGS:
+            continue
+        if isinstance(part, str) and ("[" in part or part.startswith("function-")):
+            continue
+        out.append(part)
+    return out
+
+
+def _message(err: Any, value_present: bool) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    found = _describe(err.get("input"))
+    if kind == "missing":
+        return "is required but missing"
+    if kind == "extra_forbidden":
+        return "is not a known field (check the spelling; `deployline schema` lists every field)"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    if kind == "literal_error":
+        return f"expected one of {ctx.get('expected')}, found {found}"
+    if kind == "enum":
+        return f"expected one of {ctx.get('expected')}, found {found}"
+    if kind == "union_tag_invalid":
+        return f"expected one of {ctx.get('expected_tags')}, found {ctx.get('tag')!r}"
+    if kind == "union_tag_not_found":
+        return f"needs a '{ctx.get('discriminator', 'type').strip(chr(39))}' field"
+    if kind in {"int_type", "int_parsing", "int_from_float"}:
+        return f"expected a whole number, found {found}"
+    if kind in {"float_type", "float_parsing"}:
+        return f"expected a number, found {found}"
+    if kind in {"bool_type", "bool_parsing"}:
+        return f"expected true or false, found {found}"
+    if kind == "string_type":
+        return f"expected text, found {found}"
+    if kind in {"list_type"}:
+        return f"expected a list, found {found}"
+    if kind in {"dict_type", "model_type", "model_attributes_type"}:
+        return f"expected a mapping of fields, found {found}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}, found {found}"
+    if kind == "greater_than":
+        return f"must be greater than {ctx.get('gt')}, found {found}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx.get('le')}, found {found}"
+    if kind == "too_short":
+        return f"needs at least {ctx.get('min_length')} item(s), found {ctx.get('actual_length')}"
+    if kind == "too_long":
+        return f"allows at most {ctx.get('max_length')} item(s), found {ctx.get('actual_length')}"
+    if kind == "string_too_short":
+        return f"must be at least {ctx.get('min_length')} characters, found {found}"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters, found {found}"
+    if kind == "string_pattern_mismatch":
+        return f"must match {ctx.get('pattern')}, found {found}"
+    return f"{err['msg']}, found {found}"
+
+
+def _plain(node: Any) -> Any:
+    """ruamel round-trip objects -> plain Python (keeps scalars' Python types)."""
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    if isinstance(node, bool | int | float) or node is None:
+        return node if not isinstance(node, int) or isinstance(node, bool) else int(node)
+    if isinstance(node, str):
+        return str(node)
+    # dates, timestamps and other YAML scalars: hand them to pydantic as text
+    return str(node)
+
+
+def parse_config_text(text: str, filename: str = CONFIG_FILENAME) -> DeploylineConfig:
+    """Validate YAML text; raises ConfigError listing every problem with its line."""
+    try:
+        tree = _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(
+            [ConfigProblem(filename, line, "", f"YAML syntax error: {what}")]
+        ) from None
+    except Exception as exc:  # ruamel raises a few non-marked errors (e.g. duplicate keys)
+        raise ConfigError([ConfigProblem(filename, None, "", f"YAML error: {exc}")]) from None
+    if tree is None:
+        raise ConfigError(
+            [ConfigProblem(filename, 1, "", "the file is empty; run `deployline init` to start one")]
+        )
+    if not isinstance(tree, CommentedMap):
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    filename,
+                    1,
+                    "",
+                    f"expected a mapping of fields at the top level, found {_describe(_plain(tree))}",
+                )
+            ]
+        )
+    data = _plain(tree)
+    try:
+        return DeploylineConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            loc = _clean_loc(err["loc"])
+            problems.append(
+                ConfigProblem(
+                    filename,
+                    _line_of(tree, loc),
+                    _field_path(loc),
+                    _message(err, value_present=err["type"] != "missing"),
+                )
+            )
+        raise ConfigError(_dedupe(problems)) from None
+
+
+def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for p in problems:
+        key = (p.line, p.field, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def load_config(path: str | Path) -> DeploylineConfig:
+    """Read and validate a deployline.yaml. Raises ConfigError (never a traceback-worthy error)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    str(p), None, "", "file not found; run `deployline init` to write a starter"
+                )
+            ]
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError([ConfigProblem(str(p), None, "", "is a directory, not a file")]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [ConfigProblem(str(p), None, "", f"is not UTF-8 text ({exc.reason})")]
+        ) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(p), None, "", f"cannot be read: {exc.strerror}")]) from None
+    return parse_config_text(text, str(p))
+
+
+def json_schema() -> dict[str, Any]:
+    schema = DeploylineConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "deployline.yaml"
+    return schema

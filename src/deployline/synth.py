@@ -1,0 +1,107 @@
+"""`deployline synth`: deployline.yaml -> CloudFormation templates, offline, in-process.
+
+Synthesizes into a scratch directory beside the output directory and swaps it in only when the
+synth succeeded, so a failed run never leaves a half-written `cdk.out`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployline.config import load_config
+
+
+@dataclass(frozen=True)
+class StackSummary:
+    name: str
+    resources: int
+    outputs: int
+    template: Path
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    outdir: Path
+    stacks: list[StackSummary]
+
+
+class SynthError(Exception):
+    """A synth that failed for a reason the user can fix (bad value, invalid construct input)."""
+
+
+def _summarize(outdir: Path) -> list[StackSummary]:
+    manifest = json.loads((outdir / "manifest.json").read_text(encoding="utf-8"))
+    out = []
+    for artifact in manifest.get("artifacts", {}).values():
+        if artifact.get("type") != "aws:cloudformation:stack":
+            continue
+        template_file = outdir / artifact["properties"]["templateFile"]
+        template = json.loads(template_file.read_text(encoding="utf-8"))
+        out.append(
+            StackSummary(
+                name=artifact.get("displayName") or template_file.stem,
+                resources=len(template.get("Resources", {})),
+                outputs=len(template.get("Outputs", {})),
+                template=template_file,
+            )
+        )
+    return sorted(out, key=lambda s: s.name)
+
+
+def synthesize(
+    config_path: str | Path,
+    outdir: str | Path = "cdk.out",
+    *,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> SynthResult:
+    """Validate the config, build the app, synthesize, and move the result into `outdir`.
+
+    Raises ConfigError for a bad deployline.yaml and SynthError for values CDK rejects.
+    """
+    progress("Reading configuration")
+    config = load_config(config_path)
+    target = Path(outdir).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        progress("Starting the CDK runtime (jsii)")
+        from deployline.app import build_app
+
+        progress("Building stacks")
+        try:
+            built = build_app(config, outdir=str(scratch))
+            progress("Synthesizing templates")
+            built.app.synth()
+        except (ValueError, TypeError) as exc:
+            raise SynthError(str(exc)) from None
+        except Exception as exc:
+            # jsii surfaces construct validation errors as JSIIError / RuntimeError.
+            if type(exc).__name__ in {"JSIIError", "JavaScriptError"} or isinstance(
+                exc, RuntimeError
+            ):
+                raise SynthError(_first_line(str(exc))) from None
+            raise
+        if target.exists():
+            backup = target.with_name(f".{target.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            target.rename(backup)
+            scratch.rename(target)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            scratch.rename(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return SynthResult(outdir=target, stacks=_summarize(target))
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line
+    return text
