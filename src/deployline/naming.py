@@ -124,3 +124,8 @@ def tags(*, service: str, project: str, env: str, extra: dict[str, str] | None =
         {"Environment": env, "Project": project, "ManagedBy": MANAGED_BY, "Service": service}
     )
     return out
+
+
+#: The name of the application container in every task definition. imagedefinitions.json, the
+#: appspec and the load balancer all refer to it, so it is one constant, not a per-env name.
+CONTAINER_NAME = "app"

@@ -1,0 +1,140 @@
+"""A Lambda function whose code is one of deployline's own runtime modules (`deployline/runtime/`).
+
+The asset is the `deployline` package directory filtered down to `runtime/`, so the handler is
+`runtime.<module>.handler` and runtime modules import each other relatively. No bundling, no Docker.
+Each function gets its own role (trusting only Lambda), a pre-created KMS-encrypted log group with
+retention, and log permissions scoped to that group (no AWS managed policy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from deployline import defaults
+from deployline.naming import Kind, Namer
+
+#: The Python runtime every deployline function runs on. Default: Python 3.13.
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # .../deployline
+RUNTIME_DIR = PACKAGE_DIR / "runtime"
+_ASSET_EXCLUDE = ["*", "!runtime", "!runtime/**", "**/__pycache__", "**/*.pyc"]
+
+
+def runtime_code() -> lambda_.Code:
+    """The asset holding `runtime/` (one asset, shared by every function: same hash)."""
+    if not (RUNTIME_DIR / "__init__.py").is_file():
+        raise ValueError(f"deployline runtime package not found at {RUNTIME_DIR}")
+    return lambda_.Code.from_asset(str(PACKAGE_DIR), exclude=_ASSET_EXCLUDE)
+
+
+class RuntimeFunction(Construct):
+    """One deployline runtime handler as a Lambda function.
+
+    Attributes:
+        function: the Lambda function.
+        role: its execution role; grant what the handler calls on it (`function.add_to_role_policy`
+            or the resource's `grant_*`).
+        log_group: the function's log group.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        namer: Namer,
+        name: str,
+        handler: str,
+        description: str,
+        key: kms.IKey,
+        environment: Mapping[str, str] | None = None,
+        timeout: Duration = Duration.minutes(1),
+        memory_size: int = 256,
+        log_retention_days: int = defaults.LOG_RETENTION_DAYS,
+        removal: RemovalPolicy = RemovalPolicy.RETAIN,
+        reserved_concurrency: int | None = None,
+        statements: Sequence[iam.PolicyStatement] = (),
+    ) -> None:
+        """
+        Args:
+            namer: names the function `{service}-{name}-{env}`.
+            name: the `{type}` part of the name, e.g. "validate".
+            handler: `module.function` inside `deployline/runtime/`, e.g. "validation.handler".
+            key: CMK for the log group and the function's environment variables. The key must
+                allow CloudWatch Logs (`defaults.allow_logs_to_use_key`).
+            environment: environment variables (no secrets: read those from SSM/Secrets Manager).
+            timeout: Default: 1 minute.
+            memory_size: MiB. Default: 256.
+            log_retention_days: Default: 30.
+            removal: the log group's removal policy. Default: RETAIN.
+            reserved_concurrency: Default: unreserved.
+            statements: extra policy statements for the role, scoped to ARNs.
+        """
+        super().__init__(scope, id)
+        module = handler.rsplit(".", 1)[0]
+        if "." not in handler or not (RUNTIME_DIR / f"{module.replace('.', '/')}.py").is_file():
+            raise ValueError(
+                f"handler must name a module in deployline/runtime and its function, like "
+                f"'validation.handler'; got {handler!r}"
+            )
+        if not 128 <= memory_size <= 10240:
+            raise ValueError(f"memory_size must be 128..10240 MiB, got {memory_size}")
+        function_name = namer.name(name, Kind.LAMBDA_FUNCTION)
+        self.log_group = defaults.encrypted_log_group(
+            self,
+            "Logs",
+            name=f"/aws/lambda/{function_name}",
+            key=key,
+            retention_days=log_retention_days,
+            removal=removal,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=namer.name(f"{name}-fn", Kind.IAM_ROLE),
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"deployline: execution role of {function_name}",
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn, f"{self.log_group.log_group_arn}:*"],
+            )
+        )
+        for statement in statements:
+            self.role.add_to_policy(statement)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=function_name,
+            description=description,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            code=runtime_code(),
+            handler=f"runtime.{handler}",
+            role=self.role,
+            timeout=timeout,
+            memory_size=memory_size,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": namer.service,
+                "LOG_LEVEL": "INFO",
+                **(environment or {}),
+            },
+            environment_encryption=key,
+            log_group=self.log_group,
+            reserved_concurrent_executions=reserved_concurrency,
+        )
+        # The function must not start before its role may write logs and call what it needs.
+        default_policy = self.role.node.try_find_child("DefaultPolicy")
+        if default_policy is not None:
+            self.function.node.add_dependency(default_policy)
+        self.function_name = function_name
