@@ -1,0 +1,168 @@
+"""Read CloudFormation templates: JSON, or YAML with the short intrinsic tags.
+
+`!Ref X` becomes {"Ref": "X"}, `!GetAtt A.B` becomes {"Fn::GetAtt": ["A", "B"]}, `!Sub`, `!Join`,
+... become their long forms, so rules see one shape whatever the source. A file that cannot be
+parsed raises TemplateParseError with the line. Uses libyaml (CSafeLoader) when available.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+try:  # libyaml is an order of magnitude faster; PyYAML wheels ship it
+    _BaseLoader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+except AttributeError:  # pragma: no cover - only without libyaml
+    _BaseLoader = yaml.SafeLoader
+
+
+class TemplateParseError(Exception):
+    def __init__(self, file: str, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.file = file
+        self.message = message
+        self.line = line
+
+
+class CfnYamlLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """SafeLoader that understands CloudFormation's short tags and keeps timestamps as text."""
+
+
+# Keep dates and times as strings (CloudFormation's "2010-09-09" must stay a string).
+CfnYamlLoader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+_FN_TAGS = (
+    "Base64", "Cidr", "FindInMap", "GetAZs", "ImportValue", "Join", "Select", "Split", "Sub",
+    "Transform", "And", "Equals", "If", "Not", "Or", "ToJsonString", "Length", "ForEach",
+)  # fmt: skip
+
+
+def _construct(node: yaml.Node, loader: yaml.SafeLoader) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+
+
+def _fn(name: str) -> Any:
+    key = "Ref" if name == "Ref" else ("Condition" if name == "Condition" else f"Fn::{name}")
+
+    def constructor(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        return {key: _construct(node, loader)}
+
+    return constructor
+
+
+def _getatt(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    value = _construct(node, loader)
+    if isinstance(value, str):
+        logical, _, attr = value.partition(".")
+        return {"Fn::GetAtt": [logical, attr]}
+    return {"Fn::GetAtt": value}
+
+
+for _name in _FN_TAGS:
+    CfnYamlLoader.add_constructor(f"!{_name}", _fn(_name))
+CfnYamlLoader.add_constructor("!Ref", _fn("Ref"))
+CfnYamlLoader.add_constructor("!Condition", _fn("Condition"))
+CfnYamlLoader.add_constructor("!GetAtt", _getatt)
+
+
+def _no_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    loader.flatten_mapping(node)
+    out: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "found an unhashable mapping key", key_node.start_mark
+            ) from None
+        if key in out:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        out[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+    return out
+
+
+CfnYamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def parse_text(text: str, file: str = "<template>") -> dict[str, Any]:
+    """Parse JSON or YAML template text into a dict. Raises TemplateParseError."""
+    stripped = text.lstrip()
+    if not stripped:
+        raise TemplateParseError(file, "the file is empty", 1)
+    data: Any
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TemplateParseError(file, f"invalid JSON: {exc.msg}", exc.lineno) from None
+        except RecursionError:
+            raise TemplateParseError(file, "invalid JSON: nested too deeply") from None
+    else:
+        try:
+            data = yaml.load(text, Loader=CfnYamlLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            what = exc.problem or exc.context or "invalid YAML"
+            raise TemplateParseError(
+                file, f"invalid YAML: {what}", mark.line + 1 if mark else None
+            ) from None
+        except yaml.YAMLError as exc:
+            raise TemplateParseError(file, f"invalid YAML: {exc}") from None
+        except RecursionError:
+            raise TemplateParseError(file, "invalid YAML: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise TemplateParseError(
+            file, f"a template must be a mapping at the top level, found {type(data).__name__}", 1
+        )
+    resources = data.get("Resources")
+    if resources is not None and not isinstance(resources, dict):
+        raise TemplateParseError(file, "'Resources' must be a mapping of logical IDs", None)
+    return data
+
+
+def line_index(text: str, logical_ids: list[str]) -> dict[str, int]:
+    """1-based line where each logical ID is declared under Resources (best effort, fast)."""
+    out: dict[str, int] = {}
+    if not logical_ids:
+        return out
+    start = 0
+    m = re.search(r'^\s*"?Resources"?\s*:', text, re.MULTILINE)
+    if m:
+        start = m.start()
+    wanted = set(logical_ids)
+    pattern = re.compile(r'^[ \t]*"?([A-Za-z0-9]+)"?[ \t]*:', re.MULTILINE)
+    for found in pattern.finditer(text, start):
+        name = found.group(1)
+        if name in wanted and name not in out:
+            out[name] = text.count("\n", 0, found.start()) + 1
+            if len(out) == len(wanted):
+                break
+    return out
+
+
+def read_template(path: str | Path) -> tuple[dict[str, Any], str]:
+    """Read a template file; returns (data, text). Raises TemplateParseError."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise TemplateParseError(str(p), f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TemplateParseError(str(p), f"is not UTF-8 text ({exc.reason})") from None
+    return parse_text(text, str(p)), text

@@ -1,0 +1,148 @@
+"""The checker's vocabulary: severities, findings, and the Rule base class.
+
+A rule is a class whose attributes are its catalog row (id, severity, title, remediation, ...) and
+whose `check(template)` yields `Hit`s: a resource, a property path and a message, or an UNKNOWN
+where an intrinsic hides the answer. The engine turns hits into `Finding`s (adding file, rule and
+line). Nothing here imports aws_cdk.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from deployline.checks.template import Template
+
+
+class Severity(IntEnum):
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, value: str | Severity) -> Severity:
+        if isinstance(value, Severity):
+            return value
+        try:
+            return cls[str(value).strip().upper()]
+        except KeyError:
+            names = ", ".join(s.name for s in cls)
+            raise ValueError(f"unknown severity {value!r}; expected one of {names}") from None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """What a rule reports; the engine adds the rule, file and line."""
+
+    resource: str
+    path: str
+    message: str
+    severity: Severity | None = None  # overrides the rule's severity (e.g. DL301 MEDIUM case)
+    unknown: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule_id: str
+    severity: Severity
+    file: str
+    resource: str
+    path: str
+    message: str
+    remediation: str = ""
+    title: str = ""
+    line: int | None = None
+    unknown: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id,
+            "severity": self.severity.name,
+            "file": self.file,
+            "resource": self.resource,
+            "path": self.path,
+            "message": self.message,
+            "remediation": self.remediation,
+            "title": self.title,
+            "line": self.line,
+        }
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        """Identity for baselines and de-duplication (file-independent of line numbers)."""
+        return (self.rule_id, self.file, self.resource, self.path)
+
+
+class Rule(ABC):
+    """Base class of every rule. Subclasses set the class attributes from their catalog row.
+
+    Attributes:
+        id: the catalog ID, e.g. "DL302".
+        severity: the catalog severity.
+        title: one line saying what is wrong.
+        rationale: why it matters (from the seed documents).
+        remediation: what to do instead.
+        fix_example: a short template snippet that passes.
+        family: catalog section, e.g. "Security".
+        resource_types: the CloudFormation types the rule reads (documentation and fast skip).
+        default_options: configurable knobs (e.g. DL301's limit) and their defaults.
+    """
+
+    id: ClassVar[str] = ""
+    severity: ClassVar[Severity] = Severity.MEDIUM
+    title: ClassVar[str] = ""
+    rationale: ClassVar[str] = ""
+    remediation: ClassVar[str] = ""
+    fix_example: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    seed: ClassVar[str] = ""
+    resource_types: ClassVar[tuple[str, ...]] = ()
+    default_options: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        merged = dict(self.default_options)
+        merged.update(options or {})
+        self.options: dict[str, Any] = merged
+
+    @abstractmethod
+    def check(self, template: Template) -> Iterable[Hit]:
+        """Yield a Hit for each violation (and each UNKNOWN) in `template`."""
+
+    # Helpers for subclasses -------------------------------------------------------------------
+
+    def hit(
+        self, resource: str, path: str, message: str, *, severity: Severity | None = None
+    ) -> Hit:
+        return Hit(resource=resource, path=path, message=message, severity=severity)
+
+    def unknown(self, resource: str, path: str, message: str) -> Hit:
+        return Hit(resource=resource, path=path, message=message, unknown=True)
+
+
+@dataclass(frozen=True)
+class ParseError:
+    """A template that could not be read. The run goes on with the other files (exit 2)."""
+
+    file: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class CheckResult:
+    findings: list[Finding] = field(default_factory=list)
+    unknown: list[Finding] = field(default_factory=list)
+    errors: list[ParseError] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""One rule per module, grouped by catalog section. The registry imports every module here."""
