@@ -31,7 +31,7 @@ ConfigOption = Annotated[
 def _stderr():  # type: ignore[no-untyped-def]
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -68,7 +68,7 @@ def synth(
     from deployline.config import ConfigError
     from deployline.synth import SynthError, synthesize
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         with console.status("Reading configuration") as status:
             result = synthesize(config, out, progress=lambda msg: status.update(msg))
@@ -90,6 +90,22 @@ def synth(
             shown = stack.template
         table.add_row(stack.name, str(stack.resources), str(stack.outputs), str(shown))
     Console().print(table)
+
+
+@app.command()
+def validate(config: ConfigOption = Path("deployline.yaml")) -> None:
+    """Check deployline.yaml without synthesizing: every problem, with its line and field."""
+    from deployline.config import ConfigError, load_config
+
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        _config_errors(exc)
+    envs = ", ".join(
+        f"{e.name} ({e.deployment.value}{', approval' if e.approval else ''})"
+        for e in loaded.environments
+    )
+    _stderr().print(f"{config}: valid. service {loaded.service}; environments: {envs}")
 
 
 @app.command()

@@ -51,15 +51,15 @@ _RULE_ID = re.compile(r"^DL\d{3}$")
 RESERVED_ENV_NAMES = {"shared"}  # used for the pipeline's own resources (see naming.py)
 
 
-def _kebab(max_len: int, what: str) -> Any:
+def _kebab(max_len: int) -> Any:
     def check(value: str) -> str:
         if not _KEBAB.match(value):
             raise ValueError(
-                f"{what} must be lowercase kebab-case (letters, digits and single hyphens, "
+                "must be lowercase kebab-case (letters, digits and single hyphens, "
                 f"starting with a letter), got {value!r}"
             )
         if len(value) > max_len:
-            raise ValueError(f"{what} must be at most {max_len} characters, got {len(value)}")
+            raise ValueError(f"must be at most {max_len} characters, got {len(value)}")
         return value
 
     return AfterValidator(check)
@@ -81,8 +81,8 @@ def _cidr(value: str) -> str:
     return value
 
 
-ServiceName = Annotated[str, _kebab(28, "service")]
-EnvName = Annotated[str, _kebab(12, "environment name")]
+ServiceName = Annotated[str, _kebab(28)]
+EnvName = Annotated[str, _kebab(12)]
 Email = Annotated[str, _pattern(_EMAIL, "an e-mail address like team@example.com")]
 ConnectionArn = Annotated[
     str,
@@ -442,7 +442,7 @@ class NotificationsConfig(_Model):
 
 
 class NamingConfig(_Model):
-    prefix: Annotated[str, _kebab(12, "naming.prefix")] | None = Field(
+    prefix: Annotated[str, _kebab(12)] | None = Field(
         default=None, description="Prepended to every physical name, e.g. your organisation."
     )
     pipeline_environment: EnvName = Field(
@@ -474,7 +474,7 @@ class ChecksConfig(_Model):
 
 class DeploylineConfig(_Model):
     service: ServiceName
-    project: Annotated[str, _kebab(32, "project")]
+    project: Annotated[str, _kebab(32)]
     owner: str | None = Field(default=None, max_length=256)
     source: Source
     build: BuildConfig = Field(default_factory=BuildConfig)

@@ -1,0 +1,258 @@
+"""deployline.yaml: valid files load; every invalid case gives a precise message with its line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from ruamel.yaml import YAML
+
+from deployline.config import (
+    ConfigError,
+    DeploymentType,
+    TrafficShifting,
+    json_schema,
+    load_config,
+    parse_config_text,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "deployline.yaml"
+
+MINIMAL = """\
+service: orders
+project: shop
+source:
+  type: github
+  repository: acme/orders
+  connection_parameter: /deployline/orders/connection-arn
+environments:
+  - name: staging
+  - name: production
+    deployment: blue_green
+    approval: true
+"""
+
+
+def problems(text: str) -> list[tuple[int | None, str, str]]:
+    with pytest.raises(ConfigError) as info:
+        parse_config_text(text, "deployline.yaml")
+    return [(p.line, p.field, p.message) for p in info.value.problems]
+
+
+def only_problem(text: str) -> tuple[int | None, str, str]:
+    found = problems(text)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_example_config_loads_with_two_environments() -> None:
+    config = load_config(EXAMPLE)
+    assert config.service == "payment-processor"
+    staging, production = config.environments
+    assert (staging.name, staging.deployment) == ("staging", DeploymentType.ROLLING)
+    assert (production.name, production.deployment) == ("production", DeploymentType.BLUE_GREEN)
+    assert production.approval and not staging.approval
+    assert config.is_production(production) and not config.is_production(staging)
+
+
+def test_minimal_config_takes_secure_defaults() -> None:
+    config = parse_config_text(MINIMAL)
+    assert config.build.timeout_minutes == 15
+    assert config.build.cache is True
+    assert config.security.threshold.value == "high"
+    assert config.security.allow_unverified is False
+    production = config.environment("production")
+    assert config.traffic_shifting(production) is TrafficShifting.CANARY_10_PERCENT_5_MINUTES
+    assert config.destroy_on_delete(production) is False
+    assert config.destroy_on_delete(config.environment("staging")) is True
+
+
+def test_blue_green_outside_production_defaults_to_all_at_once() -> None:
+    text = MINIMAL.replace("  - name: staging\n", "  - name: staging\n    deployment: blue_green\n")
+    config = parse_config_text(text)
+    assert config.traffic_shifting(config.environment("staging")) is TrafficShifting.ALL_AT_ONCE
+
+
+def test_missing_required_field_names_field_and_line() -> None:
+    line, field, message = only_problem(MINIMAL.replace("project: shop\n", ""))
+    assert (line, field) == (1, "project")
+    assert "required" in message
+
+
+def test_wrong_type_says_what_was_expected_and_found() -> None:
+    text = MINIMAL.replace("  - name: staging\n", "  - name: staging\n    desired_count: two\n")
+    line, field, message = only_problem(text)
+    assert (line, field) == (9, "environments[0].desired_count")
+    assert "whole number" in message and "'two'" in message
+
+
+def test_unknown_key_is_an_error_not_ignored() -> None:
+    line, field, message = only_problem(MINIMAL + "notifcations:\n  emails: [a@b.co]\n")
+    assert (line, field) == (12, "notifcations")
+    assert "not a known field" in message
+
+
+def test_unknown_nested_key_points_at_its_line() -> None:
+    text = MINIMAL.replace("    approval: true\n", "    approval: true\n    aproval_timeout: 3\n")
+    line, field, _ = only_problem(text)
+    assert (line, field) == (12, "environments[1].aproval_timeout")
+
+
+@pytest.mark.parametrize(
+    ("service", "fragment"),
+    [
+        ("Orders", "lowercase kebab-case"),
+        ("orders_api", "lowercase kebab-case"),
+        ("-orders", "lowercase kebab-case"),
+        ("a" * 29, "at most 28 characters"),
+    ],
+)
+def test_invalid_service_name_is_rejected(service: str, fragment: str) -> None:
+    line, field, message = only_problem(MINIMAL.replace("service: orders", f"service: {service}"))
+    assert (line, field) == (1, "service")
+    assert fragment in message
+
+
+def test_invalid_environment_name_is_rejected() -> None:
+    line, field, message = only_problem(MINIMAL.replace("name: staging", "name: Staging_1"))
+    assert field == "environments[0].name"
+    assert line == 8
+    assert "kebab-case" in message
+
+
+def test_duplicate_environment_is_rejected() -> None:
+    text = MINIMAL.replace("name: production", "name: staging")
+    _, field, message = only_problem(text)
+    assert field == "environments"
+    assert "'staging' appears twice" in message
+
+
+def test_reserved_environment_name_is_rejected() -> None:
+    _, _, message = only_problem(MINIMAL.replace("name: staging", "name: shared"))
+    assert "reserved" in message
+
+
+def test_invalid_email_is_rejected_with_its_index() -> None:
+    line, field, message = only_problem(
+        MINIMAL + "notifications:\n  emails: [ops@example.com, not-an-email]\n"
+    )
+    assert (line, field) == (13, "notifications.emails[1]")
+    assert "'not-an-email'" in message
+
+
+def test_invalid_connection_arn_is_rejected() -> None:
+    text = MINIMAL.replace(
+        "connection_parameter: /deployline/orders/connection-arn",
+        "connection_arn: arn:aws:s3:::bucket",
+    )
+    line, field, message = only_problem(text)
+    assert (line, field) == (6, "source.connection_arn")
+    assert "CodeStar connection ARN" in message
+
+
+def test_github_source_needs_exactly_one_connection() -> None:
+    text = MINIMAL.replace("  connection_parameter: /deployline/orders/connection-arn\n", "")
+    _, field, message = only_problem(text)
+    assert field == "source"
+    assert "exactly one of connection_arn or connection_parameter" in message
+
+
+def test_unknown_source_type_lists_the_choices() -> None:
+    _, field, message = only_problem(MINIMAL.replace("type: github", "type: gitlab"))
+    assert field == "source"
+    assert "'github'" in message and "'s3'" in message and "'codecommit'" in message
+
+
+def test_yaml_syntax_error_reports_the_line() -> None:
+    text = MINIMAL.replace("  branch", "").replace("repository: acme/orders", "repository: [acme")
+    line, field, message = only_problem(text)
+    assert field == ""
+    assert message.startswith("YAML syntax error")
+    assert line is not None and 5 <= line <= 8
+
+
+def test_duplicate_yaml_key_is_an_error() -> None:
+    _, _, message = only_problem(MINIMAL + "service: other\n")
+    assert "duplicate" in message.lower() or "YAML" in message
+
+
+def test_empty_file_says_how_to_start() -> None:
+    _, _, message = only_problem("")
+    assert "deployline init" in message
+
+
+def test_fargate_cpu_memory_pair_must_exist() -> None:
+    text = MINIMAL.replace("  - name: staging\n", "  - name: staging\n    cpu: 256\n    memory: 4096\n")
+    _, field, message = only_problem(text)
+    assert field == "environments[0]"
+    assert "memory 4096 MiB is not offered by Fargate with cpu 256" in message
+
+
+def test_fails_when_desired_count_is_zero() -> None:
+    text = MINIMAL.replace("  - name: staging\n", "  - name: staging\n    desired_count: 0\n")
+    _, field, message = only_problem(text)
+    assert field == "environments[0].desired_count"
+    assert "at least 1" in message
+
+
+def test_fails_when_min_capacity_exceeds_max() -> None:
+    text = MINIMAL.replace(
+        "  - name: staging\n",
+        "  - name: staging\n    min_capacity: 3\n    max_capacity: 2\n    desired_count: 2\n",
+    )
+    _, _, message = only_problem(text)
+    assert "min_capacity (3) must not exceed max_capacity (2)" in message
+
+
+def test_blue_green_needs_a_second_listener_port() -> None:
+    text = MINIMAL.replace("    approval: true\n", "    approval: true\n    test_listener_port: 80\n")
+    _, field, message = only_problem(text)
+    assert field == "environments[1]"
+    assert "second listener" in message
+
+
+def test_traffic_shifting_on_rolling_is_rejected() -> None:
+    text = MINIMAL.replace(
+        "  - name: staging\n", "  - name: staging\n    traffic_shifting: all_at_once\n"
+    )
+    _, _, message = only_problem(text)
+    assert "blue_green only" in message
+
+
+def test_several_problems_are_reported_together() -> None:
+    text = (
+        MINIMAL.replace("service: orders", "service: Orders")
+        .replace("project: shop\n", "")
+        + "bogus: 1\n"
+    )
+    fields = {field for _, field, _ in problems(text)}
+    assert {"service", "project", "bogus"} <= fields
+
+
+def test_reserved_tags_cannot_be_overridden() -> None:
+    _, field, message = only_problem(MINIMAL + "tags:\n  Environment: dev\n")
+    assert field == "tags"
+    assert "set by deployline" in message
+
+
+def test_missing_file_error_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.yaml")
+    assert "nope.yaml" in str(info.value) and "deployline init" in str(info.value)
+
+
+def test_example_validates_against_the_published_json_schema() -> None:
+    schema = json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    data = YAML(typ="safe").load(EXAMPLE.read_text())
+    jsonschema.validate(json.loads(json.dumps(data)), schema)
+
+
+def test_json_schema_rejects_unknown_keys_like_the_loader() -> None:
+    data = YAML(typ="safe").load(EXAMPLE.read_text())
+    data["enviroments"] = data.pop("environments")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, json_schema())

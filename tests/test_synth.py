@@ -1,0 +1,119 @@
+"""`deployline synth` of the example: offline, environment-agnostic, tagged, atomic."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deployline import synth as synth_module
+from deployline.synth import SynthError, synthesize
+
+ROOT = Path(__file__).resolve().parent.parent
+ACCOUNT = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
+REGION = re.compile(
+    r"\b(?:us|eu|ap|sa|ca|me|af|il|mx)-(?:gov-)?(?:north|south|east|west|central|northeast|"
+    r"southeast|northwest|southwest)-[0-9]\b"
+)
+REQUIRED_TAGS = {"Environment", "Project", "ManagedBy", "Service"}
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> synth_module.SynthResult:
+    out = tmp_path_factory.mktemp("synth") / "cdk.out"
+    return synthesize(ROOT / "deployline.yaml", out)
+
+
+def _templates(result: synth_module.SynthResult) -> dict[str, dict]:  # type: ignore[type-arg]
+    return {s.name: json.loads(s.template.read_text()) for s in result.stacks}
+
+
+def test_synth_writes_a_cloud_assembly_with_the_pipeline_stack(synthesized) -> None:  # type: ignore[no-untyped-def]
+    names = [s.name for s in synthesized.stacks]
+    assert "payment-processor-pipeline-shared" in names
+    assert (synthesized.outdir / "manifest.json").is_file()
+    for stack in synthesized.stacks:
+        template = json.loads(stack.template.read_text())
+        assert stack.resources == len(template["Resources"])
+        assert stack.outputs == len(template.get("Outputs", {}))
+
+
+def test_templates_hold_no_literal_account_or_region(synthesized) -> None:  # type: ignore[no-untyped-def]
+    for name, template in _templates(synthesized).items():
+        body = json.dumps({k: v for k, v in template.items() if k != "Mappings"})
+        assert not ACCOUNT.findall(body), f"{name}: literal account ID"
+        assert not REGION.findall(body), f"{name}: literal region"
+
+
+def test_every_tagged_resource_carries_the_required_tags(synthesized) -> None:  # type: ignore[no-untyped-def]
+    checked = 0
+    for name, template in _templates(synthesized).items():
+        env = "shared" if name.endswith("-shared") else name.rsplit("-", 1)[-1]
+        for logical_id, resource in template["Resources"].items():
+            tags = resource.get("Properties", {}).get("Tags")
+            if not isinstance(tags, list):
+                continue
+            keys = {t["Key"]: t["Value"] for t in tags}
+            assert REQUIRED_TAGS <= set(keys), f"{name}/{logical_id}: {sorted(keys)}"
+            assert keys["ManagedBy"] == "deployline"
+            assert keys["Project"] == "payments"
+            assert keys["Environment"] == env
+            assert keys["CostCenter"] == "4200"
+            checked += 1
+    assert checked > 0
+
+
+def test_artifact_store_is_kms_encrypted_versioned_and_private(synthesized) -> None:  # type: ignore[no-untyped-def]
+    template = _templates(synthesized)["payment-processor-pipeline-shared"]
+    buckets = [r for r in template["Resources"].values() if r["Type"] == "AWS::S3::Bucket"]
+    kms = [
+        b for b in buckets
+        if b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+            "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    ]
+    assert kms, "the artifact bucket must use aws:kms"
+    artifact = kms[0]["Properties"]
+    assert artifact["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert artifact["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+    }
+    rules = artifact["LifecycleConfiguration"]["Rules"]
+    assert any("ExpirationInDays" in r and "NoncurrentVersionExpiration" in r for r in rules)
+    for bucket in buckets:
+        assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
+
+
+def test_cdk_app_entry_point_synthesizes_for_the_cdk_cli(tmp_path: Path) -> None:
+    """What `npx aws-cdk synth` runs (cdk.json "app"): CDK_OUTDIR set by the CLI."""
+    app_command = json.loads((ROOT / "cdk.json").read_text())["app"]
+    assert app_command.endswith("-m deployline.app")
+    env = {**os.environ, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": json.dumps(
+        {"config": str(ROOT / "deployline.yaml")})}
+    subprocess.run([sys.executable, "-m", "deployline.app"], check=True, env=env, cwd=ROOT,
+                   capture_output=True, timeout=600)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    stacks = [a for a in manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"]
+    assert any(a.get("displayName") == "payment-processor-pipeline-shared" for a in stacks)
+
+
+def test_failed_synth_keeps_the_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "cdk.out"
+    out.mkdir()
+    (out / "manifest.json").write_text("{}")
+
+    def broken_build_app(*_args, **_kwargs):  # type: ignore[no-untyped-def]
+        raise ValueError("desired_count must be at least 1, got 0")
+
+    import deployline.app
+
+    monkeypatch.setattr(deployline.app, "build_app", broken_build_app)
+    with pytest.raises(SynthError, match="desired_count must be at least 1"):
+        synthesize(ROOT / "deployline.yaml", out)
+    assert (out / "manifest.json").read_text() == "{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["cdk.out"], "no scratch directory left behind"
