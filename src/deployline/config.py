@@ -265,12 +265,30 @@ class TrafficShifting(StrEnum):
 
 
 class AlarmThresholds(_Model):
+    """When an environment is unhealthy. The alarms roll deployments back (ECS deployment alarms
+    for rolling environments, CodeDeploy alarms for blue/green ones)."""
+
     error_rate_percent: float = Field(
-        default=5.0, gt=0, le=100, description="Target 5xx responses as a share of requests."
+        default=5.0,
+        gt=0,
+        le=100,
+        description="Target 5xx responses as a share of requests. Default: 5 percent.",
     )
-    p99_latency_ms: int = Field(default=1500, ge=1, le=60_000)
-    unhealthy_hosts: int = Field(default=1, ge=1)
-    evaluation_minutes: int = Field(default=3, ge=1, le=60)
+    p99_latency_ms: int = Field(
+        default=1500, ge=1, le=60_000, description="p99 target response time. Default: 1500 ms."
+    )
+    unhealthy_hosts: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Unhealthy targets (at or above) that count as a breach. Default: 1.",
+    )
+    evaluation_minutes: int = Field(
+        default=3,
+        ge=1,
+        le=60,
+        description="Consecutive breaching minutes before an alarm fires. Default: 3.",
+    )
 
 
 class NetworkMode(StrEnum):
@@ -280,11 +298,21 @@ class NetworkMode(StrEnum):
 
 
 class NetworkConfig(_Model):
-    """Where the service runs. Default: a new VPC over 2 AZs, tasks in public subnets, no NAT."""
+    """Where the service runs. Default: a new VPC over 2 AZs, tasks in public subnets, no NAT.
+
+    mode public: tasks in public subnets with a public IP, reachable only from the load balancer
+    (the cheapest: no NAT gateway, no endpoint). mode private: tasks in private subnets behind
+    NAT gateways. mode endpoints: tasks in isolated subnets without any route to the internet;
+    they reach ECR, S3 and CloudWatch Logs (and extra_endpoints) through VPC endpoints.
+    """
 
     mode: NetworkMode = NetworkMode.PUBLIC
     vpc_id: Annotated[str, _pattern(_VPC_ID, "a VPC ID like vpc-0abc1234")] | None = None
-    vpc_cidr: Cidr = "10.0.0.0/16"
+    vpc_cidr: Cidr = Field(
+        default="10.0.0.0/16",
+        description="CIDR of the new VPC (or of the existing one, with vpc_id). "
+        "Default: 10.0.0.0/16.",
+    )
     availability_zones: list[Annotated[str, Field(pattern=r"^[a-z]{2}-[a-z]+-\d[a-z]$")]] = Field(
         default_factory=list,
         description="Required with vpc_id (synth runs offline and cannot look them up).",
@@ -295,14 +323,77 @@ class NetworkConfig(_Model):
     private_subnet_ids: list[Annotated[str, _pattern(_SUBNET_ID, "a subnet ID")]] = Field(
         default_factory=list
     )
-    max_azs: int = Field(default=2, ge=2, le=6)
-    nat_gateways: int = Field(default=1, ge=1, le=6, description="mode: private only.")
+    max_azs: int = Field(default=2, ge=2, le=6, description="New VPC only. Default: 2.")
+    nat_gateways: int = Field(
+        default=1,
+        ge=1,
+        le=6,
+        description="mode private with a new VPC only. One per AZ survives an AZ outage. "
+        "Default: 1.",
+    )
+    flow_logs: bool = Field(
+        default=True,
+        description="VPC flow logs (all traffic) to a KMS-encrypted log group; new VPC only. "
+        "Default: on.",
+    )
+    create_endpoints: bool | None = Field(
+        default=None,
+        description="mode endpoints: create the VPC endpoints the tasks need. Default: true for "
+        "a new VPC, false with vpc_id (an existing VPC usually has them already, and a second "
+        "endpoint with private DNS for the same service cannot be created).",
+    )
+    extra_endpoints: list[Annotated[str, Field(min_length=2, max_length=64)]] = Field(
+        default_factory=list,
+        description="mode endpoints: more interface endpoints the application calls, by "
+        "service name (secretsmanager, ssm, sts, kms, ...). ECR, S3 and CloudWatch Logs are "
+        "always created.",
+    )
+
+    @field_validator("extra_endpoints")
+    @classmethod
+    def _endpoint_names(cls, value: list[str]) -> list[str]:
+        service_name = re.compile(r"^[a-z][a-z0-9-]*(?:\.[a-z0-9-]+)*$")
+        built_in = {"ecr.api", "ecr.dkr", "logs", "s3"}  # mode endpoints always creates these
+        for name in value:
+            if not service_name.match(name):
+                raise ValueError(
+                    f"extra_endpoints entries are service names like 'secretsmanager' or "
+                    f"'ssm', got {name!r}"
+                )
+            if name in built_in:
+                raise ValueError(
+                    f"extra_endpoints: {name!r} is always created in mode endpoints; remove it"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError(f"extra_endpoints must not repeat, got {value}")
+        return value
+
+    @property
+    def effective_create_endpoints(self) -> bool:
+        """Whether deployline creates the VPC endpoints (mode endpoints only)."""
+        if self.mode is not NetworkMode.ENDPOINTS:
+            return False
+        if self.create_endpoints is not None:
+            return self.create_endpoints
+        return self.vpc_id is None
 
     @model_validator(mode="after")
     def _existing_vpc_complete(self) -> NetworkConfig:
+        if self.mode is not NetworkMode.ENDPOINTS and (
+            self.extra_endpoints or self.create_endpoints is not None
+        ):
+            raise ValueError(
+                "extra_endpoints and create_endpoints apply to mode: endpoints only, "
+                f"got mode {self.mode.value}"
+            )
         if self.vpc_id is None:
             if self.public_subnet_ids or self.private_subnet_ids or self.availability_zones:
                 raise ValueError("subnet IDs and availability_zones are only used with vpc_id")
+            if self.mode is NetworkMode.PRIVATE and self.nat_gateways > self.max_azs:
+                raise ValueError(
+                    f"nat_gateways ({self.nat_gateways}) must not exceed max_azs "
+                    f"({self.max_azs}): at most one NAT gateway per availability zone"
+                )
             return self
         if len(self.public_subnet_ids) < 2:
             raise ValueError(
@@ -310,11 +401,26 @@ class NetworkConfig(_Model):
             )
         if self.mode is not NetworkMode.PUBLIC and len(self.private_subnet_ids) < 2:
             raise ValueError(f"mode {self.mode.value} needs at least 2 private_subnet_ids")
+        if self.mode is NetworkMode.PUBLIC and self.private_subnet_ids:
+            raise ValueError(
+                "mode public runs tasks in the public subnets; remove private_subnet_ids or "
+                "set mode: private"
+            )
         if len(self.availability_zones) != len(self.public_subnet_ids):
             raise ValueError(
-                "availability_zones must list one zone per public subnet, "
-                f"got {len(self.availability_zones)} zones for {len(self.public_subnet_ids)} subnets"
+                "availability_zones must list one zone per public subnet, got "
+                f"{len(self.availability_zones)} zones for {len(self.public_subnet_ids)} subnets"
             )
+        if self.private_subnet_ids and len(self.private_subnet_ids) != len(
+            self.availability_zones
+        ):
+            raise ValueError(
+                "private_subnet_ids must list one subnet per availability zone (in the same "
+                f"order), got {len(self.private_subnet_ids)} subnets for "
+                f"{len(self.availability_zones)} zones"
+            )
+        if len(set(self.availability_zones)) != len(self.availability_zones):
+            raise ValueError(f"availability_zones must not repeat, got {self.availability_zones}")
         return self
 
 
@@ -331,6 +437,9 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 
 
 class EnvironmentConfig(_Model):
+    """One environment the service runs in: an ECS Fargate service behind an ALB, deployed rolling
+    (ECS circuit breaker and alarms) or blue/green (CodeDeploy with a test listener)."""
+
     name: EnvName
     deployment: DeploymentType = DeploymentType.ROLLING
     traffic_shifting: TrafficShifting | None = Field(
@@ -346,13 +455,23 @@ class EnvironmentConfig(_Model):
     memory: int = Field(default=512, description="MiB, a size Fargate offers for the cpu.")
     container_port: int = Field(default=8080, ge=1, le=65535)
     health_check_path: str = Field(default="/health", pattern=r"^/[\w\-./~%]*$")
-    listener_port: int = Field(default=80, ge=1, le=65535)
+    listener_port: int = Field(
+        default=80,
+        ge=1,
+        le=65535,
+        description="The HTTP listener. With certificate_arn, HTTPS is served on 443 and this "
+        "port redirects to it. Default: 80.",
+    )
     test_listener_port: int | None = Field(
         default=None, ge=1, le=65535, description="blue_green: Default: 8080."
     )
-    test_listener_cidrs: list[Cidr] = Field(
-        default_factory=lambda: ["10.0.0.0/8"],
-        description="Who may reach the test listener (green tasks before traffic shifts).",
+    test_listener_cidrs: list[Cidr] | None = Field(
+        default=None,
+        min_length=1,
+        description="Who may reach the test listener (green tasks before traffic shifts). "
+        "Default: ingress_cidrs, the audience of the production listener: the "
+        "AfterAllowTestTraffic hook runs outside the VPC and must reach the test listener, and "
+        "the test listener shows that audience nothing the production listener will not.",
     )
     ingress_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
     certificate_arn: CertificateArn | None = None
@@ -362,14 +481,78 @@ class EnvironmentConfig(_Model):
     placeholder_image: str = Field(
         default="public.ecr.aws/docker/library/caddy:2-alpine",
         min_length=1,
-        description="Image the service starts with before the pipeline pushes one.",
+        pattern=r"^[a-z0-9][a-z0-9._\-/:@]*$",
+        description="Image the service starts with before the pipeline pushes one. It must "
+        "answer 200 on health_check_path at container_port as a non-root user.",
+    )
+    placeholder_image_command: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        default=None,
+        description="Command for the placeholder image. Default: for a caddy image, "
+        "`caddy respond --listen :<container_port>` (200 on every path, no file written); "
+        "otherwise the image's own command.",
+    )
+    container_user: str = Field(
+        default="1000:1000",
+        pattern=r"^(?:\d{1,10}|[a-z_][a-z0-9_-]{0,31})(?::(?:\d{1,10}|[a-z_][a-z0-9_-]{0,31}))?$",
+        description="uid[:gid] the container runs as; never root. Default: 1000:1000.",
+    )
+    read_only_root_filesystem: bool = True
+    writable_paths: list[Annotated[str, Field(pattern=r"^/[\w\-./]+$")]] = Field(
+        default_factory=lambda: ["/tmp"],  # noqa: S108  (a mount point, not a temp file)
+        max_length=10,
+        description="Task-local scratch volumes mounted writable (with "
+        "read_only_root_filesystem). Default: /tmp.",
+    )
+    container_health_check: bool = Field(
+        default=True,
+        description="A container health check (ECS replaces a task whose check fails). "
+        "Default: on.",
+    )
+    container_health_check_command: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="Shell command that exits 0 when the container is healthy. Default: GET "
+        "http://127.0.0.1:<container_port><health_check_path> with wget, curl or python3, "
+        "whichever the image has.",
+    )
+    health_check_grace_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="Load balancer health checks are ignored this long after a task starts. "
+        "Default: 60 seconds.",
+    )
+    deregistration_delay_seconds: int = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="How long the load balancer drains a stopping task. Default: 30 seconds.",
+    )
+    target_cpu_percent: int = Field(
+        default=60, ge=10, le=95, description="Autoscaling target CPU. Default: 60 percent."
+    )
+    target_requests_per_task: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Autoscaling target, requests per task per minute. Default: 1000.",
+    )
+    log_retention_days: Literal[
+        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+        2922, 3288, 3653,
+    ] = Field(default=30, description="Application, flow and hook logs. Default: 30 days.")
+    access_log_expiry_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Load balancer access logs are deleted after this many days. Default: 90.",
     )
     destroy_on_delete: bool | None = Field(
         default=None,
         description="Delete stateful resources with the stack. Default: false for production, "
         "true otherwise.",
     )
-    read_only_root_filesystem: bool = True
     production: bool | None = Field(
         default=None,
         description="Treat as production (RETAIN, canary default, deletion protection). "
@@ -381,6 +564,29 @@ class EnvironmentConfig(_Model):
     region: Region | None = Field(
         default=None, description="Recorded for cross-region deploys; not used yet."
     )
+
+    @field_validator("container_user")
+    @classmethod
+    def _not_root(cls, value: str) -> str:
+        user = value.split(":", 1)[0]
+        if user in {"0", "root"}:
+            raise ValueError(
+                f"container_user must not be root, got {value!r}; use a uid such as 1000:1000"
+            )
+        return value
+
+    @field_validator("writable_paths")
+    @classmethod
+    def _writable_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            parts = path.strip("/").split("/")
+            if path == "/" or ".." in parts or "." in parts:
+                raise ValueError(
+                    f"writable_paths entries must be absolute directories below /, got {path!r}"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError(f"writable_paths must not repeat, got {value}")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> EnvironmentConfig:
@@ -404,6 +610,11 @@ class EnvironmentConfig(_Model):
                 f"desired_count ({self.desired_count}) must lie between min_capacity "
                 f"({self.min_capacity}) and max_capacity ({self.max_capacity})"
             )
+        if self.certificate_arn and self.listener_port == 443:
+            raise ValueError(
+                "listener_port 443 is taken by the HTTPS listener when certificate_arn is set; "
+                "listener_port is the HTTP port that redirects to it (use 80)"
+            )
         if self.deployment is DeploymentType.ROLLING:
             if self.traffic_shifting is not None:
                 raise ValueError(
@@ -412,6 +623,8 @@ class EnvironmentConfig(_Model):
                 )
             if self.test_listener_port is not None:
                 raise ValueError("test_listener_port applies to deployment: blue_green only")
+            if self.test_listener_cidrs is not None:
+                raise ValueError("test_listener_cidrs applies to deployment: blue_green only")
         else:
             port = self.effective_test_listener_port
             if port == self.listener_port:
@@ -421,11 +634,27 @@ class EnvironmentConfig(_Model):
                 )
             if self.certificate_arn and port == 443:
                 raise ValueError("test_listener_port 443 is taken by the HTTPS listener")
+        if self.network.mode is NetworkMode.ENDPOINTS and not (
+            self.placeholder_image.startswith("public.ecr.aws/")
+            or re.match(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/", self.placeholder_image)
+        ):
+            raise ValueError(
+                "network mode endpoints has no route to the internet: placeholder_image must "
+                "be on public.ecr.aws (pulled through an ECR pull-through cache) or in your "
+                f"private ECR, got {self.placeholder_image!r}"
+            )
         return self
 
     @property
     def effective_test_listener_port(self) -> int:
         return self.test_listener_port if self.test_listener_port is not None else 8080
+
+    @property
+    def effective_test_listener_cidrs(self) -> list[str]:
+        """Who may reach the test listener. Default: ingress_cidrs."""
+        if self.test_listener_cidrs is not None:
+            return list(self.test_listener_cidrs)
+        return list(self.ingress_cidrs)
 
 
 class NotificationsConfig(_Model):
