@@ -1,0 +1,105 @@
+"""DL303: a CodeBuild project on an outdated AWS managed image."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+from deployline.checks import data
+from deployline.checks.intrinsics import as_list, literal_str, ref_target, render
+from deployline.checks.model import Hit, Rule, Severity
+from deployline.checks.template import Template
+
+_MANAGED_PREFIX = "aws/codebuild/"
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> tuple[tuple[re.Pattern[str], Severity, str], ...]:
+    out = []
+    for item in data.items("outdated_codebuild_images"):
+        out.append(
+            (re.compile(item["pattern"]), Severity.parse(item["severity"]), str(item["note"]))
+        )
+    return tuple(out)
+
+
+def outdated(image: str) -> tuple[Severity, str] | None:
+    """(severity, note) when `image` is an outdated managed image, else None."""
+    for pattern, severity, note in _patterns():
+        if pattern.match(image.strip()):
+            return severity, note
+    return None
+
+
+class OutdatedBuildImage(Rule):
+    """Reads Environment.Image. A parameter is UNKNOWN unless every AllowedValue is current;
+    an image assembled with an intrinsic is UNKNOWN when it is a managed image whose version
+    the template hides, and passes when it is clearly a custom (e.g. ECR) image."""
+
+    id = "DL303"
+    severity = Severity.HIGH
+    family = "Build"
+    seed = "000 §3, 002 §4"
+    title = "Outdated AWS managed CodeBuild image"
+    resource_types = ("AWS::CodeBuild::Project",)
+    rationale = (
+        "Deprecated images are no longer cached or patched: builds provision slowly, run old "
+        "runtimes and miss security fixes."
+    )
+    remediation = (
+        "Use a current image: aws/codebuild/standard:7.0, "
+        "aws/codebuild/amazonlinux-x86_64-standard:5.0 or "
+        "aws/codebuild/amazonlinux-aarch64-standard:3.0."
+    )
+    fix_example = """\
+BuildProject:
+  Type: AWS::CodeBuild::Project
+  Properties:
+    Environment:
+      Image: aws/codebuild/standard:7.0
+"""
+
+    def check(self, template: Template) -> Iterator[Hit]:
+        for project in template.of_type(*self.resource_types):
+            value = project.prop("Environment", "Image")
+            if value is None:
+                continue
+            yield from self._check_image(template, project.logical_id, value)
+
+    def _check_image(self, template: Template, logical_id: str, value: Any) -> Iterator[Hit]:
+        path = "Properties.Environment.Image"
+        text = literal_str(value)
+        if text is not None:
+            found = outdated(text)
+            if found is not None:
+                severity, note = found
+                yield self.hit(
+                    logical_id, path, f"image {text} is outdated ({note})", severity=severity
+                )
+            return
+        target = ref_target(value)
+        if target is not None and template.is_parameter(target):
+            allowed = template.parameters.get(target, {}).get("AllowedValues")
+            values = [v for v in as_list(allowed) if isinstance(v, str)]
+            if values and all(outdated(v) is None for v in values):
+                return
+            yield self.unknown(logical_id, path, f"the image comes from the parameter {target}")
+            return
+        rendered = render(value)
+        if _MANAGED_PREFIX not in rendered:
+            return  # a custom image (ECR, Docker Hub, ...): not an AWS managed image
+        head = rendered.split("${", 1)[0]
+        found = outdated(head)
+        if found is None and "${" not in rendered:
+            return  # an intrinsic made only of literals, naming a current image
+        if found is not None:
+            severity, note = found
+            yield self.hit(
+                logical_id, path, f"image {rendered} is outdated ({note})", severity=severity
+            )
+            return
+        yield self.unknown(
+            logical_id, path, f"the managed image version is computed by an intrinsic: {rendered}"
+        )
