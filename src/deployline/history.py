@@ -1,0 +1,441 @@
+"""`deployline history`: the deployment records and the four DORA metrics, from the table the
+recorder fills.
+
+    deployline history [--env ENV] [--since 30d] [--format table|json] [--endpoint-url URL]
+                       [--table NAME] [--region R] [--config deployline.yaml]
+
+The table name defaults to the one deployline gives it (`{prefix-}{service}-deployments-{env}`,
+env = naming.pipeline_environment) when deployline.yaml is readable. Records are listed newest
+first; the metrics are about --env, or else the production environment. Errors (no table, no
+credentials, an unreachable endpoint, a bad --since) print one line and exit 2.
+
+boto3 and rich are imported inside the functions that use them, so `deployline --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from deployline.runtime import dora, records
+from deployline.runtime.records import PIPELINE_SCOPE, DeploymentRecord
+
+#: Longest --since accepted. Default: 10 years.
+MAX_SINCE = timedelta(days=3650)
+_SINCE = re.compile(r"^\s*(\d{1,6})\s*([hdw])\s*$", re.IGNORECASE)
+_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+class HistoryError(Exception):
+    """A problem the user can fix; the message says which and how."""
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+def parse_since(text: str) -> timedelta:
+    """`12h`, `30d`, `2w` -> a timedelta. Raises HistoryError otherwise."""
+    match = _SINCE.match(text or "")
+    if not match:
+        raise HistoryError(
+            f"--since must be a whole number followed by h, d or w (like 12h, 30d or 2w), "
+            f"got {text!r}"
+        )
+    amount = int(match.group(1))
+    if amount <= 0:
+        raise HistoryError(f"--since must be positive, got {text!r}")
+    span = amount * _UNITS[match.group(2).lower()]
+    if span > MAX_SINCE:
+        raise HistoryError(f"--since may reach back at most {MAX_SINCE.days} days, got {text!r}")
+    return span
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the records are and what the configuration says about environments."""
+
+    table: str
+    environments: tuple[str, ...] = ()
+    production: str | None = None
+
+
+def resolve_target(*, table: str | None, config_path: Path) -> Target:
+    """The table (from --table, else from deployline.yaml) and the configured environments."""
+    if not config_path.is_file():
+        if table:
+            return Target(table)
+        raise HistoryError(
+            f"no --table given and {config_path} not found: pass --table NAME or --config "
+            f"path/to/deployline.yaml"
+        )
+    from deployline.config import ConfigError, load_config
+    from deployline.naming import Kind, Namer
+
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        if table:
+            return Target(table)
+        first = exc.problems[0] if exc.problems else "invalid"
+        raise HistoryError(
+            f"{config_path} is invalid ({first}); fix it or pass --table NAME"
+        ) from None
+    production = next(
+        (e.name for e in reversed(config.environments) if config.is_production(e)), None
+    )
+    name = table or Namer(
+        config.service, config.naming.pipeline_environment, config.naming.prefix
+    ).name("deployments", Kind.DYNAMODB_TABLE)
+    return Target(name, tuple(e.name for e in config.environments), production)
+
+
+@dataclass(frozen=True)
+class History:
+    """Records (newest first) and metrics for one window."""
+
+    table: str
+    since: datetime
+    until: datetime
+    environment: str | None
+    metrics_environment: str | None
+    records: tuple[DeploymentRecord, ...]
+    metrics: dora.DoraMetrics
+    pipeline_records: tuple[DeploymentRecord, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "since": records.iso(self.since),
+            "until": records.iso(self.until),
+            "environment": self.environment,
+            "records": [r.to_dict() for r in self.records],
+            "metrics": self.metrics.to_dict(),
+        }
+
+
+def _client(region: str | None, endpoint_url: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import NoRegionError
+
+    try:
+        return boto3.client(
+            "dynamodb",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=Config(
+                retries={"mode": "standard", "max_attempts": 3},
+                connect_timeout=5,
+                read_timeout=20,
+            ),
+        )
+    except NoRegionError:
+        raise HistoryError(
+            "no AWS region: pass --region or set AWS_REGION (or a region in your AWS profile)"
+        ) from None
+    except ValueError as exc:  # e.g. a malformed --endpoint-url
+        raise HistoryError(f"cannot create a DynamoDB client: {exc}") from None
+
+
+def _translate(
+    exc: Exception, *, table: str, region: str | None, endpoint: str | None
+) -> HistoryError:
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    where = f" at {endpoint}" if endpoint else (f" in {region}" if region else "")
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return HistoryError(
+            "no AWS credentials found: set AWS_PROFILE, run `aws configure` or "
+            "`aws sso login`, or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    if isinstance(exc, EndpointConnectionError):
+        return HistoryError(
+            f"cannot reach DynamoDB{where}: {exc}. Check --endpoint-url/--region and your network"
+        )
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        if code == "ResourceNotFoundException":
+            return HistoryError(
+                f"table {table!r} not found{where}: deploy the pipeline stack first, or pass "
+                f"--table NAME / --region"
+            )
+        if code in (
+            "UnrecognizedClientException",
+            "InvalidSignatureException",
+            "ExpiredTokenException",
+            "InvalidClientTokenId",
+        ):
+            return HistoryError(f"AWS rejected the credentials ({code}): {message}")
+        if code in ("AccessDeniedException", "AccessDenied"):
+            return HistoryError(
+                f"not allowed to read table {table!r}{where}: {message}. You need dynamodb:Query "
+                f"and dynamodb:Scan on the table and its by-environment index"
+            )
+        return HistoryError(f"DynamoDB {code or 'error'}{where}: {message}")
+    from botocore.exceptions import BotoCoreError
+
+    if isinstance(exc, BotoCoreError):
+        return HistoryError(f"cannot read table {table!r}{where}: {exc}")
+    raise exc
+
+
+def load_history(
+    *,
+    table: str,
+    since: timedelta,
+    environment: str | None = None,
+    environments: Sequence[str] = (),
+    production: str | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    now: datetime | None = None,
+    dynamodb: Any = None,
+) -> History:
+    """Read the records that started in the window and compute the metrics.
+
+    With `environment`, one index query; with the configured `environments`, one per
+    environment; otherwise a filtered scan (the table holds a few items per execution).
+    Raises HistoryError with a message the user can act on.
+    """
+    until = now or datetime.now(UTC)
+    start = until - since
+    client = dynamodb or _client(region, endpoint_url)
+    names: list[str] = [environment] if environment else list(environments)
+    since_text, until_text = records.iso(start), records.iso(until)
+    try:
+        if names:
+            items: list[dict[str, Any]] = []
+            for env in names:
+                items += records.query_environment(
+                    client, table, env, since=since_text, until=until_text
+                )
+        else:
+            items = records.scan_records(client, table, since=since_text, until=until_text)
+        env_items = [i for i in items if i.get(records.GSI_PK) != PIPELINE_SCOPE]
+        shared = records.get_pipeline_records(
+            client, table, {str(i["execution_id"]) for i in env_items if i.get("execution_id")}
+        )
+    except HistoryError:
+        raise
+    except Exception as exc:
+        raise _translate(exc, table=table, region=region, endpoint=endpoint_url) from None
+    joined = records.join_records(env_items, shared)
+    metrics_env = environment or production
+    metrics = dora.compute(joined, since=start, until=until, environment=metrics_env)
+    return History(
+        table=table,
+        since=start,
+        until=until,
+        environment=environment,
+        metrics_environment=metrics.environment,
+        records=tuple(joined),
+        metrics=metrics,
+        pipeline_records=tuple(DeploymentRecord.from_item(i) for i in shared.values()),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+
+
+def format_duration(seconds: float | None) -> str:
+    """`95` -> `1m 35s`, `7260` -> `2h 1m`, `200000` -> `2d 7h`; None -> `-`."""
+    if seconds is None:
+        return "-"
+    total = round(seconds)
+    days, rest = divmod(total, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{secs}s"
+
+
+def metric_lines(metrics: dora.DoraMetrics) -> list[tuple[str, str]]:
+    """(name, value) pairs for the four metrics, 'no data' where None."""
+    freq = metrics.deployment_frequency_per_day
+    cfr = metrics.change_failure_rate
+    return [
+        (
+            "Deployment frequency",
+            "no data" if freq is None else f"{freq:.2f} per day ({metrics.successful} successful)",
+        ),
+        (
+            "Lead time for changes",
+            "no data"
+            if metrics.lead_time_seconds is None
+            else f"{format_duration(metrics.lead_time_seconds)} median "
+            f"({metrics.lead_time_samples} change(s))",
+        ),
+        (
+            "Change failure rate",
+            "no data"
+            if cfr is None
+            else f"{cfr * 100:.1f}% ({metrics.failed} of {metrics.deployments})",
+        ),
+        (
+            "Time to restore service",
+            "no data"
+            if metrics.time_to_restore_seconds is None
+            else f"{format_duration(metrics.time_to_restore_seconds)} median "
+            f"({metrics.restores} restore(s))",
+        ),
+    ]
+
+
+_STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "started": "yellow",
+    "resumed": "yellow",
+    "stopping": "yellow",
+}
+
+
+def render(history: History, console: Any) -> None:
+    """Print the records as a table and the metrics below it (rich Console)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    window = f"{records.iso(history.since)} to {records.iso(history.until)}"
+    table = Table(
+        title=f"Deployments in {history.table} ({window})", title_justify="left", expand=False
+    )
+    for column, options in (
+        ("started", {"no_wrap": True}),
+        ("env", {"style": "bold"}),
+        ("status", {}),
+        ("duration", {"justify": "right"}),
+        ("commit", {"overflow": "fold", "max_width": 40}),
+        ("image", {"overflow": "fold", "max_width": 24}),
+        ("approver", {"overflow": "fold", "max_width": 28}),
+        ("security", {"overflow": "fold", "max_width": 30}),
+    ):
+        table.add_column(column, **options)
+    for record in history.records:
+        status = record.status or "?"
+        label = Text(status, style=_STATUS_STYLE.get(status, ""))
+        if record.rolled_back:
+            label.append(" (rolled back)", style="red")
+        commit = record.commit_sha[:8] if record.commit_sha else "-"
+        if record.commit_message:
+            commit += " " + record.commit_message.splitlines()[0][:60]
+        security = "-"
+        if record.security:
+            security = str(record.security.get("summary") or "")[:80] or "-"
+        approver = "-"
+        if record.approver:
+            approver = record.approver.rsplit("/", 1)[-1]
+            if record.approval_status == "rejected":
+                approver += " (rejected)"
+        table.add_row(
+            record.started_at.strftime("%Y-%m-%d %H:%M") if record.started_at else "-",
+            record.environment,
+            label,
+            format_duration(record.duration_seconds),
+            Text(commit),
+            Text(record.image_tag or "-"),
+            Text(approver),
+            Text(security),
+        )
+    if history.records:
+        console.print(table)
+    else:
+        console.print(f"No deployments recorded in {history.table} from {window}.")
+    about = history.metrics_environment or "production (no environment flagged)"
+    metrics = Table(title=f"DORA metrics: {about}", title_justify="left", show_header=False)
+    metrics.add_column("metric", style="bold")
+    metrics.add_column("value")
+    for name, value in metric_lines(history.metrics):
+        metrics.add_row(name, value)
+    console.print(metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+
+
+def history_command(
+    env: Annotated[
+        str | None,
+        typer.Option("--env", "-e", help="Only this environment. Default: all of them."),
+    ] = None,
+    since: Annotated[
+        str, typer.Option("--since", help="How far back: 12h, 30d, 2w. Default: 30d.")
+    ] = "30d",
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option("--format", "-f", help="table (Default) or json.", case_sensitive=False),
+    ] = OutputFormat.TABLE,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option("--endpoint-url", help="DynamoDB endpoint (e.g. a local moto server)."),
+    ] = None,
+    table: Annotated[
+        str | None,
+        typer.Option("--table", help="Table name. Default: the one named from deployline.yaml."),
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option("--region", help="AWS region. Default: your AWS configuration.")
+    ] = None,
+    config: Annotated[
+        Path,
+        typer.Option("--config", "-c", help="Path to deployline.yaml.", dir_okay=False),
+    ] = Path("deployline.yaml"),
+) -> None:
+    """Show recorded deployments and the four DORA metrics (frequency, lead time, change failure
+    rate, time to restore)."""
+    from rich.console import Console
+
+    errors = Console(stderr=True)
+    try:
+        window = parse_since(since)
+        target = resolve_target(table=table, config_path=config)
+        if env and target.environments and env not in target.environments:
+            raise HistoryError(
+                f"--env {env!r} is not an environment in {config}; choose one of "
+                f"{list(target.environments)}"
+            )
+        history = load_history(
+            table=target.table,
+            since=window,
+            environment=env,
+            environments=target.environments,
+            production=target.production,
+            region=region,
+            endpoint_url=endpoint_url,
+        )
+    except HistoryError as exc:
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    if output_format is OutputFormat.JSON:
+        typer.echo(
+            json.dumps(
+                {"records": history.to_dict()["records"], "metrics": history.metrics.to_dict()},
+                indent=2,
+            )
+        )
+        return
+    render(history, Console())
