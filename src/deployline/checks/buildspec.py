@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 _FILE_NAME = re.compile(r"^[\w./\-${}]+\.(ya?ml|json)$", re.IGNORECASE)
 _DOCKER = re.compile(r"(^|[\s;&|(`$])docker\s+(buildx\s+)?(build|push|login|run|tag|pull|buildx)\b")
 _DOCKER_PUSH = re.compile(
-    r"(^|[\s;&|(`$])docker\s+(push\b|(buildx\s+)?build\b[^\n]*?(--push\b|--output[= ][^\n]*push=true))"
+    r"(^|[\s;&|(`$])docker\s+"
+    r"(push\b|(buildx\s+)?build\b[^\n]*?(--push\b|--output[= ][^\n]*push=true))"
 )
 
 

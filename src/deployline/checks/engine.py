@@ -15,10 +15,12 @@ def template_from_text(text: str, file: str = "<template>") -> Template:
     data = parse_text(text, file)
     resources = data.get("Resources") or {}
     ids = [k for k in resources if isinstance(k, str)] if isinstance(resources, dict) else []
-    return Template(file=file, data=data, lines=line_index(text, ids))
+    return Template(file=file, data=data, lines=line_index(text, ids), text=text)
 
 
-def check_template(template: Template, rules: Sequence[Rule]) -> tuple[list[Finding], list[Finding]]:
+def check_template(
+    template: Template, rules: Sequence[Rule]
+) -> tuple[list[Finding], list[Finding]]:
     """(findings, unknown) of `rules` on `template`, sorted by resource, rule and path."""
     findings: list[Finding] = []
     unknown: list[Finding] = []
@@ -45,9 +47,17 @@ def check_template(template: Template, rules: Sequence[Rule]) -> tuple[list[Find
                 message=hit.message,
                 remediation=rule.remediation,
                 title=rule.title,
-                line=res.line if res is not None else None,
+                line=res.line if res is not None else _line_of(template, hit.resource),
                 unknown=hit.unknown,
+                resource_type=res.type if res is not None else "",
             )
             (unknown if hit.unknown else findings).append(finding)
     order = lambda f: (f.file, f.resource, f.rule_id, f.path)  # noqa: E731
     return sorted(set(findings), key=order), sorted(set(unknown), key=order)
+
+
+def _line_of(template: Template, name: str) -> int | None:
+    try:
+        return template.line_of(name)
+    except Exception:  # locating a line is best effort; never lose the finding over it
+        return None

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from deployline.checks.intrinsics import as_list, get_path, literal_str, ref_target, render
+from deployline.checks.intrinsics import (
+    as_list,
+    get_path,
+    is_intrinsic,
+    literal_str,
+    ref_target,
+    render,
+)
 
 if TYPE_CHECKING:
     from deployline.checks.template import Resource, Template
@@ -104,18 +111,52 @@ def action_matches(pattern: str, action: str) -> bool:
     return bool(_pattern(pattern.strip()).match(action.strip()))
 
 
-def _principal_ids(value: Any) -> tuple[str, ...]:
-    out = []
+PRINCIPAL_TYPES = ("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group")
+SAM_POLICY_HOLDERS = ("AWS::Serverless::Function", "AWS::Serverless::StateMachine")
+_NAME_PROPS = {"AWS::IAM::Role": "RoleName", "AWS::IAM::User": "UserName",
+               "AWS::IAM::Group": "GroupName"}  # fmt: skip
+
+
+def _principals_named(template: Template, value: Any, rtype: str) -> tuple[str, ...]:
+    """Logical IDs of the roles/users/groups a `Roles`/`Users`/`Groups` list names, by reference
+    or by their literal physical name."""
+    out: list[str] = []
     for item in as_list(value):
         target = ref_target(item)
         if target:
             out.append(target)
+            continue
+        name = literal_str(item)
+        if name:
+            for res in template.of_type(rtype):
+                if literal_str(res.prop(_NAME_PROPS[rtype])) == name:
+                    out.append(res.logical_id)
     return tuple(out)
 
 
 def identity_policies(template: Template) -> list[PolicyDocument]:
+    """Every identity policy in the template with the principals it applies to (cached)."""
+    cached = template.__dict__.get("_identity_policies")
+    if cached is None:
+        cached = _identity_policies(template)
+        template.__dict__["_identity_policies"] = cached
+    return list(cached)
+
+
+def _identity_policies(template: Template) -> list[PolicyDocument]:
     out: list[PolicyDocument] = []
-    for res in template.of_type("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group"):
+    attached_by_arn: dict[str, list[str]] = {}
+    for res in template.of_type(*PRINCIPAL_TYPES):
+        for arn in as_list(res.prop("ManagedPolicyArns")):
+            target = ref_target(arn)
+            if target:
+                attached_by_arn.setdefault(target, []).append(res.logical_id)
+    for res in template.of_type(*SAM_POLICY_HOLDERS):
+        for i, pol in enumerate(as_list(res.prop("Policies"))):
+            if isinstance(pol, dict) and "Statement" in pol:
+                path = f"Properties.Policies[{i}]"
+                out.append(PolicyDocument(res.logical_id, res.type, path, pol, (res.logical_id,)))
+    for res in template.of_type(*PRINCIPAL_TYPES):
         for i, pol in enumerate(as_list(res.prop("Policies"))):
             doc = get_path(pol, "PolicyDocument")
             if doc is not None:
@@ -130,10 +171,13 @@ def identity_policies(template: Template) -> list[PolicyDocument]:
                 )
     for res in template.of_type("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         principals = (
-            _principal_ids(res.prop("Roles"))
-            + _principal_ids(res.prop("Users"))
-            + _principal_ids(res.prop("Groups"))
+            _principals_named(template, res.prop("Roles"), "AWS::IAM::Role")
+            + _principals_named(template, res.prop("Users"), "AWS::IAM::User")
+            + _principals_named(template, res.prop("Groups"), "AWS::IAM::Group")
         )
+        if res.type == "AWS::IAM::ManagedPolicy":
+            extra = [p for p in attached_by_arn.get(res.logical_id, []) if p not in principals]
+            principals += tuple(extra)
         out.append(
             PolicyDocument(
                 res.logical_id,
@@ -156,7 +200,7 @@ def identity_policies(template: Template) -> list[PolicyDocument]:
                     res.type,
                     "Properties.PolicyDocument",
                     res.prop("PolicyDocument"),
-                    _principal_ids(res.prop(key)),
+                    _principals_named(template, res.prop(key), f"AWS::IAM::{key[:-4]}"),
                 )
             )
     return out
@@ -196,10 +240,7 @@ def resource_matches(statement_resource: Any, wanted: Iterable[str]) -> bool:
     if statement_resource == "*":
         return True
     text = render(statement_resource)
-    for want in wanted:
-        if text == want or action_matches(text, want):
-            return True
-    return False
+    return any(text == want or action_matches(text, want) for want in wanted)
 
 
 def principal_allows(
@@ -236,9 +277,10 @@ def trusted_services(role: Resource) -> list[str]:
     for st in statements_of(role.prop("AssumeRolePolicyDocument")):
         if not st.allows:
             continue
-        if not any(
-            isinstance(a, str) and action_matches(a, "sts:AssumeRole") for a in st.actions
-        ) and not st.has_not_action:
+        if (
+            not any(isinstance(a, str) and action_matches(a, "sts:AssumeRole") for a in st.actions)
+            and not st.has_not_action
+        ):
             continue
         principal = st.raw.get("Principal")
         if isinstance(principal, dict):
@@ -259,3 +301,118 @@ def trusts_service(role: Resource, service: str) -> bool:
         if p.startswith(prefix) and (".amazonaws.com" in p or "${" in p):
             return True
     return False
+
+
+# Managed policies ---------------------------------------------------------------------------
+
+_AWS_MANAGED_ARN = re.compile(
+    r"^arn:(?:aws|aws-cn|aws-us-gov|\$\{AWS::Partition\}):iam::aws:policy/(.+)$"
+)
+
+
+@dataclass(frozen=True)
+class ManagedPolicyRef:
+    """One entry of a principal's `ManagedPolicyArns` (or a SAM function's named `Policies`).
+
+    `aws_name` is the AWS managed policy's path and name (`service-role/AWSCodePipelineServiceRole`)
+    when the entry is an AWS managed policy ARN; `resource` the logical ID of an
+    `AWS::IAM::ManagedPolicy` of the template it references; otherwise the template cannot show
+    what the policy allows."""
+
+    path: str
+    text: str
+    aws_name: str | None = None
+    resource: str | None = None
+
+    @property
+    def short_name(self) -> str | None:
+        return self.aws_name.rsplit("/", 1)[-1] if self.aws_name else None
+
+
+def aws_managed_name(value: Any) -> str | None:
+    """`service-role/AWSCodePipelineServiceRole` for an AWS managed policy ARN (literal, or built
+    with `${AWS::Partition}` through Fn::Sub / Fn::Join), else None."""
+    text = render(value).strip()
+    m = _AWS_MANAGED_ARN.match(text)
+    return m.group(1) if m else None
+
+
+def managed_policies_of(template: Template, principal: Resource) -> list[ManagedPolicyRef]:
+    """The managed policies a role/user/group (or SAM function) attaches by ARN or name."""
+    out: list[ManagedPolicyRef] = []
+    for i, arn in enumerate(as_list(principal.prop("ManagedPolicyArns"))):
+        path = f"Properties.ManagedPolicyArns[{i}]"
+        target = ref_target(arn)
+        if target and template.get(target) is not None:
+            out.append(ManagedPolicyRef(path, target, resource=target))
+            continue
+        out.append(ManagedPolicyRef(path, render(arn), aws_name=aws_managed_name(arn)))
+    if principal.type in SAM_POLICY_HOLDERS:
+        for i, pol in enumerate(as_list(principal.prop("Policies"))):
+            path = f"Properties.Policies[{i}]"
+            if isinstance(pol, str) and not pol.startswith("arn:"):
+                out.append(ManagedPolicyRef(path, pol, aws_name=pol))
+            elif isinstance(pol, str) or is_intrinsic(pol):
+                out.append(ManagedPolicyRef(path, render(pol), aws_name=aws_managed_name(pol)))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _managed_policy_statements() -> dict[str, list[Statement]]:
+    from deployline.checks import data
+
+    table: dict[str, list[Statement]] = {}
+    for item in data.items("aws_managed_policy_grants"):
+        if isinstance(item, dict) and isinstance(item.get("name"), str):
+            doc = {"Statement": item.get("statements") or []}
+            table[item["name"].lower()] = statements_of(doc, f"aws-managed:{item['name']}")
+    return table
+
+
+def known_managed_statements(aws_name: str) -> list[Statement] | None:
+    """What an AWS managed policy allows, when the data file `aws_managed_policy_grants` knows it
+    (by full path or short name), else None."""
+    table = _managed_policy_statements()
+    for key in (aws_name.lower(), aws_name.rsplit("/", 1)[-1].lower()):
+        if key in table:
+            return table[key]
+    return None
+
+
+def may_perform(
+    template: Template,
+    principal_id: str,
+    action: str,
+    resources: Iterable[str] | None = None,
+) -> bool | None:
+    """Can the principal perform `action` (on one of `resources`, when given)?
+
+    True when a policy in the template (or an AWS managed policy whose content the data file
+    knows) allows it; False when everything attached is visible and nothing allows it; None when
+    the answer depends on a policy the template does not show (a customer managed policy ARN, an
+    AWS managed policy the data file does not know, an intrinsic)."""
+    for st in denied_statements(template, principal_id):
+        if st.covers_action(action) and st.resource_is_star() and not st.condition:
+            return False
+    if principal_allows(template, principal_id, action, resources):
+        return True
+    principal = template.get(principal_id)
+    if principal is None:
+        return None
+    hidden = False
+    wanted = list(resources) if resources is not None else None
+    for ref in managed_policies_of(template, principal):
+        if ref.resource is not None:
+            continue  # counted by identity_policies through ManagedPolicyArns
+        statements = known_managed_statements(ref.aws_name) if ref.aws_name else None
+        if statements is None:
+            hidden = True
+            continue
+        for st in statements:
+            if (
+                st.allows
+                and st.covers_action(action)
+                and (wanted is None or any(resource_matches(r, wanted) for r in st.resources))
+            ):
+                return True
+    return None if hidden else False

@@ -34,7 +34,9 @@ def is_intrinsic(value: Any) -> bool:
     """A single-key mapping `Ref`/`Fn::*`/`Condition`, or a string with a dynamic reference."""
     if isinstance(value, dict) and len(value) == 1:
         key = next(iter(value))
-        return isinstance(key, str) and (key == "Ref" or key.startswith("Fn::") or key == "Condition")
+        return isinstance(key, str) and (
+            key == "Ref" or key.startswith("Fn::") or key == "Condition"
+        )
     if isinstance(value, str):
         return bool(DYNAMIC_REFERENCE.search(value))
     return False
@@ -170,7 +172,10 @@ def render(value: Any) -> str:
             return "${" + arg + "}"
         if key == "Fn::GetAtt":
             target = ref_target(value)
-            return "${" + (target or "?") + ".attr}"
+            attr = arg[1] if isinstance(arg, list) and len(arg) > 1 else None
+            if isinstance(arg, str) and "." in arg:
+                attr = arg.split(".", 1)[1]
+            return "${" + (target or "?") + "." + (attr if isinstance(attr, str) else "attr") + "}"
         return "${?}"
     if isinstance(value, list):
         return ",".join(render(v) for v in value)
@@ -195,7 +200,7 @@ def walk(value: Any, path: Path = ()) -> Iterator[tuple[Path, Any]]:
 
 
 def format_path(parts: Path) -> str:
-    """("Properties", "Policies", 0, "PolicyDocument") -> "Properties.Policies[0].PolicyDocument"."""
+    """("Properties", "Policies", 0) -> "Properties.Policies[0]"."""
     out = ""
     for part in parts:
         if isinstance(part, int):

@@ -61,6 +61,7 @@ class Finding:
     title: str = ""
     line: int | None = None
     unknown: bool = False
+    resource_type: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,11 +69,13 @@ class Finding:
             "severity": self.severity.name,
             "file": self.file,
             "resource": self.resource,
+            "resource_type": self.resource_type,
             "path": self.path,
             "message": self.message,
             "remediation": self.remediation,
             "title": self.title,
             "line": self.line,
+            "unknown": self.unknown,
         }
 
     @property
@@ -139,10 +142,47 @@ class ParseError:
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.message}"
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "message": self.message}
+
 
 @dataclass
 class CheckResult:
+    """What a run found. `findings` and `unknown` are what is left after suppressions and the
+    baseline; `suppressed` and `baselined` count what those accepted, and `suppressed_findings`
+    keeps them for reports that want to show them."""
+
     findings: list[Finding] = field(default_factory=list)
     unknown: list[Finding] = field(default_factory=list)
     errors: list[ParseError] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    suppressed: int = 0
+    baselined: int = 0
+    suppressed_findings: list[Finding] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)  # IDs of the rules that ran
+
+    def at_or_above(self, threshold: Severity | str) -> list[Finding]:
+        """Findings whose severity is at or above `threshold`."""
+        level = Severity.parse(threshold)
+        return [f for f in self.findings if f.severity >= level]
+
+    def exit_code(self, threshold: Severity | str = Severity.HIGH) -> int:
+        """2 when a template could not be read, 1 when a finding is at or above `threshold`,
+        else 0. UNKNOWN never fails a run on its own."""
+        if self.errors:
+            return 2
+        return 1 if self.at_or_above(threshold) else 0
+
+    def summary(self) -> dict[str, Any]:
+        by_severity = {s.name: 0 for s in sorted(Severity, reverse=True)}
+        for f in self.findings:
+            by_severity[f.severity.name] += 1
+        return {
+            "files": len(self.files),
+            "findings": len(self.findings),
+            "unknown": len(self.unknown),
+            "errors": len(self.errors),
+            "suppressed": self.suppressed,
+            "baselined": self.baselined,
+            "by_severity": by_severity,
+        }

@@ -52,7 +52,9 @@ def select_rules(
             pattern = raw.strip().upper()
             if not pattern:
                 continue
-            matched = {i for i in ids if i == pattern or (len(pattern) < 5 and i.startswith(pattern))}
+            matched = {
+                i for i in ids if i == pattern or (len(pattern) < 5 and i.startswith(pattern))
+            }
             if not matched:
                 raise ValueError(f"{what}: no rule matches {raw!r} (see `deployline rules`)")
             out |= matched

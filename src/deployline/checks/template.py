@@ -3,12 +3,22 @@ tags, and the production test. Built once per file; rules only read it."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from deployline.checks.intrinsics import as_list, get_path, literal_str, referenced_names
+from deployline.checks.intrinsics import (
+    as_list,
+    get_path,
+    is_intrinsic,
+    literal_str,
+    ref_target,
+    referenced_names,
+    sub_variables,
+)
 
 if TYPE_CHECKING:
     from deployline.checks.pipeline import Pipeline
@@ -70,11 +80,29 @@ class Resource:
         return env is not None and env.strip().lower() in PRODUCTION_NAMES
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """Which resource a property value names, or why the template cannot tell.
+
+    `resource` is set when found. Otherwise `external` is True when the value is a literal name
+    that no resource of the wanted types carries (the thing lives outside the template), and
+    `reason` says why (for UNKNOWN messages)."""
+
+    resource: Resource | None = None
+    reason: str = ""
+    external: bool = False
+
+    @property
+    def found(self) -> bool:
+        return self.resource is not None
+
+
 @dataclass
 class Template:
     file: str
     data: dict[str, Any]
     lines: dict[str, int] = field(default_factory=dict)
+    text: str = field(default="", repr=False)  # the source text, for locating non-resource keys
 
     @cached_property
     def resources(self) -> dict[str, Resource]:
@@ -154,3 +182,71 @@ class Template:
 
     def is_parameter(self, name: str) -> bool:
         return name in self.parameters
+
+    def parameter_default(self, name: str) -> Any:
+        """The Default of parameter `name`, or None when it has none (or is not a parameter)."""
+        return get_path(self.parameters, name, "Default")
+
+    def resolve(self, value: Any) -> Any:
+        """`value` with a `Ref` to a parameter that has a literal Default replaced by that default
+        (the template as deployed with its defaults). Anything else is returned unchanged, so an
+        intrinsic stays an intrinsic and callers still report UNKNOWN for it."""
+        target = ref_target(value)
+        if target is not None and isinstance(value, dict) and "Ref" in value:
+            default = self.parameter_default(target)
+            if default is not None and not is_intrinsic(default) and not isinstance(default, dict):
+                return default
+        return value
+
+    def named(self, value: Any, types: Iterable[str], name_prop: str | None = None) -> Lookup:
+        """The resource of one of `types` that `value` names: `Ref`/`GetAtt`/`${X}` to its logical
+        ID, or a literal equal to its literal physical name `name_prop` (e.g. "BucketName")."""
+        wanted = tuple(types)
+        kinds = " or ".join(wanted)
+        if value is None:
+            return Lookup(reason="the value is not set")
+        target = ref_target(value)
+        if target is None and isinstance(value, dict) and len(value) == 1 and "Fn::Sub" in value:
+            arg = value["Fn::Sub"]
+            first = arg[0] if isinstance(arg, list) and arg else arg
+            text = first if isinstance(first, str) else ""
+            names = sub_variables(text)
+            if len(names) == 1 and text.strip() == "${" + names[0] + "}":
+                target = names[0].split(".", 1)[0]
+        if target is not None:
+            res = self.get(target)
+            if res is not None:
+                if res.type in wanted:
+                    return Lookup(resource=res)
+                return Lookup(reason=f"{target} is a {res.type}, not a {kinds}")
+            if self.is_parameter(target):
+                default = literal_str(self.parameter_default(target))
+                if default is not None and name_prop is not None:
+                    return self.named(default, wanted, name_prop)
+                return Lookup(reason=f"the value comes from the parameter {target}")
+            return Lookup(reason=f"{target} is not a resource of this template")
+        text = literal_str(value)
+        if text is not None:
+            if name_prop is not None:
+                for res in self.of_type(*wanted):
+                    if literal_str(res.prop(name_prop)) == text:
+                        return Lookup(resource=res)
+                for res in self.of_type(*wanted):
+                    name = res.prop(name_prop)
+                    if name is not None and literal_str(name) is None:
+                        return Lookup(
+                            reason=f"{text!r} may be the computed {name_prop} of {res.logical_id}"
+                        )
+            return Lookup(reason=f"no {kinds} in this template is named {text!r}", external=True)
+        return Lookup(reason="the value is computed by an intrinsic the template does not resolve")
+
+    def line_of(self, key: str) -> int | None:
+        """1-based line of the first mapping key `key` in the source text (for findings on
+        parameters, outputs or top-level sections), or of the resource `key`."""
+        if key in self.lines:
+            return self.lines[key]
+        if not self.text or not key:
+            return None
+        name = key.rsplit(".", 1)[-1]
+        m = re.search(r'^[ \t]*"?' + re.escape(name) + r'"?[ \t]*:', self.text, re.MULTILINE)
+        return self.text.count("\n", 0, m.start()) + 1 if m else None
