@@ -208,6 +208,17 @@ class Stage:
     exported: tuple[str, ...] = ()
     cache_paths: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        order = [PHASES.index(s.phase) for s in self.steps]
+        if order != sorted(order):
+            raise ValueError(
+                f"stage {self.name}: steps must be listed in phase order {PHASES}, "
+                f"got {[s.phase for s in self.steps]}"
+            )
+        extra = sorted(self.optional_outputs - set(self.outputs))
+        if extra:
+            raise ValueError(f"stage {self.name}: optional_outputs {extra} are not outputs")
+
     def commands(self, phase: Phase | None = None) -> list[str]:
         """The commands of one phase (or of every phase, in order)."""
         return [s.command for s in self.steps if phase is None or s.phase == phase]

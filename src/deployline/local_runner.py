@@ -1,0 +1,1043 @@
+"""`deployline run-local`: run a pipeline stage's commands on the developer's machine.
+
+The commands come from `deployline.stages`, the same definition the CodeBuild buildspecs come
+from. They run like CodeBuild runs them:
+
+- in a scratch copy of the repository (tracked and untracked files, minus what .gitignore
+  excludes; without git, minus .gitignore/.dockerignore patterns and the usual caches), so the
+  user's tree is never modified;
+- in a fresh virtualenv put first on PATH (like CodeBuild's clean container): the stage's own
+  `pip install` commands install there;
+- in one bash shell, so a `cd` or a variable set by one command is seen by the next; the first
+  failing command stops the stage, and its full output is shown.
+
+Steps that need the pipeline's AWS context (ECR login, push, the deployed task definition) are
+skipped and say why; steps that need a Docker engine run when `docker info` answers. The files
+the pipeline would collect (test reports, security reports, deployment files) are copied into a
+reports directory. `scan` then applies the pipeline's security gate
+(`deployline.runtime.security_gate.evaluate`) and exits as the pipeline would: 0 pass, 1 fail,
+2 for usage or configuration errors. A configured scanner that is not installed and that the
+stage cannot install (Trivy is a separate binary) is an error, never a silent pass; with
+`--skip-scanner NAME` the run goes on and the verdict shows the skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import os
+import select
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from deployline import stages as stage_defs
+from deployline.config import ConfigError, DeploylineConfig, load_config
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from deployline.runtime.security_gate import GateVerdict
+
+#: Exit statuses, as the pipeline would give them.
+EXIT_PASSED = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+#: Scanners whose executable must already be on PATH (the pipeline installs them from a release
+#: archive; locally we do not download binaries), with how to install each.
+PATH_SCANNERS: Mapping[str, str] = {
+    "trivy": (
+        "install Trivy (https://trivy.dev/latest/getting-started/installation/: e.g. "
+        "`brew install trivy`, your distribution's trivy package, or the release archive; the "
+        f"pipeline pins {stage_defs.TRIVY_VERSION})"
+    ),
+}
+
+#: Directories never copied into the scratch tree when the workdir is not a git repository.
+DEFAULT_EXCLUDES = (
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    "venv",
+    "env",
+    "node_modules",
+    "__pycache__",
+    "*.pyc",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".tox",
+    ".nox",
+    ".hypothesis",
+    "cdk.out",
+    ".coverage",
+    "htmlcov",
+)
+#: Variables of the developer's shell that would leak into a clean build.
+_DROPPED_ENV = (
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PIP_REQUIRE_VIRTUALENV",
+    "PIP_USER",
+    "PIP_TARGET",
+    "PIP_PREFIX",
+    "CONDA_PREFIX",
+    "CONDA_DEFAULT_ENV",
+    "PYTEST_ADDOPTS",
+    "__PYVENV_LAUNCHER__",
+)
+#: Name of the verdict file `scan` writes next to the reports.
+VERDICT_FILE = "gate-verdict.json"
+_LOCAL_REPOSITORY = "deployline-local"
+
+
+class StageChoice(StrEnum):
+    """The stages `run-local` can run."""
+
+    TEST = "test"
+    SCAN = "scan"
+    BUILD = "build"
+
+
+class LocalRunError(Exception):
+    """A usage or environment problem found before anything runs (exit 2)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+StepStatus = Literal["passed", "failed", "skipped", "not run"]
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step and whether it runs here; `note` says why it does not."""
+
+    step: stage_defs.Step
+    run: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    """What happened to one step."""
+
+    name: str
+    command: str
+    status: StepStatus
+    seconds: float = 0.0
+    exit_code: int | None = None
+    note: str = ""
+    output: str = ""
+
+
+@dataclass(frozen=True)
+class LocalRunResult:
+    """The result of `run_local`.
+
+    Attributes:
+        stage: the stage that ran.
+        exit_code: 0 passed, 1 a command or the security gate failed.
+        reports_dir: where the collected files are.
+        collected: names of the files copied into `reports_dir`.
+        missing: outputs the stage did not produce (pipeline-only steps, or a failure).
+        steps: every step's outcome, in order.
+        verdict: the security gate's verdict (scan only; None when the stage failed first).
+        skipped_scanners: scanners skipped on request.
+        scratch: the scratch directory when kept (`keep=True`), else None.
+        notes: remarks shown to the user (docker absent, local image missing, ...).
+    """
+
+    stage: StageChoice
+    exit_code: int
+    reports_dir: Path
+    collected: tuple[str, ...]
+    missing: tuple[str, ...]
+    steps: tuple[StepOutcome, ...]
+    verdict: GateVerdict | None = None
+    skipped_scanners: tuple[str, ...] = ()
+    scratch: Path | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def failed_step(self) -> StepOutcome | None:
+        return next((s for s in self.steps if s.status == "failed"), None)
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------
+
+
+def plan(
+    stage: stage_defs.Stage, *, docker: bool, skip_scanners: Collection[str] = ()
+) -> list[PlannedStep]:
+    """Every step of `stage`, in buildspec order, marked to run here or skipped with a reason."""
+    planned = []
+    for step in stage.steps:
+        if step.scanner is not None and step.scanner in skip_scanners:
+            planned.append(PlannedStep(step, False, f"--skip-scanner {step.scanner}"))
+        elif step.pipeline_only:
+            planned.append(PlannedStep(step, False, f"pipeline only: {step.local_note}"))
+        elif step.needs_docker and not docker:
+            planned.append(PlannedStep(step, False, "no Docker engine answers `docker info`"))
+        else:
+            planned.append(PlannedStep(step, True))
+    return planned
+
+
+def docker_available(env: Mapping[str, str] | None = None, timeout: float = 15.0) -> bool:
+    """True when a Docker engine answers `docker info` (with the given environment's PATH)."""
+    path = (env or os.environ).get("PATH", os.defpath)
+    docker = shutil.which("docker", path=path)
+    if docker is None:
+        return False
+    try:
+        result = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            timeout=timeout,
+            env=dict(env) if env is not None else None,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+# --------------------------------------------------------------------------------------------
+# The scratch tree and the virtualenv
+# --------------------------------------------------------------------------------------------
+
+
+def find_workdir(config_path: Path) -> Path:
+    """The repository that holds the config (git top level), else the config's directory."""
+    start = config_path.resolve().parent
+    git = shutil.which("git")
+    if git is not None:
+        result = subprocess.run(
+            [git, "-C", str(start), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0 and result.stdout.strip():
+            return Path(result.stdout.strip())
+    return start
+
+
+def source_files(workdir: Path, *, exclude: Collection[Path] = ()) -> list[Path]:
+    """Relative paths of the files to copy: git's view when `workdir` is in a repository
+    (tracked and untracked, minus ignored), else a walk minus .gitignore/.dockerignore patterns
+    and DEFAULT_EXCLUDES. Paths under `exclude` (absolute) are left out."""
+    excluded = [p.resolve() for p in exclude]
+    files = _git_files(workdir)
+    if files is None:
+        files = _walk_files(workdir)
+    out = []
+    for rel in files:
+        absolute = (workdir / rel).resolve()
+        if any(absolute == e or e in absolute.parents for e in excluded):
+            continue
+        out.append(rel)
+    return out
+
+
+def _git_files(workdir: Path) -> list[Path] | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    inside = subprocess.run(
+        [git, "-C", str(workdir), "rev-parse", "--is-inside-work-tree"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if inside.returncode != 0 or inside.stdout.strip() != "true":
+        return None
+    listed = subprocess.run(
+        [git, "-C", str(workdir), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=False,
+    )
+    if listed.returncode != 0:
+        return None
+    names = {n for n in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if n}
+    return [Path(n) for n in sorted(names) if (workdir / n).is_file() or (workdir / n).is_symlink()]
+
+
+def _ignore_patterns(workdir: Path) -> list[str]:
+    patterns = list(DEFAULT_EXCLUDES)
+    for name in (".gitignore", ".dockerignore"):
+        path = workdir / name
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                line = line.strip()
+                if line and not line.startswith(("#", "!")):
+                    patterns.append(line.strip("/").removeprefix("**/"))
+    return patterns
+
+
+def _ignored(rel: str, patterns: Sequence[str]) -> bool:
+    parts = rel.split("/")
+    for pattern in patterns:
+        if fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(rel, pattern + "/*"):
+            return True
+        if "/" not in pattern and any(fnmatch.fnmatch(part, pattern) for part in parts):
+            return True
+    return False
+
+
+def _walk_files(workdir: Path) -> list[Path]:
+    patterns = _ignore_patterns(workdir)
+    out: list[Path] = []
+    for root, dirs, files in os.walk(workdir):
+        rel_root = Path(root).relative_to(workdir)
+        dirs[:] = sorted(d for d in dirs if not _ignored((rel_root / d).as_posix(), patterns))
+        for name in sorted(files):
+            rel = rel_root / name
+            if not _ignored(rel.as_posix(), patterns):
+                out.append(rel)
+    return out
+
+
+def copy_tree(workdir: Path, dest: Path, files: Sequence[Path]) -> int:
+    """Copy `files` (relative to `workdir`) into `dest`, keeping modes and symlinks."""
+    count = 0
+    for rel in files:
+        src, target = workdir / rel, dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            os.symlink(os.readlink(src), target)
+        else:
+            shutil.copy2(src, target)
+        count += 1
+    return count
+
+
+def make_venv(path: Path) -> Path:
+    """Create (or reuse, when it already holds one) a virtualenv at `path`; returns its bin/."""
+    bindir = path / ("Scripts" if os.name == "nt" else "bin")
+    if not (bindir / "python").exists():
+        result = subprocess.run(
+            [sys.executable, "-m", "venv", str(path)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise LocalRunError(
+                f"could not create a virtualenv at {path}: {result.stderr.strip()}", EXIT_FAILED
+            )
+    return bindir
+
+
+def stage_environment(
+    *, src: Path, venv_bin: Path, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment the stage's commands see: the user's, minus what would leak into a clean
+    build, with the virtualenv first on PATH and CodeBuild's source variables."""
+    env = {k: v for k, v in (base if base is not None else os.environ).items()}
+    for name in _DROPPED_ENV:
+        env.pop(name, None)
+    env["PATH"] = os.pathsep.join([str(venv_bin), env.get("PATH", os.defpath)])
+    env["VIRTUAL_ENV"] = str(venv_bin.parent)
+    env["CODEBUILD_SRC_DIR"] = str(src)
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    env["DEPLOYLINE_LOCAL"] = "1"
+    return env
+
+
+def source_version(workdir: Path) -> str:
+    """The commit the tree is at (`git rev-parse HEAD`), or "local" outside git."""
+    git = shutil.which("git")
+    if git is not None:
+        result = subprocess.run(
+            [git, "-C", str(workdir), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0 and result.stdout.strip():
+            return result.stdout.strip()
+    return "local"
+
+
+# --------------------------------------------------------------------------------------------
+# Running the steps in one shell
+# --------------------------------------------------------------------------------------------
+
+
+def execute(
+    steps: Sequence[stage_defs.Step],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    logdir: Path,
+    timeout_seconds: float | None = None,
+    on_event: Callable[[str, int, int | None, float], None] | None = None,
+) -> list[StepOutcome]:
+    """Run `steps` in order in one bash shell (shared `cd` and variables, as in CodeBuild),
+    stopping at the first that fails. Each step's output goes to `logdir/<n>.log` and into its
+    outcome. `on_event(kind, index, exit_code, elapsed)` reports "start", "end" and, about twice a
+    second while a step runs, "tick". Default: no timeout, no events."""
+    logdir.mkdir(parents=True, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    script = _script(steps, logdir, write_fd)
+    script_path = logdir / "stage.sh"
+    script_path.write_text(script, encoding="utf-8")
+    bash = shutil.which("bash", path=env.get("PATH")) or shutil.which("bash") or "/bin/bash"
+    started_at: dict[int, float] = {}
+    ended: dict[int, tuple[int, float]] = {}
+    deadline = time.monotonic() + timeout_seconds if timeout_seconds else None
+    timed_out = False
+    shell_log = (logdir / "shell.log").open("wb")
+    proc = subprocess.Popen(
+        [bash, "--noprofile", "--norc", str(script_path)],
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=shell_log,
+        stderr=subprocess.STDOUT,
+        pass_fds=(write_fd,),
+        start_new_session=True,
+    )
+    os.close(write_fd)
+    buffer = b""
+    current: int | None = None
+    try:
+        with os.fdopen(read_fd, "rb", buffering=0) as reader:
+            open_pipe = True
+            while True:
+                if open_pipe:
+                    ready, _, _ = select.select([reader], [], [], 0.5)
+                    if ready:
+                        chunk = reader.read(4096)
+                        if not chunk:
+                            open_pipe = False
+                        buffer += chunk
+                        while b"\n" in buffer:
+                            line, buffer = buffer.split(b"\n", 1)
+                            current = _handle_marker(line, started_at, ended, on_event, current)
+                else:
+                    time.sleep(0.1)
+                if current is not None and on_event is not None:
+                    on_event("tick", current, None, time.monotonic() - started_at[current])
+                if proc.poll() is not None and not open_pipe:
+                    break
+                if proc.poll() is not None and open_pipe:
+                    # bash is gone; a grandchild may still hold the pipe: stop reading soon.
+                    ready, _, _ = select.select([reader], [], [], 0.2)
+                    if not ready:
+                        break
+                if deadline is not None and time.monotonic() > deadline:
+                    timed_out = True
+                    _kill_group(proc)
+                    break
+    finally:
+        if proc.poll() is None:
+            _kill_group(proc)
+        proc.wait()
+        shell_log.close()
+    outcomes: list[StepOutcome] = []
+    stopped = False
+    for index, step in enumerate(steps):
+        log = _read_log(logdir / f"{index}.log")
+        if stopped or index not in started_at:
+            outcomes.append(StepOutcome(step.name, step.command, "not run"))
+            continue
+        if index in ended:
+            code, seconds = ended[index]
+            status: StepStatus = "passed" if code == 0 else "failed"
+            outcomes.append(StepOutcome(step.name, step.command, status, seconds, code, "", log))
+            stopped = code != 0
+            continue
+        seconds = time.monotonic() - started_at[index]
+        exit_code: int | None = proc.returncode
+        if timed_out:
+            note = f"timed out after {(timeout_seconds or 0) / 60:g} minutes (the stage's timeout)"
+            exit_code = None
+        else:
+            note = f"the command ended the shell (exit {exit_code})"
+            log += _read_log(logdir / "shell.log")
+        outcomes.append(
+            StepOutcome(step.name, step.command, "failed", seconds, exit_code, note, log)
+        )
+        stopped = True
+    return outcomes
+
+
+def _script(steps: Sequence[stage_defs.Step], logdir: Path, fd: int) -> str:
+    lines = ["# generated by deployline run-local: the stage's commands in one shell"]
+    for index, step in enumerate(steps):
+        log = shlex.quote(str(logdir / f"{index}.log"))
+        lines += [
+            f"printf 'start {index}\\n' >&{fd}",
+            "{",
+            step.command,
+            f"}} >{log} 2>&1 </dev/null {fd}>&-",
+            "__dl_rc=$?",
+            f"printf 'end {index} %d\\n' \"$__dl_rc\" >&{fd}",
+            '[ "$__dl_rc" -eq 0 ] || exit "$__dl_rc"',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _handle_marker(
+    line: bytes,
+    started_at: dict[int, float],
+    ended: dict[int, tuple[int, float]],
+    on_event: Callable[[str, int, int | None, float], None] | None,
+    current: int | None,
+) -> int | None:
+    parts = line.decode("ascii", "replace").split()
+    now = time.monotonic()
+    if len(parts) == 2 and parts[0] == "start" and parts[1].isdigit():
+        index = int(parts[1])
+        started_at[index] = now
+        if on_event is not None:
+            on_event("start", index, None, 0.0)
+        return index
+    if len(parts) == 3 and parts[0] == "end" and parts[1].isdigit():
+        index = int(parts[1])
+        code = int(parts[2]) if parts[2].lstrip("-").isdigit() else 1
+        elapsed = now - started_at.get(index, now)
+        ended[index] = (code, elapsed)
+        if on_event is not None:
+            on_event("end", index, code, elapsed)
+        return None
+    return current
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the stage's shell and everything it started (its own process group)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _read_log(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _tail(path: Path, width: int = 80) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 2048))
+            lines = [ln for ln in f.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    if not lines:
+        return ""
+    last = " ".join(lines[-1].split())
+    return last if len(last) <= width else last[: width - 3] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# run_local
+# --------------------------------------------------------------------------------------------
+
+
+def run_local(
+    stage: StageChoice | str,
+    *,
+    config_path: Path,
+    workdir: Path | None = None,
+    skip_scanners: Sequence[str] = (),
+    reports_dir: Path | None = None,
+    keep: bool = False,
+    venv_dir: Path | None = None,
+    docker: bool | None = None,
+    base_env: Mapping[str, str] | None = None,
+    console: Console | None = None,
+) -> LocalRunResult:
+    """Run one stage locally; see the module docstring.
+
+    Args:
+        stage: test, scan or build.
+        config_path: the deployline.yaml.
+        workdir: the repository root the stage's paths are relative to. Default: the git
+            repository that holds the config, else the config's directory.
+        skip_scanners: scanners to skip knowingly (scan only); the verdict shows them.
+        reports_dir: where the collected files go. Default: a new directory under the system's
+            temporary directory (printed).
+        keep: keep the scratch copy and virtualenv. Default: deleted afterwards.
+        venv_dir: use (or create) this virtualenv instead of a fresh one, e.g. to reuse
+            downloads across runs. Default: a fresh one in the scratch directory.
+        docker: whether a Docker engine is there. Default: ask `docker info`.
+        base_env: the environment to start from. Default: this process's.
+        console: where progress goes. Default: standard error.
+
+    Raises:
+        ConfigError: the config is invalid.
+        LocalRunError: a usage or environment problem (exit 2), found before anything runs.
+    """
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    try:
+        choice = StageChoice(stage)
+    except ValueError:
+        raise LocalRunError(
+            f"unknown stage {stage!r}; choose one of {[s.value for s in StageChoice]}"
+        ) from None
+    config = load_config(config_path)
+    skips = _check_skips(choice, config, skip_scanners)
+    root = (workdir or find_workdir(config_path)).resolve()
+    if not root.is_dir():
+        raise LocalRunError(f"--workdir {root} is not a directory")
+    stage_def = _stage(choice, config)
+    env_in = dict(base_env if base_env is not None else os.environ)
+
+    notes: list[str] = []
+    needs_docker = any(
+        s.needs_docker and not s.pipeline_only and s.scanner not in skips for s in stage_def.steps
+    )
+    has_docker = docker if docker is not None else (needs_docker and docker_available(env_in))
+    if needs_docker and not has_docker:
+        notes.append(
+            "no Docker engine answers `docker info`: steps that need one are skipped "
+            "(start Docker to run them)"
+        )
+    if choice is StageChoice.SCAN:
+        _check_path_scanners(config, skips, env_in)
+
+    out_dir = reports_dir or Path(tempfile.mkdtemp(prefix=f"deployline-{choice}-reports-"))
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (*_collected_names(stage_def), VERDICT_FILE):
+        (out_dir / name).unlink(missing_ok=True)
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"deployline-{choice}-"))
+    try:
+        src = scratch / "src"
+        src.mkdir()
+        with console.status("Copying the repository into a scratch directory"):
+            files = source_files(root, exclude=[out_dir])
+            copied = copy_tree(root, src, files)
+        console.print(f"[dim]Copied {copied} files from {root} into {src}[/]", highlight=False)
+        with console.status("Creating a fresh virtualenv"):
+            venv_bin = make_venv(venv_dir.resolve() if venv_dir else scratch / "venv")
+        env = stage_environment(src=src, venv_bin=venv_bin, base=env_in)
+        version = source_version(root)
+        env["CODEBUILD_RESOLVED_SOURCE_VERSION"] = version
+        env.pop(stage_defs.REPOSITORY_URI, None)
+        env.pop(stage_defs.IMAGE_TAG, None)
+        local_repo = f"{_LOCAL_REPOSITORY}/{config.service}"
+        if choice is StageChoice.BUILD:
+            env[stage_defs.REPOSITORY_URI] = local_repo
+        elif choice is StageChoice.SCAN and "trivy" in config.security.scanners and has_docker:
+            image = f"{local_repo}:{_tag(version)}"
+            if _local_image_exists(image, env):
+                env[stage_defs.REPOSITORY_URI] = local_repo
+                env["TRIVY_IMAGE_SRC"] = "docker"
+            else:
+                notes.append(
+                    f"no local image {image}: the image scan is skipped "
+                    "(run `deployline run-local build` first)"
+                )
+
+        planned = plan(stage_def, docker=has_docker, skip_scanners=skips)
+        outcomes = _run_planned(
+            planned, src=src, env=env, logdir=scratch / "logs", stage=stage_def, console=console
+        )
+        failed = next((o for o in outcomes if o.status == "failed"), None)
+        collected, missing = _collect(stage_def, src, out_dir)
+        verdict = None
+        exit_code = EXIT_FAILED if failed else EXIT_PASSED
+        if choice is StageChoice.SCAN and failed is None:
+            verdict = _evaluate(config, out_dir, skips)
+            (out_dir / VERDICT_FILE).write_text(
+                json.dumps(verdict.to_dict(), indent=2, default=str) + "\n", encoding="utf-8"
+            )
+            exit_code = EXIT_PASSED if verdict.passed else EXIT_FAILED
+        kept = scratch if keep else None
+    finally:
+        if not keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return LocalRunResult(
+        stage=choice,
+        exit_code=exit_code,
+        reports_dir=out_dir,
+        collected=tuple(collected),
+        missing=tuple(missing),
+        steps=tuple(outcomes),
+        verdict=verdict,
+        skipped_scanners=tuple(skips),
+        scratch=kept,
+        notes=tuple(notes),
+    )
+
+
+def _stage(choice: StageChoice, config: DeploylineConfig) -> stage_defs.Stage:
+    if choice is StageChoice.TEST:
+        return stage_defs.test_stage(config)
+    if choice is StageChoice.SCAN:
+        return stage_defs.scan_stage(config)
+    return stage_defs.build_stage(config)
+
+
+def _check_skips(
+    choice: StageChoice, config: DeploylineConfig, skip_scanners: Sequence[str]
+) -> list[str]:
+    skips = list(dict.fromkeys(skip_scanners))
+    if not skips:
+        return []
+    if choice is not StageChoice.SCAN:
+        raise LocalRunError(f"--skip-scanner applies to the scan stage only, not to {choice}")
+    known = list(stage_defs.SCANNER_REPORTS)
+    unknown = [s for s in skips if s not in known]
+    if unknown:
+        raise LocalRunError(f"--skip-scanner {unknown[0]!r} is not a scanner; choose from {known}")
+    unused = [s for s in skips if s not in config.security.scanners]
+    if unused:
+        raise LocalRunError(
+            f"--skip-scanner {unused[0]} names a scanner that security.scanners does not run "
+            f"(it runs {list(config.security.scanners)}); nothing to skip"
+        )
+    return skips
+
+
+def _check_path_scanners(
+    config: DeploylineConfig, skips: Collection[str], env: Mapping[str, str]
+) -> None:
+    for scanner, how in PATH_SCANNERS.items():
+        if scanner not in config.security.scanners or scanner in skips:
+            continue
+        if shutil.which(scanner, path=env.get("PATH", os.defpath)) is None:
+            raise LocalRunError(
+                f"security.scanners runs {scanner}, but no `{scanner}` is on PATH, and the scan "
+                f"stage cannot install it here. Fix: {how}; or run again with "
+                f"--skip-scanner {scanner} to go on without it (the verdict will show the skip)."
+            )
+
+
+def _tag(version: str) -> str:
+    """The tag `_image_tag_command` derives from a source version (same sanitizing)."""
+    tag = "".join(c if c.isalnum() or c in "_.-" else "-" for c in version)
+    return tag[:128]
+
+
+def _local_image_exists(image: str, env: Mapping[str, str]) -> bool:
+    docker = shutil.which("docker", path=env.get("PATH"))
+    if docker is None:
+        return False
+    result = subprocess.run(
+        [docker, "image", "inspect", image], capture_output=True, env=dict(env), check=False
+    )
+    return result.returncode == 0
+
+
+def _collected_names(stage: stage_defs.Stage) -> list[str]:
+    return [Path(o).name for o in stage.outputs]
+
+
+def _collect(stage: stage_defs.Stage, src: Path, out_dir: Path) -> tuple[list[str], list[str]]:
+    collected, missing = [], []
+    for output in stage.outputs:
+        path = src / stage.output_dir / output
+        if path.is_file():
+            shutil.copy2(path, out_dir / path.name)
+            collected.append(path.name)
+        else:
+            missing.append(path.name)
+    return collected, missing
+
+
+def _evaluate(config: DeploylineConfig, out_dir: Path, skips: Sequence[str]) -> GateVerdict:
+    from deployline.runtime.security_gate import REPORT_FILES, evaluate
+
+    reports: dict[str, bytes] = {}
+    for files in REPORT_FILES.values():
+        for name in files:
+            path = out_dir / name
+            if path.is_file():
+                reports[name] = path.read_bytes()
+    return evaluate(
+        reports,
+        threshold=config.security.threshold.value,
+        scanners=list(config.security.scanners),
+        allow_unverified=config.security.allow_unverified,
+        skipped=list(skips),
+    )
+
+
+def _run_planned(
+    planned: Sequence[PlannedStep],
+    *,
+    src: Path,
+    env: Mapping[str, str],
+    logdir: Path,
+    stage: stage_defs.Stage,
+    console: Console,
+) -> list[StepOutcome]:
+    to_run = [p.step for p in planned if p.run]
+    total = len(planned)
+    position = {id(p.step): i for i, p in enumerate(planned)}
+    due = [0]  # the next planned position whose line has not been printed
+
+    def print_skips(upto: int) -> None:
+        while due[0] < upto:
+            p = planned[due[0]]
+            if not p.run:
+                _print_step(console, due[0], total, p.step.name, "skipped", note=p.note)
+            due[0] += 1
+
+    if not to_run:
+        print_skips(total)
+        return [StepOutcome(p.step.name, p.step.command, "skipped", note=p.note) for p in planned]
+
+    with console.status("") as status:
+
+        def on_event(kind: str, index: int, code: int | None, elapsed: float) -> None:
+            step = to_run[index]
+            number = position[id(step)]
+            if kind == "start":
+                print_skips(number)
+                due[0] = number + 1
+            if kind == "end":
+                _print_step(
+                    console,
+                    number,
+                    total,
+                    step.name,
+                    "passed" if code == 0 else "failed",
+                    seconds=elapsed,
+                )
+                return
+            tail = _tail(logdir / f"{index}.log")
+            status.update(
+                f"[{number + 1}/{total}] {_escape(step.name)} [dim]{elapsed:.0f}s[/]"
+                + (f"  [dim]{_escape(tail)}[/]" if tail else "")
+            )
+
+        ran = execute(
+            to_run,
+            cwd=src,
+            env=env,
+            logdir=logdir,
+            timeout_seconds=stage.timeout_minutes * 60,
+            on_event=on_event,
+        )
+    by_step = {id(step): outcome for step, outcome in zip(to_run, ran, strict=True)}
+    outcomes = []
+    for p in planned:
+        if p.run:
+            outcomes.append(by_step[id(p.step)])
+        else:
+            outcomes.append(StepOutcome(p.step.name, p.step.command, "skipped", note=p.note))
+    failed = next((o for o in outcomes if o.status == "failed"), None)
+    if failed is None:
+        print_skips(total)
+    else:
+        if failed.note:
+            _print_step(
+                console,
+                _position_of(planned, failed),
+                total,
+                failed.name,
+                "failed",
+                note=failed.note,
+            )
+        console.rule(f"[red]output of the failing step: {_escape(failed.name)}", style="red")
+        console.print(f"$ {failed.command}", markup=False, highlight=False)
+        console.out(failed.output.rstrip("\n") or "(no output)", highlight=False)
+        console.rule(style="red")
+    return outcomes
+
+
+def _position_of(planned: Sequence[PlannedStep], outcome: StepOutcome) -> int:
+    """The index of the planned step an outcome belongs to (by name and command)."""
+    for i, p in enumerate(planned):
+        if p.step.name == outcome.name and p.step.command == outcome.command:
+            return i
+    return 0
+
+
+_MARKS = {
+    "passed": "[green]✓[/]",
+    "failed": "[red]✗[/]",
+    "skipped": "[yellow]-[/]",
+    "not run": "[dim]·[/]",
+}
+
+
+def _print_step(
+    console: Console,
+    index: int,
+    total: int,
+    name: str,
+    status: str,
+    *,
+    seconds: float | None = None,
+    note: str = "",
+) -> None:
+    timing = f" [dim]({seconds:.1f}s)[/]" if seconds is not None else ""
+    why = f" [dim]{_escape(note)}[/]" if note else ""
+    console.print(
+        f"{_MARKS.get(status, status)} [{index + 1}/{total}] {_escape(name)}{timing}"
+        + (f" [yellow]skipped[/]{why}" if status == "skipped" else why),
+        highlight=False,
+    )
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+# --------------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------------
+
+
+def render_result(result: LocalRunResult, console: Console) -> None:
+    """Print where the reports are, the notes and (scan) the verdict with its top findings."""
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {_escape(note)}", highlight=False)
+    console.print(f"Reports: {result.reports_dir}", highlight=False, markup=False)
+    for name in result.collected:
+        console.print(f"  {name}", highlight=False, markup=False)
+    if result.missing:
+        console.print(f"[dim]  not produced here: {', '.join(result.missing)}[/]", highlight=False)
+    if result.scratch is not None:
+        console.print(f"Scratch copy kept at {result.scratch}", highlight=False, markup=False)
+    if result.verdict is not None:
+        colour = "green" if result.verdict.passed else "red"
+        console.rule(style=colour)
+        console.print(result.verdict.render_text(top=10), markup=False, highlight=False)
+    failed = result.failed_step
+    if failed is not None:
+        console.print(
+            f"[red]{result.stage} stage failed[/] at {_escape(failed.name)!s}: the pipeline "
+            "would stop here.",
+            highlight=False,
+        )
+    elif result.verdict is None:
+        console.print(f"[green]{result.stage} stage passed[/]", highlight=False)
+
+
+def run_local_command(
+    stage: Annotated[StageChoice, typer.Argument(help="The stage to run: test, scan or build.")],
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="Path to deployline.yaml.", dir_okay=False)
+    ] = Path("deployline.yaml"),
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workdir",
+            help="Repository root the stage runs in. Default: the git repository holding the "
+            "config.",
+            file_okay=False,
+        ),
+    ] = None,
+    skip_scanner: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--skip-scanner",
+            help="Skip this scanner knowingly (repeatable; scan only). The verdict shows it.",
+        ),
+    ] = None,
+    reports_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--reports-dir",
+            help="Where the reports go. Default: a new temporary directory (printed).",
+            file_okay=False,
+        ),
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the scratch copy and virtualenv.")
+    ] = False,
+    venv: Annotated[
+        Path | None,
+        typer.Option(
+            "--venv",
+            help="Reuse this virtualenv (created when missing) instead of a fresh one: faster, "
+            "less isolated.",
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Run a pipeline stage's commands on this machine, as the pipeline runs them.
+
+    Exit status: 0 passed, 1 a command or the security gate failed, 2 usage or configuration
+    error.
+    """
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    out = Console()
+    try:
+        result = run_local(
+            stage,
+            config_path=config,
+            workdir=workdir,
+            skip_scanners=skip_scanner or [],
+            reports_dir=reports_dir,
+            keep=keep,
+            venv_dir=venv,
+            console=err,
+        )
+    except ConfigError as exc:
+        n = len(exc.problems)
+        err.print(
+            f"[bold red]error:[/] {n} problem{'s' if n != 1 else ''} in the configuration:",
+            highlight=False,
+        )
+        for problem in sorted(exc.problems, key=lambda p: (p.line or 0, p.field)):
+            err.print(f"  {problem}", highlight=False, markup=False)
+        raise typer.Exit(EXIT_USAGE) from None
+    except LocalRunError as exc:
+        err.print(f"[bold red]error:[/] {_escape(exc.message)}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    render_result(result, out)
+    raise typer.Exit(result.exit_code)
+
+
+__all__ = [
+    "DEFAULT_EXCLUDES",
+    "EXIT_FAILED",
+    "EXIT_PASSED",
+    "EXIT_USAGE",
+    "PATH_SCANNERS",
+    "VERDICT_FILE",
+    "LocalRunError",
+    "LocalRunResult",
+    "PlannedStep",
+    "StageChoice",
+    "StepOutcome",
+    "docker_available",
+    "execute",
+    "plan",
+    "render_result",
+    "run_local",
+    "run_local_command",
+]
