@@ -108,6 +108,7 @@ def check_green(
     budget_seconds: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    probe_timeout: float = http_check.PROBE_TIMEOUT,
 ) -> HookOutcome:
     """Probe the test listener until enough consecutive successes or the time is up."""
     window = max(0.0, min(float(settings.timeout_seconds), budget_seconds))
@@ -118,6 +119,7 @@ def check_green(
         required=settings.required_successes,
         clock=clock,
         sleep=sleep,
+        probe_timeout=probe_timeout,
     )
     if result.ok:
         return HookOutcome(
@@ -142,6 +144,7 @@ def run(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     margin: float = SAFETY_MARGIN,
+    probe_timeout: float = http_check.PROBE_TIMEOUT,
 ) -> HookOutcome:
     """Check the green tasks and report the hook's status. Raises only when the event has no
     IDs to report to, or when CodeDeploy refuses the report itself."""
@@ -155,7 +158,13 @@ def run(
     try:
         settings = HookSettings.from_env(env)
         budget = remaining_ms() / 1000.0 - margin
-        outcome = check_green(settings, budget_seconds=budget, clock=clock, sleep=sleep)
+        outcome = check_green(
+            settings,
+            budget_seconds=budget,
+            clock=clock,
+            sleep=sleep,
+            probe_timeout=probe_timeout,
+        )
     except Exception as exc:  # report Failed whatever went wrong, never leave the hook pending
         outcome = HookOutcome("Failed", f"the hook could not check the green tasks: {exc}")
     clients.log_json(

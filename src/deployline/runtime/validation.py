@@ -409,8 +409,14 @@ def run(
     sleep: Callable[[float], None] = time.sleep,
     poll_interval: float = POLL_INTERVAL,
     margin: float = SAFETY_MARGIN,
+    probe_timeout: float = http_check.PROBE_TIMEOUT,
 ) -> Outcome:
-    """Validate, then report the job's result (success, failure or a continuation token)."""
+    """Validate, then report the job's result (success, failure or a continuation token).
+
+    `clock` is wall-clock seconds (the first attempt's time travels in the token); `sleep`,
+    `poll_interval` (Default: 10 s), `margin` (Default: 5 s) and `probe_timeout` (Default: 5 s)
+    are parameters so tests can run the whole loop without waiting.
+    """
     try:
         params = ValidationParams.parse(job.user_parameters)
         state = ValidationState.from_token(job.continuation_token, now=clock())
@@ -462,6 +468,7 @@ def run(
             required=REQUIRED_SUCCESSES,
             clock=clock,
             sleep=sleep,
+            probe_timeout=probe_timeout,
         )
         if health.ok:
             message = (
