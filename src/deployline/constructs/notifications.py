@@ -39,6 +39,7 @@ from deployline.constructs.deployment_history import (
     MAX_RETRIES,
     SQS_QUEUE,
     DeployedEnvironment,
+    acknowledge_dead_letter_queue,
     codedeploy_targets,
     dead_letter_queue,
     validate_delivery,
@@ -255,6 +256,7 @@ class Notifications(Construct):
             removal=removal,
         )
 
+        acknowledge_dead_letter_queue(self.dead_letter_queue, feeds="the alert rules' targets")
         destinations = [t.topic_arn for t in self.alarm_topics]
 
         def rule(

@@ -40,7 +40,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from deployline import defaults
-from deployline.constructs.deployment_history import METRICS_NAMESPACE, DeploymentHistory
+from deployline.constructs.deployment_history import (
+    METRICS_NAMESPACE,
+    DeploymentHistory,
+    acknowledge_function_findings,
+)
 from deployline.constructs.notifications import Notifications
 from deployline.constructs.runtime_function import RuntimeFunction
 from deployline.naming import Kind, Namer, kebab
@@ -208,6 +212,7 @@ class PipelineMonitoring(Construct):
                 ),
             ],
         )
+        acknowledge_function_findings(self.watchdog, metrics_namespace=namespace)
         # A missed run is superseded by the next one: no Lambda-side retries.
         self.watchdog.function.configure_async_invoke(
             retry_attempts=0, max_event_age=watchdog_interval
