@@ -539,7 +539,7 @@ def build_stage(config: DeploylineConfig, *, blue_green_envs: Sequence[str] | No
     envs = _blue_green_envs(config, blue_green_envs)
     out = BUILD_ARTIFACT_DIR
     context = _clean_path(config.build.context)
-    dockerfile = posixpath.join(context, config.build.dockerfile)
+    dockerfile = _clean_path(posixpath.join(context, config.build.dockerfile))
     steps: list[Step] = [
         Step(
             name="Resolve the image tag",
