@@ -8,6 +8,7 @@ what the function sent.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -493,3 +494,48 @@ def test_handler_ignores_an_event_without_a_job_and_calls_nothing(
     monkeypatch.setattr(clients, "client", no_clients)
     result = validation.handler({"detail": {}}, None)
     assert result["result"] == "ignored"
+
+
+def test_handler_uses_aws_endpoint_url_and_reports_success(
+    ecs: Any,
+    moto_url: str,
+    pipeline: Any,
+    health_server: HealthServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster, service = create_service(ecs, monkeypatch, running=2)
+    path = health_server.route("/handler/health", 200)
+    client, stub, log = pipeline
+    expect_success(stub)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    clients.reset()
+    real_client = clients.client
+    monkeypatch.setattr(
+        clients, "client", lambda name: client if name == "codepipeline" else real_client(name)
+    )
+    event = {
+        "CodePipeline.job": {
+            "id": "job-1",
+            "data": {
+                "actionConfiguration": {
+                    "configuration": {
+                        "UserParameters": json.dumps(
+                            params(cluster, service, health_server.url, path)
+                        )
+                    }
+                }
+            },
+        }
+    }
+
+    try:
+        result = validation.handler(event, FakeContext(time.time, 60))
+    finally:
+        real_client.cache_clear()
+
+    assert result["result"] == "succeeded"
+    assert result["invocations"] == 1
+    assert (
+        f"service {service} is steady"
+        in log.named("PutJobSuccessResult")[0]["executionDetails"]["summary"]
+    )

@@ -57,9 +57,11 @@ def logger(name: str) -> logging.Logger:
     return log
 
 
-def log_json(log: logging.Logger, level: int, message: str, **fields: Any) -> None:
-    """One JSON object per line, so CloudWatch Logs Insights can query the fields."""
-    log.log(level, json.dumps({"message": message, **fields}, default=str, sort_keys=True))
+def log_json(log: logging.Logger, level: int, message: str, /, **fields: Any) -> None:
+    """One JSON object per line, so CloudWatch Logs Insights can query the fields. A field
+    called "message" is logged as "detail"."""
+    record = {"detail" if key == "message" else key: value for key, value in fields.items()}
+    log.log(level, json.dumps({"message": message, **record}, default=str, sort_keys=True))
 
 
 def error_code(exc: BaseException) -> str:
