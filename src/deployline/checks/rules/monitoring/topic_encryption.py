@@ -1,0 +1,41 @@
+"""DL503: an SNS topic without KMS encryption."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from deployline.checks.model import Hit, Rule, Severity
+from deployline.checks.template import Template
+
+
+class TopicEncryption(Rule):
+    """Fires when `KmsMasterKeyId` is absent; any value (a key, an alias, an intrinsic) passes
+    here. Whether EventBridge may use the key is DL504's question."""
+
+    id = "DL503"
+    severity = Severity.MEDIUM
+    family = "Monitoring and audit"
+    seed = "004 Security 1"
+    title = "SNS topic without KMS encryption"
+    resource_types = ("AWS::SNS::Topic",)
+    rationale = (
+        "Notifications carry pipeline names, commit messages and failure details; topics "
+        "should encrypt them at rest like every other pipeline store."
+    )
+    remediation = (
+        "Set KmsMasterKeyId to a customer-managed key whose policy lets the publishers "
+        "(events.amazonaws.com, cloudwatch.amazonaws.com, ...) use it."
+    )
+    fix_example = """\
+AlertTopic:
+  Type: AWS::SNS::Topic
+  Properties:
+    KmsMasterKeyId: !Ref NotificationKey
+"""
+
+    def check(self, template: Template) -> Iterator[Hit]:
+        for topic in template.of_type(*self.resource_types):
+            if topic.prop("KmsMasterKeyId") is None:
+                yield self.hit(
+                    topic.logical_id, "Properties.KmsMasterKeyId", "the topic is not encrypted"
+                )
