@@ -1,0 +1,664 @@
+"""Notifications: the alert topic, its key and policies, subscribers, and the rules that feed it.
+
+One app is synthesized once for the module (with cdk-nag's AwsSolutions pack); every test reads
+the templates it produced.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import Acknowledgment, App, Aws, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_codepipeline_actions as actions
+from aws_cdk.assertions import Match, Template
+from cdk_nag import AwsSolutionsChecks
+from cfnlint.api import lint_file
+
+from deployline import defaults
+from deployline.app import feature_flags
+from deployline.constructs.artifact_store import ArtifactStore
+from deployline.constructs.deployment_history import CodeDeployTarget, DeployedEnvironment
+from deployline.constructs.notifications import Notifications
+from deployline.naming import Namer
+
+NAMER = Namer("payment-processor", "shared")
+ENVIRONMENTS = [
+    DeployedEnvironment("staging", "Deploy-staging"),
+    DeployedEnvironment(
+        "production",
+        "Deploy-production",
+        CodeDeployTarget("payment-processor-production", "payment-processor-dg-production"),
+    ),
+]
+
+
+def fixture_pipeline(stack: Stack) -> tuple[codepipeline.Pipeline, codebuild.PipelineProject]:
+    """A minimal V2 pipeline (S3 source, one CodeBuild action) standing in for the real one."""
+    key = defaults.secure_key(
+        stack,
+        "PipelineKey",
+        alias="payment-processor-pipeline-key-shared",
+        description="test pipeline key",
+        removal=RemovalPolicy.DESTROY,
+    )
+    defaults.allow_logs_to_use_key(
+        key, f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:*"
+    )
+    store = ArtifactStore(
+        stack,
+        "Artifacts",
+        bucket_prefix=NAMER.bucket_prefix("artifacts"),
+        access_logs_prefix=NAMER.bucket_prefix("access-logs"),
+        key=key,
+        removal=RemovalPolicy.DESTROY,
+    )
+    logs = defaults.encrypted_log_group(
+        stack,
+        "BuildLogs",
+        name="/aws/codebuild/payment-processor-build-shared",
+        key=key,
+        removal=RemovalPolicy.DESTROY,
+    )
+    project = codebuild.PipelineProject(
+        stack,
+        "Build",
+        project_name="payment-processor-build-shared",
+        encryption_key=key,
+        build_spec=codebuild.BuildSpec.from_object(
+            {"version": "0.2", "phases": {"build": {"commands": ["make test"]}}}
+        ),
+        environment=codebuild.BuildEnvironment(build_image=codebuild.LinuxBuildImage.STANDARD_7_0),
+        timeout=Duration.minutes(15),
+        logging=codebuild.LoggingOptions(
+            cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=logs)
+        ),
+    )
+    source = codepipeline.Artifact("Source")
+    pipeline = codepipeline.Pipeline(
+        stack,
+        "Pipeline",
+        pipeline_name="payment-processor-pipeline-shared",
+        pipeline_type=codepipeline.PipelineType.V2,
+        artifact_bucket=store.bucket,
+        stages=[
+            codepipeline.StageProps(
+                stage_name="Source",
+                actions=[
+                    actions.S3SourceAction(
+                        action_name="Source",
+                        bucket=store.bucket,
+                        bucket_key="source.zip",
+                        output=source,
+                        trigger=actions.S3Trigger.NONE,
+                    )
+                ],
+            ),
+            codepipeline.StageProps(
+                stage_name="Build",
+                actions=[
+                    actions.CodeBuildAction(
+                        action_name="Build",
+                        project=project,
+                        input=source,
+                    )
+                ],
+            ),
+        ],
+    )
+    fixture_reason = (
+        "test fixture: aws-cdk's own grants for the stand-in pipeline and build project; "
+        "the real pipeline's roles are checked by the pipeline stack's tests"
+    )
+    for construct in (pipeline, project):
+        Validations.of(construct).acknowledge(
+            *[
+                Acknowledgment(
+                    id=f"AwsSolutions::AwsSolutions-IAM5[{finding}]", reason=fixture_reason
+                )
+                for finding in (
+                    "Action::kms:GenerateDataKey*",
+                    "Action::kms:ReEncrypt*",
+                    "Action::s3:GetBucket*",
+                    "Action::s3:GetObject*",
+                    "Action::s3:List*",
+                    "Action::s3:Abort*",
+                    "Action::s3:DeleteObject*",
+                    "Resource::<ArtifactsBucket88671897.Arn>/*",
+                    "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:"
+                    "log-group:/aws/codebuild/<Build45A36621>:*",
+                    "Resource::arn:<AWS::Partition>:codebuild:<AWS::Region>:<AWS::AccountId>:"
+                    "report-group/<Build45A36621>-*",
+                )
+            ]
+        )
+    cfn_pipeline = pipeline.node.default_child
+    assert cfn_pipeline is not None
+    cfn_pipeline.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})  # type: ignore[attr-defined]
+    return pipeline, project
+
+
+class Synth:
+    def __init__(self, tmp: Path) -> None:
+        app = App(context=feature_flags(), outdir=str(tmp))
+        self.stack = Stack(app, "Alerts")
+        pipeline, project = fixture_pipeline(self.stack)
+        self.notifications = Notifications(
+            self.stack,
+            "Notifications",
+            namer=NAMER,
+            pipeline=pipeline,
+            projects=[project],
+            environments=ENVIRONMENTS,
+            emails=["payments-oncall@example.com", "payments-lead@example.com"],
+            https_endpoint="https://hooks.example.com/deployline",
+            forward_topic_arn=f"arn:{Aws.PARTITION}:sns:{Aws.REGION}:{Aws.ACCOUNT_ID}:ops-alerts",
+            removal=RemovalPolicy.DESTROY,
+        )
+        # A second stack: email only, no projects, no CodeDeploy, no forwarding.
+        self.minimal_stack = Stack(app, "MinimalAlerts")
+        imported = codepipeline.Pipeline.from_pipeline_arn(
+            self.minimal_stack,
+            "Imported",
+            f"arn:{Aws.PARTITION}:codepipeline:{Aws.REGION}:{Aws.ACCOUNT_ID}:payment-processor-pipeline-shared",
+        )
+        self.minimal = Notifications(
+            self.minimal_stack,
+            "Notifications",
+            namer=NAMER,
+            pipeline=imported,
+            environments=ENVIRONMENTS[:1],
+            emails=["payments-oncall@example.com"],
+        )
+        Validations.of(app).add_plugins(AwsSolutionsChecks())
+        self.synth_error: str | None = None
+        try:
+            app.synth()
+        except RuntimeError as error:  # cdk-nag violations fail the synth; the report says which
+            self.synth_error = str(error)
+        report_path = tmp / "validation-report.json"
+        self.report = json.loads(report_path.read_text()) if report_path.exists() else {}
+        self.template_path = tmp / "Alerts.template.json"
+        self.template = Template.from_json(json.loads(self.template_path.read_text()))
+        self.minimal_template = Template.from_json(
+            json.loads((tmp / "MinimalAlerts.template.json").read_text())
+        )
+        self.resources: dict[str, Any] = json.loads(self.template_path.read_text())["Resources"]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return Synth(tmp_path_factory.mktemp("alerts"))
+
+
+def logical_id(resources: dict[str, Any], prefix: str, type_: str) -> str:
+    [found] = [k for k, v in resources.items() if k.startswith(prefix) and v["Type"] == type_]
+    return found
+
+
+def rules(synth: Synth) -> dict[str, dict[str, Any]]:
+    return {
+        v["Properties"]["Name"]: v["Properties"]
+        for v in synth.resources.values()
+        if v["Type"] == "AWS::Events::Rule"
+    }
+
+
+def key_id(synth: Synth) -> str:
+    return logical_id(synth.resources, "NotificationsKey", "AWS::KMS::Key")
+
+
+def topic_id(synth: Synth) -> str:
+    return logical_id(synth.resources, "NotificationsTopic", "AWS::SNS::Topic")
+
+
+# --- topic, key, policies ---------------------------------------------------------------------
+
+
+def test_topic_is_named_from_the_namer_and_encrypted_with_its_own_rotating_key(
+    synth: Synth,
+) -> None:
+    synth.template.has_resource_properties(
+        "AWS::SNS::Topic",
+        {
+            "TopicName": "payment-processor-alerts-shared",
+            "KmsMasterKeyId": {"Fn::GetAtt": [key_id(synth), "Arn"]},
+            "SignatureVersion": "2",
+        },
+    )
+    key = synth.resources[key_id(synth)]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Delete"
+    synth.template.has_resource_properties(
+        "AWS::KMS::Alias", {"AliasName": "alias/payment-processor-alerts-key-shared"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("sid", "service"),
+    [
+        ("AllowEventBridge", "events.amazonaws.com"),
+        ("AllowCodeStarNotifications", "codestar-notifications.amazonaws.com"),
+        ("AllowCloudWatchAlarms", "cloudwatch.amazonaws.com"),
+    ],
+)
+def test_key_policy_lets_the_publishing_service_use_the_key_for_this_account_only(
+    synth: Synth, sid: str, service: str
+) -> None:
+    statements = synth.resources[key_id(synth)]["Properties"]["KeyPolicy"]["Statement"]
+    [statement] = [s for s in statements if s.get("Sid") == sid]
+    assert statement == {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+    }
+
+
+def topic_policy_statements(synth: Synth) -> list[dict[str, Any]]:
+    [policy] = [v for v in synth.resources.values() if v["Type"] == "AWS::SNS::TopicPolicy"]
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id(synth)}]
+    statements: list[dict[str, Any]] = policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_topic_policy_lets_only_this_constructs_rules_publish(synth: Synth) -> None:
+    [statement] = [
+        s for s in topic_policy_statements(synth) if s.get("Sid") == "AllowEventBridgeRules"
+    ]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Resource"] == {"Ref": topic_id(synth)}
+    assert statement["Condition"]["StringEquals"] == {
+        "aws:SourceAccount": {"Ref": "AWS::AccountId"}
+    }
+    allowed = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+    rule_ids = sorted(
+        k
+        for k, v in synth.resources.items()
+        if v["Type"] == "AWS::Events::Rule"
+        and any(t["Arn"] == {"Ref": topic_id(synth)} for t in v["Properties"]["Targets"])
+    )
+    assert len(rule_ids) == 5
+    assert sorted(a["Fn::GetAtt"][0] for a in allowed) == rule_ids
+
+
+def test_topic_policy_lets_codestar_notifications_and_alarms_publish_from_this_account(
+    synth: Synth,
+) -> None:
+    statements = {s.get("Sid"): s for s in topic_policy_statements(synth)}
+    codestar = statements["AllowCodeStarNotifications"]
+    assert codestar["Principal"] == {"Service": "codestar-notifications.amazonaws.com"}
+    assert codestar["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }
+    alarms = statements["AllowCloudWatchAlarms"]
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert alarms["Condition"]["ArnLike"]["aws:SourceArn"] == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":cloudwatch:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":alarm:*",
+            ],
+        ]
+    }
+
+
+def test_topic_policy_denies_publishing_without_tls(synth: Synth) -> None:
+    denies = [s for s in topic_policy_statements(synth) if s["Effect"] == "Deny"]
+    assert denies == [
+        {
+            "Sid": "AllowPublishThroughSSLOnly",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sns:Publish",
+            "Resource": {"Ref": topic_id(synth)},
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
+
+
+# --- subscribers ------------------------------------------------------------------------------
+
+
+def test_every_email_and_the_https_endpoint_subscribe_to_the_topic(synth: Synth) -> None:
+    subscriptions = sorted(
+        (v["Properties"]["Protocol"], v["Properties"]["Endpoint"])
+        for v in synth.resources.values()
+        if v["Type"] == "AWS::SNS::Subscription"
+        and v["Properties"]["TopicArn"] == {"Ref": topic_id(synth)}
+    )
+    assert subscriptions == [
+        ("email", "payments-lead@example.com"),
+        ("email", "payments-oncall@example.com"),
+        ("https", "https://hooks.example.com/deployline"),
+    ]
+
+
+def test_forwarded_topic_receives_every_alert_and_every_alarm(synth: Synth) -> None:
+    forward = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":sns:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":ops-alerts",
+            ],
+        ]
+    }
+    for name, rule in rules(synth).items():
+        arns = [t["Arn"] for t in rule["Targets"]]
+        assert arns == [{"Ref": topic_id(synth)}, forward], name
+    assert len(synth.notifications.alarm_topics) == 2
+    assert synth.minimal.alarm_topics == (synth.minimal.topic,)
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+
+PIPELINE_REF = {"Ref": "PipelineC660917D"}
+
+
+def test_failed_executions_of_this_pipeline_only_are_announced(synth: Synth) -> None:
+    rule = rules(synth)["payment-processor-pipeline-failed-shared"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.codepipeline"],
+        "detail-type": ["CodePipeline Pipeline Execution State Change"],
+        "detail": {"pipeline": [PIPELINE_REF], "state": ["FAILED"]},
+    }
+
+
+def test_failed_builds_of_the_pipeline_projects_are_announced(synth: Synth) -> None:
+    rule = rules(synth)["payment-processor-build-failed-shared"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.codebuild"],
+        "detail-type": ["CodeBuild Build State Change"],
+        "detail": {
+            "build-status": ["FAILED", "FAULT", "TIMED_OUT"],
+            "project-name": [{"Ref": "Build45A36621"}],
+        },
+    }
+
+
+def test_waiting_manual_approvals_are_announced(synth: Synth) -> None:
+    rule = rules(synth)["payment-processor-approval-waiting-shared"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.codepipeline"],
+        "detail-type": ["CodePipeline Action Execution State Change"],
+        "detail": {
+            "pipeline": [PIPELINE_REF],
+            "state": ["STARTED"],
+            "type": {"category": ["Approval"]},
+        },
+    }
+
+
+def test_stage_rollbacks_reported_by_v2_pipelines_are_announced(synth: Synth) -> None:
+    rule = rules(synth)["payment-processor-pipeline-rollback-shared"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.codepipeline"],
+        "detail-type": ["CodePipeline Pipeline Execution State Change"],
+        "detail": {
+            "pipeline": [PIPELINE_REF],
+            "state": ["STARTED"],
+            "execution-trigger": {"trigger-type": ["AutomatedRollback", "ManualRollback"]},
+        },
+    }
+
+
+def test_failed_or_stopped_codedeploy_deployments_of_this_service_are_announced(
+    synth: Synth,
+) -> None:
+    rule = rules(synth)["payment-processor-deploy-rolled-back-shared"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.codedeploy"],
+        "detail-type": ["CodeDeploy Deployment State-change Notification"],
+        "detail": {
+            "application": ["payment-processor-production"],
+            "deploymentGroup": ["payment-processor-dg-production"],
+            "state": ["FAILURE", "STOP"],
+        },
+    }
+
+
+def transformer(synth: Synth, name: str) -> dict[str, Any]:
+    target = rules(synth)[name]["Targets"][0]
+    result: dict[str, Any] = target["InputTransformer"]
+    return result
+
+
+@pytest.mark.parametrize(
+    ("name", "paths", "phrases"),
+    [
+        (
+            "payment-processor-pipeline-failed-shared",
+            {"$.detail.pipeline", "$.detail.execution-id", "$.region"},
+            [
+                "pipeline <detail-pipeline> FAILED",
+                "Execution: <detail-execution-id>",
+                "/codesuite/codepipeline/pipelines/<detail-pipeline>/executions/"
+                "<detail-execution-id>/timeline?region=<region>",
+            ],
+        ),
+        (
+            "payment-processor-build-failed-shared",
+            {
+                "$.detail.project-name",
+                "$.detail.build-id",
+                "$.detail.additional-information.source-version",
+                "$.detail.additional-information.logs.deep-link",
+                "$.region",
+            },
+            [
+                "build <detail-project-name> <detail-build-status>",
+                "Source version (commit): <detail-additional-information-source-version>",
+                "Logs: <detail-additional-information-logs-deep-link>",
+                "/codesuite/codebuild/projects/<detail-project-name>/history?region=<region>",
+            ],
+        ),
+        (
+            "payment-processor-approval-waiting-shared",
+            {"$.detail.pipeline", "$.detail.stage", "$.detail.action", "$.region"},
+            [
+                "waiting for a manual approval",
+                "Stage: <detail-stage>, action: <detail-action>",
+                "/codesuite/codepipeline/pipelines/<detail-pipeline>/view?region=<region>",
+            ],
+        ),
+        (
+            "payment-processor-pipeline-rollback-shared",
+            {"$.detail.pipeline", "$.detail.execution-trigger.trigger-type", "$.region"},
+            [
+                "ROLLING BACK (<detail-execution-trigger-trigger-type>)",
+                "Rollback execution: <detail-execution-id>",
+            ],
+        ),
+        (
+            "payment-processor-deploy-rolled-back-shared",
+            {
+                "$.detail.deploymentId",
+                "$.detail.application",
+                "$.detail.deploymentGroup",
+                "$.region",
+            },
+            [
+                "CodeDeploy deployment <detail-deploymentId> ended in <detail-state>",
+                "/codesuite/codedeploy/deployments/<detail-deploymentId>?region=<region>",
+            ],
+        ),
+    ],
+)
+def test_messages_are_readable_and_link_to_the_console_in_the_events_region(
+    synth: Synth, name: str, paths: set[str], phrases: list[str]
+) -> None:
+    transform = transformer(synth, name)
+    assert paths <= set(transform["InputPathsMap"].values())
+    assert transform["InputPathsMap"]["region"] == "$.region"
+    text = transform["InputTemplate"]
+    for phrase in phrases:
+        assert phrase in text
+    assert "https://<region>.console.aws.amazon.com/" in text
+    assert not re.search(r"\b[a-z]{2}(-gov)?-[a-z]+-\d\b", text), "literal region in message"
+    # one quoted line per fact: SNS shows each on its own line
+    assert all(line.startswith('"') and line.endswith('"') for line in text.split("\n"))
+
+
+def test_every_rule_retries_and_dead_letters_to_the_encrypted_queue(synth: Synth) -> None:
+    queue_id = logical_id(synth.resources, "NotificationsDeadLetterQueue", "AWS::SQS::Queue")
+    for name, rule in rules(synth).items():
+        assert rule["State"] == "ENABLED"
+        for target in rule["Targets"]:
+            assert target["RetryPolicy"] == {
+                "MaximumEventAgeInSeconds": 86400,
+                "MaximumRetryAttempts": 185,
+            }, name
+            assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [queue_id, "Arn"]}}
+    queue = synth.resources[queue_id]
+    assert queue["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id(synth), "Arn"]}
+    assert queue["Properties"]["QueueName"] == "payment-processor-alerts-dlq-shared"
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 86400
+    assert queue["DeletionPolicy"] == "Delete"
+
+
+def test_dead_letter_queue_accepts_only_this_constructs_rules_over_tls(synth: Synth) -> None:
+    [policy] = [v for v in synth.resources.values() if v["Type"] == "AWS::SQS::QueuePolicy"]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    [deny] = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert deny["Principal"] == {"AWS": "*"}
+    [allow] = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Action"] == "sqs:SendMessage"
+    assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    rule_ids = sorted(k for k, v in synth.resources.items() if v["Type"] == "AWS::Events::Rule")
+    assert sorted(a["Fn::GetAtt"][0] for a in allow["Condition"]["ArnEquals"]["aws:SourceArn"]) == (
+        rule_ids
+    )
+
+
+def test_without_projects_or_codedeploy_groups_only_pipeline_rules_exist(synth: Synth) -> None:
+    names = sorted(
+        r["Properties"]["Name"]
+        for r in synth.minimal_template.find_resources("AWS::Events::Rule").values()
+    )
+    assert names == [
+        "payment-processor-approval-waiting-shared",
+        "payment-processor-pipeline-failed-shared",
+        "payment-processor-pipeline-rollback-shared",
+    ]
+    assert synth.minimal.build_failed_rule is None
+    assert synth.minimal.deployment_failed_rule is None
+    synth.minimal_template.resource_count_is("AWS::SNS::Subscription", 1)
+
+
+def test_every_physical_name_follows_service_type_env(synth: Synth) -> None:
+    names = [
+        value
+        for logical, resource in synth.resources.items()
+        if logical.startswith("Notifications")
+        for prop, value in resource["Properties"].items()
+        if prop in {"TopicName", "QueueName", "Name", "AliasName"}
+    ]
+    assert len(names) == 8
+    for name in names:
+        assert re.fullmatch(r"(alias/)?payment-processor-[a-z0-9-]+-shared", name), name
+
+
+def test_template_holds_no_literal_account_or_region(synth: Synth) -> None:
+    text = synth.template_path.read_text()
+    assert not re.search(r"\b\d{12}\b", text)
+    assert not re.search(r'"[a-z]{2}(-gov)?-[a-z]+-\d"', text)
+
+
+# --- peers ------------------------------------------------------------------------------------
+
+
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(synth: Synth) -> None:
+    violations = [
+        (v["ruleName"], c["constructPath"])
+        for report in synth.report.get("pluginReports", [])
+        for v in report["violations"]
+        for c in v["violatingConstructs"]
+    ]
+    assert violations == []
+    assert synth.synth_error is None
+    assert [(r["pluginName"], r["conclusion"]) for r in synth.report["pluginReports"]] == [
+        ("AwsSolutions", "success")
+    ]
+
+
+def test_cfn_lint_reports_no_error_or_warning(synth: Synth) -> None:
+    assert [(m.rule.id, m.message) for m in lint_file(synth.template_path)] == []
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def bare_stack() -> tuple[Stack, codepipeline.IPipeline]:
+    stack = Stack(App(context=feature_flags()), "Bad")
+    pipeline = codepipeline.Pipeline.from_pipeline_arn(
+        stack, "P", "arn:aws:codepipeline:eu-west-1:111111111111:p"
+    )
+    return stack, pipeline
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"emails": []}, "at least one of emails or https_endpoint"),
+        ({"emails": ["not-an-address"]}, "'not-an-address'"),
+        ({"emails": ["a@example.com", "a@example.com"]}, "emails must be unique"),
+        ({"https_endpoint": "http://hooks.example.com/x"}, "https:// URL"),
+        ({"forward_topic_arn": "ops-alerts"}, "SNS topic ARN"),
+        ({"max_event_age": Duration.hours(25)}, "between 1 minute and 24 hours"),
+        ({"retry_attempts": 186}, "between 0 and 185, got 186"),
+        (
+            {"environments": [DeployedEnvironment("Prod", "Deploy")]},
+            "lowercase kebab-case like 'production', got 'Prod'",
+        ),
+        (
+            {"environments": [DeployedEnvironment("prod", "Deploy prod")]},
+            "CodePipeline stage name",
+        ),
+        (
+            {"environments": [DeployedEnvironment("a", "S1"), DeployedEnvironment("a", "S2")]},
+            "own name; ['a']",
+        ),
+    ],
+)
+def test_rejects_bad_input_with_a_message_naming_value_and_fix(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    stack, pipeline = bare_stack()
+    args: dict[str, Any] = {"emails": ["oncall@example.com"], **kwargs}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Notifications(stack, "N", namer=NAMER, pipeline=pipeline, **args)
+
+
+def test_accepts_an_https_endpoint_without_emails() -> None:
+    stack, pipeline = bare_stack()
+    notifications = Notifications(
+        stack, "N", namer=NAMER, pipeline=pipeline, https_endpoint="https://hooks.example.com/a"
+    )
+    assert notifications.alarm_topics == (notifications.topic,)
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::SNS::Subscription", Match.object_like({"Protocol": "https"})
+    )
