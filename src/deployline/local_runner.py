@@ -1013,10 +1013,10 @@ def run_local_command(
             highlight=False,
         )
         for problem in sorted(exc.problems, key=lambda p: (p.line or 0, p.field)):
-            err.print(f"  {problem}", highlight=False, markup=False)
+            err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_USAGE) from None
     except LocalRunError as exc:
-        err.print(f"[bold red]error:[/] {_escape(exc.message)}", highlight=False)
+        err.print(f"[bold red]error:[/] {_escape(exc.message)}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     render_result(result, out)
     raise typer.Exit(result.exit_code)
