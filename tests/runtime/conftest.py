@@ -199,3 +199,32 @@ def health_server() -> Iterator[HealthServer]:
     finally:
         server.server.shutdown()
         server.server.server_close()
+
+
+def create_deployments_table(dynamodb: Any, name: str) -> str:
+    """The deployment table with the fixed key schema from runtime/records.py."""
+    from deployline.runtime import records
+
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": attribute, "AttributeType": "S"}
+            for attribute in (records.TABLE_PK, records.TABLE_SK, records.GSI_PK, records.GSI_SK)
+        ],
+        KeySchema=[
+            {"AttributeName": records.TABLE_PK, "KeyType": "HASH"},
+            {"AttributeName": records.TABLE_SK, "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": records.GSI_NAME,
+                "KeySchema": [
+                    {"AttributeName": records.GSI_PK, "KeyType": "HASH"},
+                    {"AttributeName": records.GSI_SK, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    return name

@@ -18,7 +18,7 @@ from botocore.stub import ANY, Stubber
 from deployline.runtime import clients, records, security_gate
 from deployline.runtime.security_gate import REPORT_FILES, evaluate
 
-from .conftest import CallLog, make_client
+from .conftest import CallLog, create_deployments_table, make_client
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reports"
 ALL = ["bandit", "pip-audit", "trivy"]
@@ -274,28 +274,7 @@ def aws(moto_url: str) -> Iterator[dict[str, Any]]:
     dynamodb = make_client("dynamodb", moto_url)
     bucket = f"artifacts-{uuid.uuid4().hex[:10]}"
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    dynamodb.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": name, "AttributeType": "S"}
-            for name in (records.TABLE_PK, records.TABLE_SK, records.GSI_PK, records.GSI_SK)
-        ],
-        KeySchema=[
-            {"AttributeName": records.TABLE_PK, "KeyType": "HASH"},
-            {"AttributeName": records.TABLE_SK, "KeyType": "RANGE"},
-        ],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": records.GSI_NAME,
-                "KeySchema": [
-                    {"AttributeName": records.GSI_PK, "KeyType": "HASH"},
-                    {"AttributeName": records.GSI_SK, "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
+    create_deployments_table(dynamodb, TABLE)
     yield {"s3": s3, "dynamodb": dynamodb, "bucket": bucket, "url": moto_url}
 
 
