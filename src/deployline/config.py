@@ -144,6 +144,12 @@ class GitHubSource(_Model):
         description="File path globs; only pushes that touch them start the pipeline (monorepos).",
     )
     exclude_paths: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    full_clone: bool = Field(
+        default=False,
+        description="Hand the build a git clone (CODEBUILD_CLONE_REF) instead of a zip, for "
+        "builds that need git history or tags. Default: false (the zip is faster; the commit "
+        "ID reaches the build as IMAGE_TAG).",
+    )
 
     @model_validator(mode="after")
     def _one_connection(self) -> GitHubSource:
@@ -173,6 +179,10 @@ class CodeCommitSource(_Model):
         str, _pattern(re.compile(r"^[\w.-]{1,100}$"), "a CodeCommit repository name")
     ]
     branch: str = Field(default="main", min_length=1, max_length=255)
+    full_clone: bool = Field(
+        default=False,
+        description="Hand the build a git clone instead of a zip. Default: false.",
+    )
 
 
 Source = Annotated[GitHubSource | S3Source | CodeCommitSource, Field(discriminator="type")]
@@ -303,7 +313,8 @@ class NetworkConfig(_Model):
     mode public: tasks in public subnets with a public IP, reachable only from the load balancer
     (the cheapest: no NAT gateway, no endpoint). mode private: tasks in private subnets behind
     NAT gateways. mode endpoints: tasks in isolated subnets without any route to the internet;
-    they reach ECR, S3 and CloudWatch Logs (and extra_endpoints) through VPC endpoints.
+    they reach ECR, S3 and CloudWatch Logs (and extra_endpoints) through VPC endpoints, which
+    deployline creates in a new VPC and an existing VPC (vpc_id) must already have.
     """
 
     mode: NetworkMode = NetworkMode.PUBLIC
@@ -336,17 +347,11 @@ class NetworkConfig(_Model):
         description="VPC flow logs (all traffic) to a KMS-encrypted log group; new VPC only. "
         "Default: on.",
     )
-    create_endpoints: bool | None = Field(
-        default=None,
-        description="mode endpoints: create the VPC endpoints the tasks need. Default: true for "
-        "a new VPC, false with vpc_id (an existing VPC usually has them already, and a second "
-        "endpoint with private DNS for the same service cannot be created).",
-    )
     extra_endpoints: list[Annotated[str, Field(min_length=2, max_length=64)]] = Field(
         default_factory=list,
-        description="mode endpoints: more interface endpoints the application calls, by "
-        "service name (secretsmanager, ssm, sts, kms, ...). ECR, S3 and CloudWatch Logs are "
-        "always created.",
+        description="mode endpoints with a new VPC: more interface endpoints the application "
+        "calls, by service name (secretsmanager, ssm, sts, kms, ...). ECR, S3 and CloudWatch "
+        "Logs are always created. With vpc_id the VPC must provide every endpoint itself.",
     )
 
     @field_validator("extra_endpoints")
@@ -368,23 +373,12 @@ class NetworkConfig(_Model):
             raise ValueError(f"extra_endpoints must not repeat, got {value}")
         return value
 
-    @property
-    def effective_create_endpoints(self) -> bool:
-        """Whether deployline creates the VPC endpoints (mode endpoints only)."""
-        if self.mode is not NetworkMode.ENDPOINTS:
-            return False
-        if self.create_endpoints is not None:
-            return self.create_endpoints
-        return self.vpc_id is None
-
     @model_validator(mode="after")
     def _existing_vpc_complete(self) -> NetworkConfig:
-        if self.mode is not NetworkMode.ENDPOINTS and (
-            self.extra_endpoints or self.create_endpoints is not None
-        ):
+        if self.extra_endpoints and (self.mode is not NetworkMode.ENDPOINTS or self.vpc_id):
             raise ValueError(
-                "extra_endpoints and create_endpoints apply to mode: endpoints only, "
-                f"got mode {self.mode.value}"
+                "extra_endpoints applies to mode: endpoints with a new VPC only (an existing "
+                "VPC provides its own endpoints)"
             )
         if self.vpc_id is None:
             if self.public_subnet_ids or self.private_subnet_ids or self.availability_zones:
@@ -474,7 +468,18 @@ class EnvironmentConfig(_Model):
         "the test listener shows that audience nothing the production listener will not.",
     )
     ingress_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
-    certificate_arn: CertificateArn | None = None
+    certificate_arn: CertificateArn | None = Field(
+        default=None,
+        description="ACM certificate for HTTPS on 443 (HTTP then redirects to it). Needs "
+        "domain_name.",
+    )
+    domain_name: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+        description="The name the certificate covers, pointed (by you) at the load balancer; "
+        "the service and test URLs use it. Required with certificate_arn.",
+    )
     termination_wait_minutes: int = Field(default=5, ge=0, le=2880)
     alarms: AlarmThresholds = Field(default_factory=AlarmThresholds)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
@@ -610,6 +615,17 @@ class EnvironmentConfig(_Model):
                 f"desired_count ({self.desired_count}) must lie between min_capacity "
                 f"({self.min_capacity}) and max_capacity ({self.max_capacity})"
             )
+        if self.certificate_arn and not self.domain_name:
+            raise ValueError(
+                "certificate_arn needs domain_name: the DNS name the certificate covers and "
+                "that points at the load balancer (validation cannot check TLS against the "
+                "load balancer's own name)"
+            )
+        if self.domain_name and not self.certificate_arn:
+            raise ValueError(
+                "domain_name is used with certificate_arn only; add the certificate or remove "
+                "domain_name"
+            )
         if self.certificate_arn and self.listener_port == 443:
             raise ValueError(
                 "listener_port 443 is taken by the HTTPS listener when certificate_arn is set; "
@@ -681,6 +697,12 @@ class NamingConfig(_Model):
 
 
 class PipelineConfig(_Model):
+    execution_mode: Literal["queued", "superseded"] = Field(
+        default="queued",
+        description="queued: every execution runs to its end, in order, so each change that "
+        "reaches production was validated in staging and approved as itself. superseded: a "
+        "newer execution replaces one waiting between stages. Default: queued.",
+    )
     artifact_expiry_days: int = Field(default=30, ge=1, le=3650)
     noncurrent_expiry_days: int = Field(default=7, ge=1, le=3650)
     ecr_keep_images: int = Field(default=20, ge=1, le=1000)

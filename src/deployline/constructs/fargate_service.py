@@ -1,0 +1,537 @@
+"""An ECS Fargate service behind an ALB target group, deployed rolling or by CodeDeploy.
+
+One cluster (Container Insights, enhanced), one task definition (one container named
+`deployline.naming.CONTAINER_NAME`: non-root, read-only root filesystem with scratch volumes,
+container health check, logs to a KMS-encrypted group with retention), one service (rolling: the
+ECS controller with the deployment circuit breaker and deployment alarms, both rolling back;
+blue/green: the CODE_DEPLOY controller) and target-tracking autoscaling on CPU and on requests.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Aws, Duration, RemovalPolicy, Size, Token
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+
+from constructs import Construct
+from deployline import defaults
+from deployline.config import FARGATE_SIZES
+from deployline.naming import CONTAINER_NAME, Kind, Namer
+
+_SCRATCH_VOLUME = "scratch"
+#: The non-blocking log driver's buffer (the driver's default is 1 MiB). Default: 25 MiB.
+LOG_BUFFER = Size.mebibytes(25)
+#: Load balancer health checks are ignored this long after a task starts. Default: 60 seconds.
+DEFAULT_GRACE_PERIOD = Duration.seconds(60)
+
+
+def default_health_check_command(port: int, path: str) -> str:
+    """A shell command that GETs `http://127.0.0.1:<port><path>` with whatever the image has.
+
+    busybox/GNU wget, curl, then python3: Alpine images have wget, Debian slim images python3 or
+    curl. Each exits non-zero on a non-2xx answer or a timeout (4 s).
+    """
+    url = shlex.quote(f"http://127.0.0.1:{port}{path}")
+    python = shlex.quote(
+        f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout=4)"
+    )
+    return (
+        f"wget -q -O /dev/null -T 4 {url} 2>/dev/null"
+        f" || curl -fsS -o /dev/null -m 4 {url} 2>/dev/null"
+        f" || python3 -c {python} 2>/dev/null"
+        " || exit 1"
+    )
+
+
+class FargateWebService(Construct):
+    """A load-balanced Fargate service with its cluster, task definition, roles and autoscaling.
+
+    Attributes:
+        cluster: the ECS cluster.
+        task_definition: the Fargate task definition.
+        container: the application container (named CONTAINER_NAME).
+        service: the Fargate service.
+        security_group: the tasks' security group (admits the load balancer only).
+        execution_role: the role ECS uses to pull the image and write logs.
+        task_role: the role the application runs with (no permissions by default).
+        log_group: the application log group.
+        scalable_target: the service's autoscaling target.
+        blue_green: whether CodeDeploy deploys the service.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        namer: Namer,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        key: kms.IKey,
+        repository: ecr.IRepository,
+        image: ecs.ContainerImage,
+        target_groups: Sequence[elbv2.ApplicationTargetGroup],
+        load_balancer_security_group: ec2.ISecurityGroup,
+        container_port: int,
+        health_check_path: str,
+        cpu: int = 256,
+        memory: int = 512,
+        desired_count: int = 2,
+        min_capacity: int = 1,
+        max_capacity: int = 4,
+        blue_green: bool = False,
+        assign_public_ip: bool = False,
+        command: Sequence[str] | None = None,
+        environment: Mapping[str, str] | None = None,
+        user: str = "1000:1000",
+        read_only_root_filesystem: bool = True,
+        writable_paths: Sequence[str] = ("/tmp",),  # noqa: S108  (mount points)
+        container_health_check: bool = True,
+        container_health_check_command: str | None = None,
+        health_check_grace_period: Duration = DEFAULT_GRACE_PERIOD,
+        deployment_alarm_names: Sequence[str] = (),
+        target_cpu_percent: int = 60,
+        target_requests_per_task: int = 1000,
+        cpu_architecture: ecs.CpuArchitecture = ecs.CpuArchitecture.X86_64,
+        execution_role_statements: Sequence[iam.PolicyStatement] = (),
+        log_retention_days: int = defaults.LOG_RETENTION_DAYS,
+        removal: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        """
+        Args:
+            namer: names the cluster, service, task family, roles and log group.
+            vpc: the VPC.
+            subnets: where the tasks run.
+            key: CMK for the log group (it must allow CloudWatch Logs).
+            repository: the ECR repository the pipeline pushes to; the execution role may pull.
+            image: the image the service starts with (the pipeline replaces it).
+            target_groups: the service registers with the first; blue/green passes blue, green.
+            load_balancer_security_group: the only source the tasks admit.
+            container_port: the port the container listens on.
+            health_check_path: the path the default container health check requests.
+            cpu: Fargate CPU units. Default: 256.
+            memory: MiB, a size Fargate offers for `cpu`. Default: 512.
+            desired_count: tasks at creation. Default: 2.
+            min_capacity: autoscaling floor. Default: 1.
+            max_capacity: autoscaling ceiling. Default: 4.
+            blue_green: CODE_DEPLOY controller instead of the ECS one. Default: false.
+            assign_public_ip: give tasks a public IP (public subnets). Default: false.
+            command: the container command. Default: the image's own.
+            environment: plain environment variables (no secrets). Default: PORT only.
+            user: uid[:gid], never root. Default: 1000:1000.
+            read_only_root_filesystem: Default: true.
+            writable_paths: scratch volumes mounted writable. Default: /tmp.
+            container_health_check: Default: on.
+            container_health_check_command: shell command. Default:
+                `default_health_check_command(container_port, health_check_path)`.
+            health_check_grace_period: load balancer health checks ignored after a task starts.
+                Default: 60 seconds.
+            deployment_alarm_names: alarms that roll a rolling deployment back. Default: none.
+            target_cpu_percent: autoscaling CPU target. Default: 60.
+            target_requests_per_task: autoscaling target, requests per task per minute.
+                Default: 1000.
+            cpu_architecture: Default: X86_64.
+            execution_role_statements: more statements for the execution role (e.g. a
+                pull-through cache). Default: none.
+            log_retention_days: Default: 30.
+            removal: the log group's removal policy. Default: RETAIN.
+        """
+        super().__init__(scope, id)
+        _validate(
+            cpu=cpu,
+            memory=memory,
+            desired_count=desired_count,
+            min_capacity=min_capacity,
+            max_capacity=max_capacity,
+            container_port=container_port,
+            user=user,
+            writable_paths=writable_paths,
+            target_groups=target_groups,
+            blue_green=blue_green,
+            target_cpu_percent=target_cpu_percent,
+            target_requests_per_task=target_requests_per_task,
+            deployment_alarm_names=deployment_alarm_names,
+            health_check_path=health_check_path,
+        )
+        self.blue_green = blue_green
+
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            cluster_name=namer.name("cluster", Kind.ECS),
+            vpc=vpc,
+            container_insights_v2=ecs.ContainerInsights.ENHANCED,
+        )
+
+        self.log_group = defaults.encrypted_log_group(
+            self,
+            "Logs",
+            name=namer.log_group("app"),
+            key=key,
+            retention_days=log_retention_days,
+            removal=removal,
+        )
+
+        self.execution_role = iam.Role(
+            self,
+            "ExecutionRole",
+            role_name=namer.name("task-execution", Kind.IAM_ROLE),
+            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            description=f"deployline: pulls the image and writes logs for {namer.name('service')}",
+        )
+        repository.grant_pull(self.execution_role)
+        self.execution_role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteAppLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[f"{self.log_group.log_group_arn}:*"],
+            )
+        )
+        for statement in execution_role_statements:
+            self.execution_role.add_to_policy(statement)
+
+        # Confused-deputy guard: only ECS tasks of this account and region may assume it.
+        self.task_role = iam.Role(
+            self,
+            "TaskRole",
+            role_name=namer.name("task", Kind.IAM_ROLE),
+            assumed_by=iam.ServicePrincipal(
+                "ecs-tasks.amazonaws.com",
+                conditions={
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{Aws.PARTITION}:ecs:{Aws.REGION}:{Aws.ACCOUNT_ID}:*"
+                    },
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                },
+            ),
+            description=f"deployline: the application role of {namer.name('service')}; "
+            "grant it what the application calls",
+        )
+
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "TaskDefinition",
+            family=namer.name("task", Kind.ECS),
+            cpu=cpu,
+            memory_limit_mib=memory,
+            execution_role=self.execution_role,
+            task_role=self.task_role,
+            runtime_platform=ecs.RuntimePlatform(
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+                cpu_architecture=cpu_architecture,
+            ),
+        )
+        # The task definition names the execution role; its grants must exist before a task runs.
+        depend_on_grants(self.task_definition, self.execution_role)
+
+        health_check = None
+        if container_health_check:
+            health_check = ecs.HealthCheck(
+                command=[
+                    "CMD-SHELL",
+                    container_health_check_command
+                    or default_health_check_command(container_port, health_check_path),
+                ],
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                retries=3,
+                start_period=Duration.seconds(
+                    min(300, max(30, health_check_grace_period.to_seconds()))
+                ),
+            )
+        self.container = self.task_definition.add_container(
+            "App",
+            container_name=CONTAINER_NAME,
+            image=image,
+            command=list(command) if command else None,
+            essential=True,
+            user=user,
+            readonly_root_filesystem=read_only_root_filesystem,
+            environment={"PORT": str(container_port), **(environment or {})},
+            port_mappings=[
+                ecs.PortMapping(
+                    container_port=container_port, protocol=ecs.Protocol.TCP, name="http"
+                )
+            ],
+            health_check=health_check,
+            linux_parameters=ecs.LinuxParameters(
+                self, "LinuxParameters", init_process_enabled=True
+            ),
+            stop_timeout=Duration.seconds(30),
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix=CONTAINER_NAME,
+                log_group=self.log_group,
+                mode=ecs.AwsLogDriverMode.NON_BLOCKING,
+                max_buffer_size=LOG_BUFFER,
+            ),
+        )
+        for index, path in enumerate(writable_paths):
+            volume = f"{_SCRATCH_VOLUME}-{index}"
+            self.task_definition.add_volume(name=volume)
+            self.container.add_mount_points(
+                ecs.MountPoint(source_volume=volume, container_path=path, read_only=False)
+            )
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"{namer.name('service')}: tasks, reachable from the load balancer only",
+            allow_all_outbound=True,  # the application's own egress is unknown
+        )
+
+        controller = (
+            ecs.DeploymentController(type=ecs.DeploymentControllerType.CODE_DEPLOY)
+            if blue_green
+            else None
+        )
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            service_name=namer.name("service", Kind.ECS),
+            cluster=self.cluster,
+            task_definition=self.task_definition,
+            desired_count=desired_count,
+            assign_public_ip=assign_public_ip,
+            vpc_subnets=subnets,
+            security_groups=[self.security_group],
+            platform_version=ecs.FargatePlatformVersion.LATEST,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            health_check_grace_period=health_check_grace_period,
+            deployment_controller=controller,
+            circuit_breaker=None
+            if blue_green
+            else ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            deployment_alarms=(
+                ecs.DeploymentAlarmConfig(
+                    alarm_names=list(deployment_alarm_names),
+                    behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM,
+                )
+                if deployment_alarm_names and not blue_green
+                else None
+            ),
+            # Rebalancing moves tasks outside deployments; CodeDeploy task sets do not support it.
+            availability_zone_rebalancing=(
+                ecs.AvailabilityZoneRebalancing.DISABLED
+                if blue_green
+                else ecs.AvailabilityZoneRebalancing.ENABLED
+            ),
+            enable_ecs_managed_tags=True,
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+            enable_execute_command=False,
+        )
+        depend_on_grants(self.service, self.task_role)
+        primary = target_groups[0]
+        primary.add_target(
+            self.service.load_balancer_target(
+                container_name=CONTAINER_NAME, container_port=container_port
+            )
+        )
+        self.security_group.add_ingress_rule(
+            load_balancer_security_group,
+            ec2.Port.tcp(container_port),
+            "from the load balancer",
+        )
+        load_balancer_security_group.add_egress_rule(
+            self.security_group, ec2.Port.tcp(container_port), "to the service's tasks"
+        )
+
+        self.scalable_target = appscaling.ScalableTarget(
+            self,
+            "ScalableTarget",
+            service_namespace=appscaling.ServiceNamespace.ECS,
+            resource_id=f"service/{self.cluster.cluster_name}/{self.service.service_name}",
+            scalable_dimension="ecs:service:DesiredCount",
+            min_capacity=min_capacity,
+            max_capacity=max_capacity,
+        )
+        self.scalable_target.scale_to_track_metric(
+            "CpuTracking",
+            target_value=target_cpu_percent,
+            predefined_metric=appscaling.PredefinedMetric.ECS_SERVICE_AVERAGE_CPU_UTILIZATION,
+            scale_in_cooldown=Duration.seconds(120),
+            scale_out_cooldown=Duration.seconds(60),
+        )
+        if blue_green:
+            self._track_requests_across(
+                namer.name("requests-per-task"), target_groups, target_requests_per_task
+            )
+        else:
+            self.scalable_target.scale_to_track_metric(
+                "RequestTracking",
+                target_value=target_requests_per_task,
+                predefined_metric=appscaling.PredefinedMetric.ALB_REQUEST_COUNT_PER_TARGET,
+                resource_label=_resource_label(primary),
+                scale_in_cooldown=Duration.seconds(120),
+                scale_out_cooldown=Duration.seconds(60),
+            )
+
+    def _track_requests_across(
+        self,
+        policy_name: str,
+        target_groups: Sequence[elbv2.ApplicationTargetGroup],
+        target: int,
+    ) -> None:
+        """Requests per task over every target group: CodeDeploy swaps blue and green, so a
+        policy on one target group would track an idle one after the first deployment."""
+        queries: list[appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty] = []
+        for index, group in enumerate(target_groups):
+            queries.append(
+                appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
+                    id=f"requests{index}",
+                    return_data=False,
+                    metric_stat=appscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty(
+                        metric=appscaling.CfnScalingPolicy.TargetTrackingMetricProperty(
+                            namespace="AWS/ApplicationELB",
+                            metric_name="RequestCount",
+                            dimensions=[
+                                appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
+                                    name="TargetGroup", value=group.target_group_full_name
+                                ),
+                                appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
+                                    name="LoadBalancer",
+                                    value=group.first_load_balancer_full_name,
+                                ),
+                            ],
+                        ),
+                        stat="Sum",
+                        unit="Count",
+                    ),
+                )
+            )
+        queries.append(
+            appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
+                id="tasks",
+                return_data=False,
+                metric_stat=appscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty(
+                    metric=appscaling.CfnScalingPolicy.TargetTrackingMetricProperty(
+                        namespace="ECS/ContainerInsights",
+                        metric_name="RunningTaskCount",
+                        dimensions=[
+                            appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
+                                name="ClusterName", value=self.cluster.cluster_name
+                            ),
+                            appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
+                                name="ServiceName", value=self.service.service_name
+                            ),
+                        ],
+                    ),
+                    stat="Average",
+                ),
+            )
+        )
+        total = " + ".join(f"FILL(requests{i}, 0)" for i in range(len(target_groups)))
+        queries.append(
+            appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
+                id="perTask",
+                expression=f"({total}) / MAX([tasks, 1])",
+                label="Requests per task per minute",
+                return_data=True,
+            )
+        )
+        appscaling.CfnScalingPolicy(
+            self,
+            "RequestTracking",
+            policy_name=policy_name,
+            policy_type="TargetTrackingScaling",
+            scaling_target_id=self.scalable_target.scalable_target_id,
+            target_tracking_scaling_policy_configuration=appscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
+                target_value=target,
+                scale_in_cooldown=120,
+                scale_out_cooldown=60,
+                customized_metric_specification=appscaling.CfnScalingPolicy.CustomizedMetricSpecificationProperty(
+                    metrics=queries
+                ),
+            ),
+        )
+
+
+def depend_on_grants(dependent: Construct, role: iam.Role) -> None:
+    """Make `dependent` wait for the grants in `role`'s default policy (when it has one).
+
+    The reference to the role already orders role before dependent; the separately created
+    AWS::IAM::Policy needs an explicit DependsOn, or the resource can start before it may act.
+    """
+    policy = role.node.try_find_child("DefaultPolicy")
+    if policy is not None:
+        dependent.node.add_dependency(policy)
+
+
+def _resource_label(group: elbv2.ApplicationTargetGroup) -> str:
+    return f"{group.first_load_balancer_full_name}/{group.target_group_full_name}"
+
+
+def _validate(
+    *,
+    cpu: int,
+    memory: int,
+    desired_count: int,
+    min_capacity: int,
+    max_capacity: int,
+    container_port: int,
+    user: str,
+    writable_paths: Sequence[str],
+    target_groups: Sequence[elbv2.ApplicationTargetGroup],
+    blue_green: bool,
+    target_cpu_percent: int,
+    target_requests_per_task: int,
+    deployment_alarm_names: Sequence[str],
+    health_check_path: str,
+) -> None:
+    allowed = FARGATE_SIZES.get(cpu)
+    if allowed is None:
+        raise ValueError(f"cpu must be one of {sorted(FARGATE_SIZES)} Fargate units, got {cpu}")
+    if memory not in allowed:
+        raise ValueError(
+            f"memory {memory} MiB is not offered by Fargate with cpu {cpu}; choose one of "
+            f"{allowed[0]}..{allowed[-1]} in the steps Fargate allows"
+        )
+    if desired_count < 1:
+        raise ValueError(f"desired_count must be at least 1, got {desired_count}")
+    if min_capacity < 1:
+        raise ValueError(f"min_capacity must be at least 1, got {min_capacity}")
+    if min_capacity > max_capacity:
+        raise ValueError(
+            f"min_capacity ({min_capacity}) must not exceed max_capacity ({max_capacity})"
+        )
+    if not min_capacity <= desired_count <= max_capacity:
+        raise ValueError(
+            f"desired_count ({desired_count}) must lie between min_capacity ({min_capacity}) "
+            f"and max_capacity ({max_capacity})"
+        )
+    if not 1 <= container_port <= 65535:
+        raise ValueError(f"container_port must be 1..65535, got {container_port}")
+    if not Token.is_unresolved(user) and user.split(":", 1)[0] in {"0", "root", ""}:
+        raise ValueError(f"user must not be root, got {user!r}; use a uid such as 1000:1000")
+    for path in writable_paths:
+        if not path.startswith("/") or path == "/":
+            raise ValueError(f"writable_paths must be absolute directories below /, got {path!r}")
+    if len(set(writable_paths)) != len(writable_paths):
+        raise ValueError(f"writable_paths must not repeat, got {list(writable_paths)}")
+    expected = 2 if blue_green else 1
+    if len(target_groups) != expected:
+        raise ValueError(
+            f"{'blue/green' if blue_green else 'a rolling service'} needs {expected} target "
+            f"group(s), got {len(target_groups)}"
+        )
+    if not 10 <= target_cpu_percent <= 95:
+        raise ValueError(f"target_cpu_percent must be 10..95, got {target_cpu_percent}")
+    if target_requests_per_task < 1:
+        raise ValueError(
+            f"target_requests_per_task must be at least 1, got {target_requests_per_task}"
+        )
+    if len(deployment_alarm_names) > 10:
+        raise ValueError(
+            f"ECS allows at most 10 deployment alarms, got {len(deployment_alarm_names)}"
+        )
+    if not health_check_path.startswith("/"):
+        raise ValueError(f"health_check_path must start with '/', got {health_check_path!r}")

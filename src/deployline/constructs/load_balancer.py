@@ -1,0 +1,338 @@
+"""The internet-facing Application Load Balancer in front of an environment's service.
+
+HTTP on `listener_port`, or HTTPS on 443 with a modern TLS policy when a certificate is given (the
+HTTP port then redirects). Blue/green environments get a second target group and a test listener
+that CodeDeploy points at the replacement tasks before traffic shifts. Invalid header fields are
+dropped; access logs go to an S3 bucket that only the load balancer may write to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import (
+    Aws,
+    CfnCondition,
+    CfnMapping,
+    Duration,
+    Fn,
+    RemovalPolicy,
+    Stack,
+    Token,
+    region_info,
+)
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+
+from constructs import Construct
+from deployline import defaults
+from deployline.naming import Kind, Namer
+
+HTTPS_PORT = 443
+#: TLS 1.2 and 1.3 with forward-secret AEAD ciphers only (ELBSecurityPolicy-TLS13-1-2-Res-2021-06).
+TLS_POLICY = elbv2.SslPolicy.TLS13_RES
+_ACCESS_LOG_PREFIX = "alb"
+#: How long a stopping target drains. Default: 30 seconds.
+DEFAULT_DEREGISTRATION_DELAY = Duration.seconds(30)
+
+
+class ServiceLoadBalancer(Construct):
+    """An ALB with its security group, listeners, target groups and access-log bucket.
+
+    Attributes:
+        load_balancer: the ALB.
+        security_group: the ALB's security group (ingress from the configured CIDRs only; egress
+            is added per target with `connections`).
+        listener: the production listener (HTTPS with a certificate, else HTTP).
+        redirect_listener: the HTTP listener that redirects to HTTPS, else None.
+        test_listener: the blue/green test listener, else None.
+        target_group: the (blue) target group the production listener forwards to.
+        green_target_group: the blue/green replacement target group, else None.
+        target_groups: every target group, blue first.
+        access_logs: the access-log bucket (SSE-S3: the only encryption ALB logging supports).
+        url: `http(s)://<name>[:port]` of the production listener (a token).
+        test_url: the test listener's URL, else None.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        namer: Namer,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        target_port: int,
+        health_check_path: str,
+        ingress_cidrs: Sequence[str],
+        listener_port: int = 80,
+        certificate_arn: str | None = None,
+        domain_name: str | None = None,
+        blue_green: bool = False,
+        test_listener_port: int = 8080,
+        test_listener_cidrs: Sequence[str] = (),
+        deregistration_delay: Duration = DEFAULT_DEREGISTRATION_DELAY,
+        access_log_expiry_days: int = 90,
+        deletion_protection: bool = False,
+        removal: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        """
+        Args:
+            namer: names the ALB, target groups and bucket.
+            vpc: the VPC.
+            subnets: public subnets in at least two zones.
+            target_port: the container port the target groups send traffic to.
+            health_check_path: what the target groups request to decide a task is healthy.
+            ingress_cidrs: who may reach the production (and redirect) listener.
+            listener_port: the HTTP listener's port. Default: 80.
+            certificate_arn: ACM certificate; HTTPS on 443, HTTP redirects. Default: HTTP only.
+            domain_name: the name the certificate covers; the URLs use it. Default: the ALB's
+                DNS name.
+            blue_green: add a green target group and a test listener. Default: false.
+            test_listener_port: the test listener's port (blue_green). Default: 8080.
+            test_listener_cidrs: who may reach the test listener (blue_green). Default: nobody.
+            deregistration_delay: how long a stopping target drains. Default: 30 seconds.
+            access_log_expiry_days: access logs are deleted after this many days. Default: 90.
+            deletion_protection: refuse to delete the ALB (production). Default: false.
+            removal: the access-log bucket's removal policy. Default: RETAIN.
+        """
+        super().__init__(scope, id)
+        self._validate(
+            target_port=target_port,
+            listener_port=listener_port,
+            certificate_arn=certificate_arn,
+            domain_name=domain_name,
+            blue_green=blue_green,
+            test_listener_port=test_listener_port,
+            ingress_cidrs=ingress_cidrs,
+            health_check_path=health_check_path,
+        )
+        https = certificate_arn is not None
+        production_port = HTTPS_PORT if https else listener_port
+
+        self.access_logs = self._access_log_bucket(namer, access_log_expiry_days, removal)
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"{namer.name('alb')}: listeners open to the configured CIDRs only",
+            allow_all_outbound=False,
+        )
+        ports = [listener_port, HTTPS_PORT] if https else [listener_port]
+        for cidr in ingress_cidrs:
+            for port in ports:
+                self.security_group.add_ingress_rule(
+                    ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"production listener from {cidr}"
+                )
+        if blue_green:
+            for cidr in test_listener_cidrs:
+                self.security_group.add_ingress_rule(
+                    ec2.Peer.ipv4(cidr),
+                    ec2.Port.tcp(test_listener_port),
+                    f"test listener from {cidr}",
+                )
+
+        self.load_balancer = elbv2.ApplicationLoadBalancer(
+            self,
+            "LoadBalancer",
+            load_balancer_name=namer.name("alb", Kind.LOAD_BALANCER),
+            vpc=vpc,
+            vpc_subnets=subnets,
+            internet_facing=True,
+            security_group=self.security_group,
+            drop_invalid_header_fields=True,
+            deletion_protection=deletion_protection,
+            http2_enabled=True,
+            desync_mitigation_mode=elbv2.DesyncMitigationMode.DEFENSIVE,
+            idle_timeout=Duration.seconds(60),
+        )
+        # Not log_access_logs(): it needs a region at synth time, and this stack has none.
+        self.load_balancer.set_attribute("access_logs.s3.enabled", "true")
+        self.load_balancer.set_attribute("access_logs.s3.bucket", self.access_logs.bucket_name)
+        self.load_balancer.set_attribute("access_logs.s3.prefix", _ACCESS_LOG_PREFIX)
+        # ELB writes a test object when logging is switched on: the policy must exist first.
+        if self.access_logs.policy is not None:
+            self.load_balancer.node.add_dependency(self.access_logs.policy)
+
+        def target_group(construct_id: str, color: str) -> elbv2.ApplicationTargetGroup:
+            return elbv2.ApplicationTargetGroup(
+                self,
+                construct_id,
+                target_group_name=namer.name(color, Kind.TARGET_GROUP),
+                vpc=vpc,
+                port=target_port,
+                protocol=elbv2.ApplicationProtocol.HTTP,
+                target_type=elbv2.TargetType.IP,
+                deregistration_delay=deregistration_delay,
+                health_check=elbv2.HealthCheck(
+                    path=health_check_path,
+                    healthy_http_codes="200",
+                    interval=Duration.seconds(15),
+                    timeout=Duration.seconds(5),
+                    healthy_threshold_count=2,
+                    unhealthy_threshold_count=3,
+                ),
+            )
+
+        self.target_group = target_group("BlueTargetGroup", "blue" if blue_green else "tg")
+        self.green_target_group = target_group("GreenTargetGroup", "green") if blue_green else None
+        self.target_groups = [self.target_group] + (
+            [self.green_target_group] if self.green_target_group is not None else []
+        )
+
+        certificates = (
+            [elbv2.ListenerCertificate.from_arn(certificate_arn)] if certificate_arn else None
+        )
+        protocol = elbv2.ApplicationProtocol.HTTPS if https else elbv2.ApplicationProtocol.HTTP
+        self.listener = self.load_balancer.add_listener(
+            "Listener",
+            port=production_port,
+            protocol=protocol,
+            certificates=certificates,
+            ssl_policy=TLS_POLICY if https else None,
+            open=False,  # ingress is exactly the rules above
+            default_action=elbv2.ListenerAction.forward([self.target_group]),
+        )
+        self.redirect_listener: elbv2.ApplicationListener | None = None
+        if https:
+            self.redirect_listener = self.load_balancer.add_listener(
+                "HttpRedirect",
+                port=listener_port,
+                protocol=elbv2.ApplicationProtocol.HTTP,
+                open=False,
+                default_action=elbv2.ListenerAction.redirect(
+                    protocol="HTTPS", port=str(HTTPS_PORT), permanent=True
+                ),
+            )
+        self.test_listener: elbv2.ApplicationListener | None = None
+        if self.green_target_group is not None:
+            self.test_listener = self.load_balancer.add_listener(
+                "TestListener",
+                port=test_listener_port,
+                protocol=protocol,
+                certificates=certificates,
+                ssl_policy=TLS_POLICY if https else None,
+                open=False,
+                default_action=elbv2.ListenerAction.forward([self.green_target_group]),
+            )
+
+        host = domain_name or self.load_balancer.load_balancer_dns_name
+        scheme = "https" if https else "http"
+        self.url = _url(scheme, host, production_port)
+        self.test_url = _url(scheme, host, test_listener_port) if blue_green else None
+
+    # ---- helpers ----------------------------------------------------------------------
+
+    @staticmethod
+    def _validate(
+        *,
+        target_port: int,
+        listener_port: int,
+        certificate_arn: str | None,
+        domain_name: str | None,
+        blue_green: bool,
+        test_listener_port: int,
+        ingress_cidrs: Sequence[str],
+        health_check_path: str,
+    ) -> None:
+        for what, port in (
+            ("target_port", target_port),
+            ("listener_port", listener_port),
+            ("test_listener_port", test_listener_port),
+        ):
+            if not 1 <= port <= 65535:
+                raise ValueError(f"{what} must be 1..65535, got {port}")
+        if not ingress_cidrs:
+            raise ValueError("ingress_cidrs must name at least one CIDR, got none")
+        if not health_check_path.startswith("/"):
+            raise ValueError(f"health_check_path must start with '/', got {health_check_path!r}")
+        if certificate_arn is not None and listener_port == HTTPS_PORT:
+            raise ValueError(
+                "listener_port is the HTTP port that redirects to HTTPS on 443; got 443"
+            )
+        if certificate_arn is not None and domain_name is None:
+            raise ValueError("certificate_arn needs domain_name (the name the certificate covers)")
+        if blue_green:
+            taken = {listener_port, HTTPS_PORT} if certificate_arn else {listener_port}
+            if test_listener_port in taken:
+                raise ValueError(
+                    f"test_listener_port must differ from the production ports {sorted(taken)}, "
+                    f"got {test_listener_port}"
+                )
+
+    def _access_log_bucket(
+        self, namer: Namer, expiry_days: int, removal: RemovalPolicy
+    ) -> s3.Bucket:
+        if not 1 <= expiry_days <= 3650:
+            raise ValueError(f"access_log_expiry_days must be 1..3650, got {expiry_days}")
+        bucket = defaults.secure_bucket(
+            self,
+            "AccessLogs",
+            bucket_name=defaults.bucket_name(namer.bucket_prefix("alb-logs")),
+            key=None,  # ALB access logging supports SSE-S3 only
+            removal=removal,
+            versioned=False,
+            expiry_days=expiry_days,
+            noncurrent_expiry_days=None,
+        )
+        objects = bucket.arn_for_objects(f"{_ACCESS_LOG_PREFIX}/AWSLogs/{Aws.ACCOUNT_ID}/*")
+        # Regions opened since August 2022 deliver through this service principal.
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AlbLogDelivery",
+                principals=[iam.ServicePrincipal("logdelivery.elasticloadbalancing.amazonaws.com")],
+                actions=["s3:PutObject"],
+                resources=[objects],
+            )
+        )
+        # Older regions deliver from a regional ELB account, looked up at deploy time; in other
+        # regions this statement names the bucket owner's own account, which changes nothing.
+        bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AlbLogDeliveryLegacyRegions",
+                principals=[iam.ArnPrincipal(_elb_account_principal(self))],
+                actions=["s3:PutObject"],
+                resources=[objects],
+            )
+        )
+        return bucket
+
+
+def _url(scheme: str, host: str, port: int) -> str:
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" if port == default else f"{scheme}://{host}:{port}"
+
+
+def _elb_account_principal(scope: Construct) -> str:
+    """`arn:<partition>:iam::<ELB account of this region>:root`, or this account's root.
+
+    The regional ELB accounts come from aws-cdk-lib's region facts and sit in a Mapping (not in a
+    resource property), chosen at deploy time by a condition on AWS::Region.
+    """
+    stack = Stack.of(scope)
+    existing = stack.node.try_find_child("DeploylineElbAccounts")
+    accounts = region_info.RegionInfo.region_map(region_info.FactName.ELBV2_ACCOUNT)
+    if existing is None:
+        CfnMapping(
+            stack,
+            "DeploylineElbAccounts",
+            mapping={region: {"account": account} for region, account in sorted(accounts.items())},
+        )
+        regions = sorted(accounts)
+        groups = [
+            Fn.condition_or(*[Fn.condition_equals(Aws.REGION, r) for r in regions[i : i + 10]])
+            for i in range(0, len(regions), 10)
+        ]
+        CfnCondition(
+            stack,
+            "DeploylineIsLegacyElbRegion",
+            expression=groups[0] if len(groups) == 1 else Fn.condition_or(*groups),
+        )
+    condition = stack.node.find_child("DeploylineIsLegacyElbRegion")
+    assert isinstance(condition, CfnCondition)
+    elb_account = Fn.find_in_map("DeploylineElbAccounts", Aws.REGION, "account")
+    account = Token.as_string(Fn.condition_if(condition.logical_id, elb_account, Aws.ACCOUNT_ID))
+    return f"arn:{Aws.PARTITION}:iam::{account}:root"

@@ -1,0 +1,135 @@
+"""The alarms that decide a deployment is bad: per target group, 5xx rate, unhealthy hosts, p99.
+
+Rolling environments hand their names to ECS deployment alarms; blue/green environments hand the
+alarms to the CodeDeploy deployment group. Either way a firing alarm rolls the deployment back.
+One set per target group, so the replacement (green) tasks are judged on their own traffic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+
+from constructs import Construct
+from deployline.naming import Kind, Namer
+
+_PERIOD = Duration.minutes(1)
+#: p99 target response time above this breaches. Default: 1.5 seconds.
+DEFAULT_P99_LATENCY = Duration.millis(1500)
+
+
+class ServiceAlarms(Construct):
+    """5xx rate, unhealthy hosts and p99 latency alarms for each target group.
+
+    Attributes:
+        alarms: every alarm, in target-group order (5xx, unhealthy, latency per group).
+        alarm_names: their physical names (for ECS deployment alarms).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        namer: Namer,
+        target_groups: Sequence[tuple[str, elbv2.ApplicationTargetGroup]],
+        error_rate_percent: float = 5.0,
+        p99_latency: Duration = DEFAULT_P99_LATENCY,
+        unhealthy_hosts: int = 1,
+        evaluation_minutes: int = 3,
+    ) -> None:
+        """
+        Args:
+            namer: names the alarms `{service}-{label}-{metric}-{env}`.
+            target_groups: (label, target group) pairs, e.g. ("blue", tg).
+            error_rate_percent: target 5xx responses above this share of requests breach.
+                Default: 5.
+            p99_latency: p99 target response time above this breaches. Default: 1.5 seconds.
+            unhealthy_hosts: this many unhealthy targets or more breach. Default: 1.
+            evaluation_minutes: consecutive breaching minutes before the alarm fires.
+                Default: 3.
+        """
+        super().__init__(scope, id)
+        if not target_groups:
+            raise ValueError("target_groups must name at least one target group, got none")
+        if not 0 < error_rate_percent <= 100:
+            raise ValueError(f"error_rate_percent must be in (0, 100], got {error_rate_percent}")
+        if unhealthy_hosts < 1:
+            raise ValueError(f"unhealthy_hosts must be at least 1, got {unhealthy_hosts}")
+        if not 1 <= evaluation_minutes <= 60:
+            raise ValueError(f"evaluation_minutes must be 1..60, got {evaluation_minutes}")
+        if p99_latency.to_milliseconds() < 1:
+            raise ValueError("p99_latency must be at least 1 ms")
+        labels = [label for label, _ in target_groups]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"target group labels must be unique, got {labels}")
+
+        self.alarms: list[cloudwatch.Alarm] = []
+        for label, group in target_groups:
+            construct_label = label.capitalize()
+            errors = group.metrics.http_code_target(
+                elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=_PERIOD, statistic="Sum"
+            )
+            requests = group.metrics.request_count(period=_PERIOD, statistic="Sum")
+            error_rate = cloudwatch.MathExpression(
+                expression="100 * FILL(errors, 0) / requests",
+                using_metrics={"errors": errors, "requests": requests},
+                label=f"{label} target 5xx rate (%)",
+                period=_PERIOD,
+            )
+            self.alarms.append(
+                cloudwatch.Alarm(
+                    self,
+                    f"{construct_label}ErrorRate",
+                    alarm_name=namer.name(f"{label}-5xx-rate", Kind.ALARM),
+                    alarm_description=(
+                        f"More than {error_rate_percent}% of requests to the {label} targets "
+                        f"answered 5xx for {evaluation_minutes} minute(s)"
+                    ),
+                    metric=error_rate,
+                    threshold=error_rate_percent,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    evaluation_periods=evaluation_minutes,
+                    datapoints_to_alarm=evaluation_minutes,
+                    # No requests is not an error: an idle target group must not block deploys.
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
+            self.alarms.append(
+                cloudwatch.Alarm(
+                    self,
+                    f"{construct_label}UnhealthyHosts",
+                    alarm_name=namer.name(f"{label}-unhealthy-hosts", Kind.ALARM),
+                    alarm_description=(
+                        f"{unhealthy_hosts} or more {label} targets failed load balancer health "
+                        f"checks for {evaluation_minutes} minute(s)"
+                    ),
+                    metric=group.metrics.unhealthy_host_count(period=_PERIOD, statistic="Maximum"),
+                    threshold=unhealthy_hosts,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    evaluation_periods=evaluation_minutes,
+                    datapoints_to_alarm=evaluation_minutes,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
+            self.alarms.append(
+                cloudwatch.Alarm(
+                    self,
+                    f"{construct_label}Latency",
+                    alarm_name=namer.name(f"{label}-p99-latency", Kind.ALARM),
+                    alarm_description=(
+                        f"p99 response time of the {label} targets above "
+                        f"{p99_latency.to_milliseconds()} ms for {evaluation_minutes} minute(s)"
+                    ),
+                    metric=group.metrics.target_response_time(period=_PERIOD, statistic="p99"),
+                    threshold=p99_latency.to_milliseconds() / 1000,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    evaluation_periods=evaluation_minutes,
+                    datapoints_to_alarm=evaluation_minutes,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
+        self.alarm_names = [alarm.alarm_name for alarm in self.alarms]
