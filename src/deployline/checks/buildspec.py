@@ -21,10 +21,20 @@ if TYPE_CHECKING:
     from deployline.checks.template import Resource
 
 _FILE_NAME = re.compile(r"^[\w./\-${}]+\.(ya?ml|json)$", re.IGNORECASE)
-_DOCKER = re.compile(r"(^|[\s;&|(`$])docker\s+(buildx\s+)?(build|push|login|run|tag|pull|buildx)\b")
+# `docker` at a command position: line start, after ; & | ( ` or a prefix word (sudo, then, ...),
+# optionally after VAR=value assignments. Text such as `echo "docker push later"` is not a command.
+_CMD_START = (
+    r"(?:^|[;&|(`]|\b(?:sudo|then|do|else|exec|time|xargs|env)\b)\s*"
+    r"(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*"
+)
+_DOCKER = re.compile(
+    _CMD_START + r"docker\s+(buildx\s+|image\s+)?(build|push|login|run|tag|pull|buildx)\b",
+    re.MULTILINE,
+)
 _DOCKER_PUSH = re.compile(
-    r"(^|[\s;&|(`$])docker\s+"
-    r"(push\b|(buildx\s+)?build\b[^\n]*?(--push\b|--output[= ][^\n]*push=true))"
+    _CMD_START + r"docker\s+"
+    r"((image\s+)?push\b|(buildx\s+)?build\b[^\n]*?(--push\b|--output[= ][^\n]*push=true))",
+    re.MULTILINE,
 )
 
 

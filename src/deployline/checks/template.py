@@ -205,6 +205,10 @@ class Template:
         kinds = " or ".join(wanted)
         if value is None:
             return Lookup(reason="the value is not set")
+        if name_prop is not None and not isinstance(value, str):
+            for res in self.of_type(*wanted):  # the same intrinsic names both (e.g. one parameter)
+                if res.prop(name_prop) == value:
+                    return Lookup(resource=res)
         target = ref_target(value)
         if target is None and isinstance(value, dict) and len(value) == 1 and "Fn::Sub" in value:
             arg = value["Fn::Sub"]

@@ -6,14 +6,14 @@ documentation), `source:` (where), and `items:`. `load(name)` reads one, cached.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
 import yaml
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> dict[str, Any]:
     """The parsed data file `<name>.yaml` (a mapping with at least `checked` and `items`)."""
     text = resources.files(__name__).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
