@@ -50,8 +50,7 @@ ArtifactBucket:
                 yield self.unknown(
                     bucket.logical_id,
                     "Properties.BucketEncryption",
-                    "BucketEncryption is computed by an intrinsic; cannot tell whether it "
-                    "encrypts",
+                    "BucketEncryption is computed by an intrinsic; cannot tell whether it encrypts",
                 )
                 continue
             rules = get_path(encryption, "ServerSideEncryptionConfiguration")

@@ -1,0 +1,1 @@
+"""Rules about the checker's own inputs (suppressions), outside the failure catalog."""
