@@ -1,0 +1,138 @@
+"""IAM for pipeline actions: one role per action, trusted by the pipeline's role only.
+
+CDK's stock actions add statements with `Resource: "*"` to whatever role they are given (the ECS
+deploy action allows `ecs:UpdateService` and `iam:PassRole` on everything, the Lambda invoke action
+`lambda:ListFunctions`). deployline gives each action its own role whose only policy is inline and
+written here, scoped to ARNs, and hands the action an immutable view of it, so CDK cannot widen it.
+An inline policy also means no separate `AWS::IAM::Policy` that the pipeline could race (DL706).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Aws
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+
+class ActionRole(Construct):
+    """The role one pipeline action runs with.
+
+    Attributes:
+        role: the role (trusts `pipeline_role` only; policy inline).
+        for_action: an immutable view of `role` to pass as an action's `role=`; grants that CDK
+            actions try to add to it are dropped.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        role_name: str,
+        pipeline_role: iam.IRole,
+        statements: Sequence[iam.PolicyStatement],
+        description: str,
+    ) -> None:
+        """
+        Args:
+            role_name: the physical name.
+            pipeline_role: the pipeline's service role, the only principal that may assume it.
+            statements: everything the action may do, scoped to ARNs.
+            description: what the role is for.
+        """
+        super().__init__(scope, id)
+        if not statements:
+            raise ValueError(f"action role {role_name} needs at least one policy statement")
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=role_name,
+            assumed_by=iam.ArnPrincipal(pipeline_role.role_arn),
+            description=description,
+            inline_policies={"Action": iam.PolicyDocument(statements=list(statements))},
+        )
+        self.for_action: iam.IRole = self.role.without_policy_updates()
+
+
+class EventsRole(Construct):
+    """The role an EventBridge rule uses to start the pipeline (inline, one statement).
+
+    Attributes:
+        role: the role (trusts events.amazonaws.com only).
+        for_target: an immutable view for `targets.CodePipeline(event_role=...)`.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, role_name: str, pipeline_arn: str) -> None:
+        super().__init__(scope, id)
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=role_name,
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            description="deployline: lets EventBridge start the pipeline on a source change",
+            inline_policies={
+                "StartPipeline": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(
+                            actions=["codepipeline:StartPipelineExecution"],
+                            resources=[pipeline_arn],
+                        )
+                    ]
+                )
+            },
+        )
+        self.for_target: iam.IRole = self.role.without_policy_updates()
+
+
+def read_artifacts(bucket: s3.IBucket, key: kms.IKey) -> list[iam.PolicyStatement]:
+    """Read pipeline artifacts: objects in the artifact bucket, decrypted with the pipeline CMK."""
+    return [
+        iam.PolicyStatement(
+            sid="ReadArtifacts",
+            actions=["s3:GetObject", "s3:GetObjectVersion"],
+            resources=[bucket.arn_for_objects("*")],
+        ),
+        iam.PolicyStatement(
+            sid="DecryptArtifacts",
+            actions=["kms:Decrypt", "kms:DescribeKey"],
+            resources=[key.key_arn],
+        ),
+    ]
+
+
+def write_artifacts(
+    bucket: s3.IBucket, key: kms.IKey, *, put_acl: bool = False
+) -> list[iam.PolicyStatement]:
+    """Write pipeline artifacts (SSE-KMS with the pipeline CMK; multipart uploads need Decrypt)."""
+    actions = ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion"]
+    if put_acl:
+        actions.append("s3:PutObjectAcl")
+    return [
+        iam.PolicyStatement(
+            sid="WriteArtifacts", actions=actions, resources=[bucket.arn_for_objects("*")]
+        ),
+        iam.PolicyStatement(
+            sid="EncryptArtifacts",
+            actions=["kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"],
+            resources=[key.key_arn],
+        ),
+    ]
+
+
+def pass_roles(roles: Sequence[iam.IRole]) -> iam.PolicyStatement:
+    """iam:PassRole on exactly `roles`, and only to ECS tasks."""
+    return iam.PolicyStatement(
+        sid="PassTaskRoles",
+        actions=["iam:PassRole"],
+        resources=[role.role_arn for role in roles],
+        conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+    )
+
+
+def ecs_arn(resource: str) -> str:
+    """An ECS ARN in this account and region (pseudo parameters, no literal account)."""
+    return f"arn:{Aws.PARTITION}:ecs:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
