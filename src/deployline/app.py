@@ -16,7 +16,8 @@ from typing import Any
 from aws_cdk import App, DefaultStackSynthesizer, Stack, Tags
 
 from deployline.config import CONFIG_FILENAME, DeploylineConfig, load_config
-from deployline.naming import Namer, tags
+from deployline.naming import Kind, Namer, tags
+from deployline.stacks.environment_stack import EnvironmentStack
 from deployline.stacks.pipeline_stack import PipelineStack
 
 
@@ -28,6 +29,8 @@ class DeploylineApp:
     config: DeploylineConfig
     pipeline: PipelineStack
     stacks: list[Stack] = field(default_factory=list)
+    #: One stack per entry of config.environments, by environment name, in config order.
+    environments: dict[str, EnvironmentStack] = field(default_factory=dict)
 
 
 def _apply_tags(stack: Stack, config: DeploylineConfig, env: str) -> None:
@@ -65,6 +68,25 @@ def build_app(
     synthesizer = lambda: DefaultStackSynthesizer()  # noqa: E731  one per stack
     prefix = config.naming.prefix
     shared = Namer(config.service, config.naming.pipeline_environment, prefix)
+    # The repository lives in the pipeline stack; environments reference it by this name only.
+    repository_name = shared.name("images", Kind.ECR_REPOSITORY)
+
+    environments: dict[str, EnvironmentStack] = {}
+    for env in config.environments:
+        namer = Namer(config.service, env.name, prefix)
+        stack = EnvironmentStack(
+            app,
+            namer.stack_name(),
+            stack_name=namer.stack_name(),
+            description=f"deployline: {config.service} in {env.name} ({config.project})",
+            config=config,
+            environment=env,
+            namer=namer,
+            repository_name=repository_name,
+            synthesizer=synthesizer(),
+        )
+        _apply_tags(stack, config, env.name)
+        environments[env.name] = stack
 
     pipeline = PipelineStack(
         app,
@@ -76,7 +98,13 @@ def build_app(
         synthesizer=synthesizer(),
     )
     _apply_tags(pipeline, config, shared.env)
-    return DeploylineApp(app=app, config=config, pipeline=pipeline, stacks=[pipeline])
+    return DeploylineApp(
+        app=app,
+        config=config,
+        pipeline=pipeline,
+        stacks=[*environments.values(), pipeline],
+        environments=environments,
+    )
 
 
 def main() -> None:
