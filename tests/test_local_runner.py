@@ -534,7 +534,9 @@ def test_progress_events_come_in_order(tmp_path: Path) -> None:
         on_event=lambda kind, index, code, elapsed: events.append((kind, index)),
     )
     assert [o.output for o in outcomes] == ["a\n", "b\n"]
-    assert events[:3] == [("start", 0), ("end", 0), ("start", 1)]
+    # a loaded machine may tick during "echo a" too; the order of starts and ends is the contract
+    milestones = [event for event in events if event[0] != "tick"]
+    assert milestones == [("start", 0), ("end", 0), ("start", 1), ("end", 1)]
     assert ("tick", 1) in events and events[-1] == ("end", 1)
 
 

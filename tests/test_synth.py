@@ -45,7 +45,11 @@ def test_synth_writes_a_cloud_assembly_with_the_pipeline_stack(synthesized) -> N
 
 def test_templates_hold_no_literal_account_or_region(synthesized) -> None:  # type: ignore[no-untyped-def]
     for name, template in _templates(synthesized).items():
-        body = json.dumps({k: v for k, v in template.items() if k != "Mappings"})
+        # Mappings and Conditions may name regions to choose behaviour per region (the ELB
+        # log-delivery principal differs in regions older than August 2022); neither targets one.
+        body = json.dumps(
+            {k: v for k, v in template.items() if k not in ("Mappings", "Conditions")}
+        )
         assert not ACCOUNT.findall(body), f"{name}: literal account ID"
         assert not REGION.findall(body), f"{name}: literal region"
 
