@@ -103,3 +103,28 @@ def test_missing_config_file_is_a_clean_error(tmp_path: Path, command: str) -> N
     assert result.exit_code == 2
     assert "file not found" in result.output
     assert "Traceback" not in result.output
+
+
+def test_help_lists_every_command_including_lazy_ones() -> None:
+    from deployline.cli import LAZY_COMMANDS, register_commands
+
+    result = runner.invoke(register_commands(), ["--help"])
+    assert result.exit_code == 0
+    for name in ["init", "validate", "synth", "schema", *LAZY_COMMANDS]:
+        assert name in result.output
+
+
+def test_a_light_command_does_not_import_heavy_modules() -> None:
+    """`deployline schema --help` must not import aws_cdk, boto3 or the local runner."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.argv=['deployline','schema','--help'];"
+        "from deployline import cli;\n"
+        "try: cli.main()\n"
+        "except SystemExit: pass\n"
+        "print(sorted(m for m in ('aws_cdk','boto3','deployline.local_runner') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -182,8 +182,43 @@ def init(
     _stderr().print(f"Wrote {written}. Next: [bold]deployline synth --config {written}[/]")
 
 
+# Commands whose modules are heavy (or must stay light, like `check`) are imported only when they
+# run: `deployline check` must not pay for pydantic, boto3 or aws_cdk. name -> (module, function)
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "history": ("deployline.history", "history_command"),
+    "run-local": ("deployline.local_runner", "run_local_command"),
+}
+_registered: set[str] = set()
+
+
+def register_commands(names: list[str] | None = None) -> typer.Typer:
+    """Add the lazily imported commands (`names`, default all) to `app` and return it."""
+    from importlib import import_module
+
+    for name in names if names is not None else list(LAZY_COMMANDS):
+        if name in _registered or name not in LAZY_COMMANDS:
+            continue
+        module, function = LAZY_COMMANDS[name]
+        app.command(name)(getattr(import_module(module), function))
+        _registered.add(name)
+    return app
+
+
+def _command_in(argv: list[str]) -> str | None:
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main() -> None:
     """Console-script entry point."""
+    command = _command_in(sys.argv[1:])
+    # `deployline --help` lists every command; `deployline schema` needs none of the lazy ones
+    if command is None:
+        register_commands()
+    elif command in LAZY_COMMANDS:
+        register_commands([command])
     try:
         app()
     except KeyboardInterrupt:
