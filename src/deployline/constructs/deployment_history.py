@@ -238,8 +238,7 @@ def allow_eventbridge_to_use_key(key: kms.IKey, *, sid: str) -> None:
             actions=["kms:GenerateDataKey", "kms:Decrypt"],
             resources=["*"],  # a key policy's resource is always the key itself
             conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
-        ),
-        False,
+        )
     )
     if not result.statement_added:
         raise ValueError(
@@ -319,6 +318,8 @@ class DeploymentHistory(Construct):
                 f"start with 'AWS/', got {metrics_namespace!r}"
             )
         validate_delivery(max_event_age=max_event_age, retry_attempts=retry_attempts)
+        # First, so that an imported key fails before anything is built.
+        allow_eventbridge_to_use_key(key, sid="AllowEventBridgeRecorderDeadLetters")
         self.environments = tuple(environments)
         self.metrics_namespace = metrics_namespace
         self._key = key
@@ -358,7 +359,6 @@ class DeploymentHistory(Construct):
             key=key,
             removal=removal,
         )
-        allow_eventbridge_to_use_key(key, sid="AllowEventBridgeRecorderDeadLetters")
 
         region = Aws.REGION
         self.recorder = RuntimeFunction(
