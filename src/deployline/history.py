@@ -322,17 +322,7 @@ def render(history: History, console: Any) -> None:
     table = Table(
         title=f"Deployments in {history.table} ({window})", title_justify="left", expand=False
     )
-    for column, options in (
-        ("started", {"no_wrap": True}),
-        ("env", {"style": "bold"}),
-        ("status", {}),
-        ("duration", {"justify": "right"}),
-        ("commit", {"overflow": "fold", "max_width": 40}),
-        ("image", {"overflow": "fold", "max_width": 24}),
-        ("approver", {"overflow": "fold", "max_width": 28}),
-        ("security", {"overflow": "fold", "max_width": 30}),
-    ):
-        table.add_column(column, **options)
+    rows: list[list[Any]] = []
     for record in history.records:
         status = record.status or "?"
         label = Text(status, style=_STATUS_STYLE.get(status, ""))
@@ -349,16 +339,40 @@ def render(history: History, console: Any) -> None:
             approver = record.approver.rsplit("/", 1)[-1]
             if record.approval_status == "rejected":
                 approver += " (rejected)"
-        table.add_row(
-            record.started_at.strftime("%Y-%m-%d %H:%M") if record.started_at else "-",
-            record.environment,
-            label,
-            format_duration(record.duration_seconds),
-            Text(commit),
-            Text(record.image_tag or "-"),
-            Text(approver),
-            Text(security),
+        rows.append(
+            [
+                record.started_at.strftime("%Y-%m-%d %H:%M") if record.started_at else "-",
+                record.environment,
+                label,
+                format_duration(record.duration_seconds),
+                Text(commit),
+                Text(record.image_tag or "-"),
+                Text(approver),
+                Text(security),
+            ]
         )
+    # The first four columns never shrink (an 80-column terminal must still show "succeeded");
+    # the optional ones fold, and are left out when no record has a value for them.
+    columns: list[tuple[str, dict[str, Any]]] = [
+        ("started", {"no_wrap": True, "min_width": 16}),
+        ("env", {"style": "bold", "no_wrap": True, "min_width": 10}),
+        ("status", {"no_wrap": True, "min_width": 9}),
+        ("duration", {"justify": "right", "no_wrap": True, "min_width": 8}),
+        ("commit", {"overflow": "fold", "max_width": 40}),
+        ("image", {"overflow": "fold", "max_width": 24}),
+        ("approver", {"overflow": "fold", "max_width": 28}),
+        ("security", {"overflow": "fold", "max_width": 30}),
+    ]
+    keep = [
+        index
+        for index in range(len(columns))
+        if index < 4 or any(str(row[index]) != "-" for row in rows)
+    ]
+    for index in keep:
+        name, options = columns[index]
+        table.add_column(name, **options)
+    for row in rows:
+        table.add_row(*(row[index] for index in keep))
     if history.records:
         console.print(table)
     else:
