@@ -1,8 +1,8 @@
 """Secure defaults, applied by every construct before the caller's overrides.
 
 KMS keys rotate; buckets block public access, refuse plain HTTP, are encrypted with a CMK and expire
-what they hold; log groups are encrypted and keep logs for a fixed time; every stateful resource has an
-explicit removal policy. Constructs call these helpers instead of repeating the settings.
+what they hold; log groups are encrypted and keep logs for a fixed time; every stateful resource has
+an explicit removal policy. Constructs call these helpers instead of repeating the settings.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def secure_bucket(
         ),
         abort_incomplete_multipart_upload_after=Duration.days(ABORT_INCOMPLETE_UPLOAD_DAYS),
     )
-    return s3.Bucket(
+    bucket = s3.Bucket(
         scope,
         id,
         bucket_name=bucket_name,
@@ -183,12 +183,42 @@ def secure_bucket(
         versioned=versioned,
         lifecycle_rules=[rule, *extra_lifecycle_rules],
         removal_policy=removal,
-        server_access_logs_bucket=server_access_logs_bucket,
-        server_access_logs_prefix=server_access_logs_prefix,
         event_bridge_enabled=event_bridge_enabled,
+    )
+    if server_access_logs_bucket is not None:
+        _log_access_to(bucket, server_access_logs_bucket, server_access_logs_prefix)
+    return bucket
+
+
+def _log_access_to(source: s3.Bucket, target: s3.IBucket, prefix: str | None) -> None:
+    """Server access logs of `source` into `target`, granted by `target`'s bucket policy.
+
+    CDK's own `server_access_logs_bucket` grants through an ACL (LogDeliveryWrite) unless the app
+    sets the feature flag `@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy`; an ACL cannot coexist
+    with bucket-owner-enforced ownership, so in a plain CDK app without that flag synthesis fails.
+    This does what the flag does, whatever the app's flags: the logging configuration on the
+    source, and a policy statement on the target scoped to the source bucket and account.
+    """
+    cfn = source.node.default_child
+    assert isinstance(cfn, s3.CfnBucket)
+    cfn.logging_configuration = s3.CfnBucket.LoggingConfigurationProperty(
+        destination_bucket_name=target.bucket_name, log_file_prefix=prefix
+    )
+    target.add_to_resource_policy(
+        iam.PolicyStatement(
+            effect=iam.Effect.ALLOW,
+            principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+            actions=["s3:PutObject"],
+            resources=[target.arn_for_objects(f"{prefix}*" if prefix else "*")],
+            conditions={
+                "ArnLike": {"aws:SourceArn": source.bucket_arn},
+                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+            },
+        )
     )
 
 
 def bucket_name(prefix: str) -> str:
-    """A globally unique bucket name: the literal prefix, then account and region (pseudo params)."""
+    """A globally unique bucket name: the literal prefix, then account and region (pseudo
+    parameters)."""
     return f"{prefix}-{Aws.ACCOUNT_ID}-{Aws.REGION}"
