@@ -12,6 +12,9 @@ from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.rules._common import PHYSICAL_NAME_PROPS, name_text, physical_names
 from deployline.checks.template import Template
 
+_TRAILING_PSEUDO = re.compile(
+    r"(?:[-_.]?\$\{AWS::(?:AccountId|Region|Partition|URLSuffix)\})+$"
+)
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 
 
@@ -46,6 +49,9 @@ def carries_environment(name: str, environments: Iterable[str]) -> bool:
     """Does `name` end with one of `environments` (after a `-`, `_`, `.` or a CamelCase
     boundary), or carry one as a whole path segment (`/shop/prod/db-url`)?"""
     wanted = {e.lower() for e in environments}
+    # account-wide qualifiers after the environment (`-prod-${AWS::AccountId}-${AWS::Region}`,
+    # how bucket names are made globally unique) neither add nor remove the suffix
+    name = _TRAILING_PSEUDO.sub("", name)
     segments = [s for s in re.split(r"[/:]", name) if s]
     if not segments:
         return False
