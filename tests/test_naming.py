@@ -44,8 +44,9 @@ def test_long_names_are_cut_to_the_limit_with_a_hash(kind) -> None:  # type: ign
     assert len(name) <= kind.limit
     assert KEBAB.match(name)
     if len(full) > kind.limit:
-        assert name.endswith("-" + short_hash(full))
-        assert name.startswith("acme-corp-a-very")
+        # the environment stays at the end, after a hash of the whole name
+        assert name.endswith("-" + short_hash(full) + "-production")
+        assert name.startswith("acme-corp-a")
     else:
         assert name == full
 

@@ -92,9 +92,17 @@ class Namer:
         return f"{self.prefix}-{self.service}" if self.prefix else self.service
 
     def name(self, type_: str, kind: Limit = Kind.GENERIC) -> str:
-        """`{prefix-}{service}-{type}-{env}` cut to the limit of `kind`."""
+        """`{prefix-}{service}-{type}-{env}` cut to the limit of `kind`; a cut name keeps its
+        environment at the end: `{start}-{hash}-{env}`."""
+        return self._fit(type_, kind.limit)
+
+    def _fit(self, type_: str, limit: int) -> str:
         full = f"{self.base}-{kebab(type_)}-{self.env}"
-        return fit(full, kind.limit)
+        room = limit - len(self.env) - 1
+        if len(full) <= limit or room <= _HASH_LEN + 1:
+            return fit(full, limit)
+        head = full[: room - _HASH_LEN - 1].rstrip("-")
+        return f"{head}-{short_hash(full)}-{self.env}"
 
     def bucket_prefix(self, type_: str) -> str:
         """The literal start of a bucket name; the stack appends `-{account}-{region}`.
@@ -102,7 +110,7 @@ class Namer:
         Bucket names are global, so the account and region (pseudo parameters, at most
         12 + 1 + 14 characters with hyphens) make them unique; the literal part keeps the rest.
         """
-        return fit(f"{self.base}-{kebab(type_)}-{self.env}", Kind.S3_BUCKET.limit - 29)
+        return self._fit(type_, Kind.S3_BUCKET.limit - 29)
 
     def stack_name(self) -> str:
         return self.name("pipeline" if self.env == "shared" else "service", Kind.STACK)
