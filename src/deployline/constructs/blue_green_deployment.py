@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, Token
+from aws_cdk import Acknowledgment, CfnElement, Duration, Stack, Token, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-
 from constructs import Construct
+
 from deployline.constructs.fargate_service import depend_on_grants
 from deployline.naming import Kind, Namer
 
@@ -98,10 +98,30 @@ class BlueGreenDeployment(Construct):
                 iam.ManagedPolicy.from_aws_managed_policy_name("AWSCodeDeployRoleForECS")
             ],
         )
+        acknowledgments = [
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+                "AWSCodeDeployRoleForECS]",
+                reason="the service role policy AWS maintains for CodeDeploy ECS blue/green: "
+                "it follows the ECS, ELB and CloudWatch calls CodeDeploy makes as they change",
+            )
+        ]
         self.hook_function = hook_function
         if hook_function is not None:
             # AWSCodeDeployRoleForECS only covers functions named CodeDeployHook_*.
             hook_function.grant_invoke(self.role)
+            resource = hook_function.node.default_child
+            if isinstance(resource, CfnElement):  # a function defined in this app
+                stack = Stack.of(self)
+                function_id = stack.resolve(stack.get_logical_id(resource))
+                acknowledgments.append(
+                    Acknowledgment(
+                        id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{function_id}.Arn>:*]",
+                        reason="grant_invoke covers the versions and aliases of the one "
+                        "AfterAllowTestTraffic hook function, nothing else",
+                    )
+                )
+        Validations.of(self.role).acknowledge(*acknowledgments)
 
         self.deployment_group = codedeploy.EcsDeploymentGroup(
             self,

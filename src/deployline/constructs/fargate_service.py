@@ -12,7 +12,17 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Aws, Duration, RemovalPolicy, Size, Token
+from aws_cdk import (
+    Acknowledgment,
+    Aws,
+    CfnResource,
+    Duration,
+    RemovalPolicy,
+    Size,
+    Stack,
+    Token,
+    Validations,
+)
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
@@ -20,8 +30,8 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-
 from constructs import Construct
+
 from deployline import defaults
 from deployline.config import FARGATE_SIZES
 from deployline.naming import CONTAINER_NAME, Kind, Namer
@@ -345,6 +355,8 @@ class FargateWebService(Construct):
             self.security_group, ec2.Port.tcp(container_port), "to the service's tasks"
         )
 
+        self._acknowledge(namer)
+
         self.scalable_target = appscaling.ScalableTarget(
             self,
             "ScalableTarget",
@@ -374,6 +386,38 @@ class FargateWebService(Construct):
                 scale_in_cooldown=Duration.seconds(120),
                 scale_out_cooldown=Duration.seconds(60),
             )
+
+    def _acknowledge(self, namer: Namer) -> None:
+        """Record, with reasons, the cdk-nag and checkov findings these resources have by design."""
+        stack = Stack.of(self)
+        logs_resource = self.log_group.node.default_child
+        assert isinstance(logs_resource, CfnResource)
+        logs_id = stack.resolve(stack.get_logical_id(logs_resource))
+        Validations.of(self.execution_role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                reason="ecr:GetAuthorizationToken (from grant_pull) has no resource-level "
+                "permission; the pull actions themselves are scoped to the pipeline's repository",
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logs_id}.Arn>:*]",
+                reason=f"ECS names the log streams of {namer.name('service')} at run time; the "
+                f"role writes only inside its own log group {namer.log_group('app')}",
+            ),
+        )
+        Validations.of(self.task_definition).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-ECS2",
+                reason="the only environment variables are PORT (the container port) and the "
+                "caller's plain settings; secrets go through ECS secrets, never environment",
+            )
+        )
+        skip_checkov(
+            self.cluster,
+            "CKV_AWS_65",
+            "Container Insights is on, with enhanced observability (containerInsights=enhanced); "
+            "the check only recognises the value 'enabled'",
+        )
 
     def _track_requests_across(
         self,
@@ -464,6 +508,24 @@ def depend_on_grants(dependent: Construct, role: iam.Role) -> None:
     policy = role.node.try_find_child("DefaultPolicy")
     if policy is not None:
         dependent.node.add_dependency(policy)
+
+
+def skip_checkov(construct: Construct, check_id: str, comment: str) -> None:
+    """Record in `construct`'s CloudFormation Metadata that checkov check `check_id` does not
+    apply, and why (`Metadata: {checkov: {skip: [{id, comment}]}}`; earlier skips are kept).
+
+    `construct` is a CfnResource or an L2 whose default child is one.
+    """
+    resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise ValueError(f"{construct.node.path} has no CloudFormation resource to annotate")
+    if not comment.strip():
+        raise ValueError(f"a checkov skip of {check_id} needs a reason, got ''")
+    existing = resource.get_metadata("checkov") or {}
+    skips = [s for s in existing.get("skip", []) if s.get("id") != check_id]
+    resource.add_metadata(
+        "checkov", {**existing, "skip": [*skips, {"id": check_id, "comment": comment}]}
+    )
 
 
 def _resource_label(group: elbv2.ApplicationTargetGroup) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import (
+    Acknowledgment,
     Aws,
     CfnCondition,
     CfnMapping,
@@ -19,21 +20,26 @@ from aws_cdk import (
     RemovalPolicy,
     Stack,
     Token,
+    Validations,
     region_info,
 )
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
-
 from constructs import Construct
+
 from deployline import defaults
-from deployline.naming import Kind, Namer
+from deployline.constructs.fargate_service import skip_checkov
+from deployline.naming import Kind, Namer, fit
 
 HTTPS_PORT = 443
 #: TLS 1.2 and 1.3 with forward-secret AEAD ciphers only (ELBSecurityPolicy-TLS13-1-2-Res-2021-06).
 TLS_POLICY = elbv2.SslPolicy.TLS13_RES
 _ACCESS_LOG_PREFIX = "alb"
+#: The longest `-{account}-{region}` a bucket name carries (12 digits, a 14-character region).
+_ACCOUNT_REGION_LEN = 1 + 12 + 1 + 14
+_OPEN_CIDRS = {"0.0.0.0/0"}
 #: How long a stopping target drains. Default: 30 seconds.
 DEFAULT_DEREGISTRATION_DELAY = Duration.seconds(30)
 
@@ -219,12 +225,57 @@ class ServiceLoadBalancer(Construct):
                 default_action=elbv2.ListenerAction.forward([self.green_target_group]),
             )
 
+        self._acknowledge(namer, ingress_cidrs, test_listener_cidrs if blue_green else (), https)
+
         host = domain_name or self.load_balancer.load_balancer_dns_name
         scheme = "https" if https else "http"
         self.url = _url(scheme, host, production_port)
         self.test_url = _url(scheme, host, test_listener_port) if blue_green else None
 
     # ---- helpers ----------------------------------------------------------------------
+
+    def _acknowledge(
+        self,
+        namer: Namer,
+        ingress_cidrs: Sequence[str],
+        test_listener_cidrs: Sequence[str],
+        https: bool,
+    ) -> None:
+        """Record, with reasons, the cdk-nag and checkov findings these resources have by design."""
+        bucket_reason = (
+            f"this bucket only receives the access logs of {namer.name('alb')}; logging "
+            "access to a log bucket would need yet another log bucket"
+        )
+        Validations.of(self.access_logs).acknowledge(
+            Acknowledgment(id="AwsSolutions::AwsSolutions-S1", reason=bucket_reason)
+        )
+        skip_checkov(self.access_logs, "CKV_AWS_18", bucket_reason)
+        skip_checkov(
+            self.access_logs,
+            "CKV_AWS_21",
+            "access logs are written once by ELB and expire with the lifecycle rule; versions "
+            "would only keep expired logs longer",
+        )
+        open_cidrs = sorted(_OPEN_CIDRS & {*ingress_cidrs, *test_listener_cidrs})
+        if open_cidrs:
+            reason = (
+                f"{namer.name('alb')} is a public web endpoint: ingress_cidrs in deployline.yaml "
+                f"admit {', '.join(open_cidrs)} on the listener ports only; narrow ingress_cidrs "
+                "to restrict it"
+            )
+            Validations.of(self.security_group).acknowledge(
+                Acknowledgment(id="AwsSolutions::AwsSolutions-EC23", reason=reason)
+            )
+            skip_checkov(self.security_group, "CKV_AWS_260", reason)
+        if not https:
+            reason = (
+                "no certificate_arn in deployline.yaml, so the listener serves HTTP; set "
+                "certificate_arn and domain_name to serve HTTPS on 443 (HTTP then redirects)"
+            )
+            for listener in (self.listener, self.test_listener):
+                if listener is not None:
+                    skip_checkov(listener, "CKV_AWS_2", reason)
+                    skip_checkov(listener, "CKV_AWS_103", reason)
 
     @staticmethod
     def _validate(
@@ -271,7 +322,7 @@ class ServiceLoadBalancer(Construct):
         bucket = defaults.secure_bucket(
             self,
             "AccessLogs",
-            bucket_name=defaults.bucket_name(namer.bucket_prefix("alb-logs")),
+            bucket_name=access_log_bucket_name(namer),
             key=None,  # ALB access logging supports SSE-S3 only
             removal=removal,
             versioned=False,
@@ -299,6 +350,22 @@ class ServiceLoadBalancer(Construct):
             )
         )
         return bucket
+
+
+def access_log_bucket_name(namer: Namer) -> str:
+    """`{service}-alb-logs-{account}-{region}-{env}`, at most 63 characters.
+
+    Bucket names are global: the account and region (pseudo parameters) make the name unique, and
+    the environment ends it, as every deployline name ends with its environment (checker rule
+    DL702). When the room left is short, the type shrinks to `alb`; a service name still too
+    long is cut (ending in a hash of the whole), never the environment.
+    """
+    suffix = f"-{namer.env}"
+    room = Kind.S3_BUCKET.limit - _ACCOUNT_REGION_LEN - len(suffix)
+    head = f"{namer.base}-alb-logs"
+    if len(head) > room:
+        head = fit(f"{namer.base}-alb", room)
+    return f"{head}-{Aws.ACCOUNT_ID}-{Aws.REGION}{suffix}"
 
 
 def _url(scheme: str, host: str, port: int) -> str:

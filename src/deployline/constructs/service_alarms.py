@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
-
 from constructs import Construct
+
 from deployline.naming import Kind, Namer
 
 _PERIOD = Duration.minutes(1)

@@ -26,12 +26,13 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-
 from constructs import Construct
+
 from deployline import defaults
 from deployline.config import DeploylineConfig, DeploymentType, EnvironmentConfig, NetworkMode
 from deployline.constructs.blue_green_deployment import BlueGreenDeployment
-from deployline.constructs.fargate_service import FargateWebService
+from deployline.constructs.deployment_history import acknowledge_function_findings
+from deployline.constructs.fargate_service import FargateWebService, skip_checkov
 from deployline.constructs.load_balancer import ServiceLoadBalancer
 from deployline.constructs.network import ExistingVpc, ServiceNetwork
 from deployline.constructs.public_image_cache import PublicEcrPullThroughCache
@@ -316,6 +317,25 @@ class EnvironmentStack(Stack):
                 ],
             )
             _depend_on_policy_only(hook.function, hook.role)
+            acknowledge_function_findings(hook)
+            hook_reason = (
+                "CodeDeploy invokes the AfterAllowTestTraffic hook once per deployment and waits "
+                "for its report; without one it fails the deployment (and rolls back) when the "
+                "hook times out"
+            )
+            skip_checkov(hook.function, "CKV_AWS_116", f"{hook_reason}: a DLQ adds nothing")
+            skip_checkov(
+                hook.function,
+                "CKV_AWS_115",
+                f"{hook_reason}; reserved concurrency would take from the account's unreserved "
+                "pool, which new accounts cannot spare",
+            )
+            skip_checkov(
+                hook.function,
+                "CKV_AWS_117",
+                "the hook tests the green tasks through the internet-facing test listener, as "
+                "clients reach them, and calls the CodeDeploy API: it needs no VPC access",
+            )
             self.hook_function = hook.function
             blue_green = BlueGreenDeployment(
                 self,
