@@ -352,7 +352,7 @@ class FargateWebService(Construct):
             "from the load balancer",
         )
         load_balancer_security_group.add_egress_rule(
-            self.security_group, ec2.Port.tcp(container_port), "to the service's tasks"
+            self.security_group, ec2.Port.tcp(container_port), "to the service tasks"
         )
 
         self._acknowledge(namer)

@@ -8,6 +8,7 @@ dropped; access logs go to an S3 bucket that only the load balancer may write to
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from aws_cdk import (
@@ -40,6 +41,7 @@ _ACCESS_LOG_PREFIX = "alb"
 #: The longest `-{account}-{region}` a bucket name carries (12 digits, a 14-character region).
 _ACCOUNT_REGION_LEN = 1 + 12 + 1 + 14
 _OPEN_CIDRS = {"0.0.0.0/0"}
+_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/(?P<id>[0-9a-f-]{36})$")
 #: How long a stopping target drains. Default: 30 seconds.
 DEFAULT_DEREGISTRATION_DELAY = Duration.seconds(30)
 
@@ -190,7 +192,9 @@ class ServiceLoadBalancer(Construct):
         )
 
         certificates = (
-            [elbv2.ListenerCertificate.from_arn(certificate_arn)] if certificate_arn else None
+            [elbv2.ListenerCertificate.from_arn(certificate_in_this_stack(certificate_arn))]
+            if certificate_arn
+            else None
         )
         protocol = elbv2.ApplicationProtocol.HTTPS if https else elbv2.ApplicationProtocol.HTTP
         self.listener = self.load_balancer.add_listener(
@@ -366,6 +370,24 @@ def access_log_bucket_name(namer: Namer) -> str:
     if len(head) > room:
         head = fit(f"{namer.base}-alb", room)
     return f"{head}-{Aws.ACCOUNT_ID}-{Aws.REGION}{suffix}"
+
+
+def certificate_in_this_stack(certificate_arn: str) -> str:
+    """The ARN of certificate `certificate_arn` in this stack's own partition, region and account.
+
+    A load balancer can only use an ACM certificate of its own account and region, so the
+    template names them with pseudo parameters instead of repeating literal IDs (checker rule
+    DL130); the certificate ID is kept. Tokens and other strings pass through unchanged.
+    """
+    if Token.is_unresolved(certificate_arn):
+        return certificate_arn
+    match = _ACM_ARN.match(certificate_arn)
+    if match is None:
+        raise ValueError(
+            "certificate_arn must be an ACM certificate ARN like "
+            f"arn:aws:acm:<region>:<account>:certificate/<uuid>, got {certificate_arn!r}"
+        )
+    return f"arn:{Aws.PARTITION}:acm:{Aws.REGION}:{Aws.ACCOUNT_ID}:certificate/{match.group('id')}"
 
 
 def _url(scheme: str, host: str, port: int) -> str:

@@ -193,6 +193,13 @@ class ServiceNetwork(Construct):
 
     def _import(self, existing: ExistingVpc) -> ec2.IVpc:
         private = list(existing.private_subnet_ids) if self.mode is not NetworkMode.PUBLIC else []
+        Validations.of(self).acknowledge(
+            Acknowledgment(
+                id="Annotation::@aws-cdk/aws-ec2:noSubnetRouteTableId",
+                reason=f"deployline adds no route or gateway endpoint to the existing VPC "
+                f"{existing.vpc_id}, so it never reads the route tables of its subnets",
+            )
+        )
         return ec2.Vpc.from_vpc_attributes(
             self,
             "Vpc",
@@ -305,7 +312,7 @@ class ServiceNetwork(Construct):
             self,
             "EndpointSecurityGroup",
             vpc=vpc,
-            description="VPC interface endpoints: HTTPS from the service's tasks only",
+            description="VPC interface endpoints: HTTPS from the service tasks only",
             allow_all_outbound=False,
         )
         for name in [*REQUIRED_INTERFACE_ENDPOINTS, *extra]:
@@ -323,7 +330,7 @@ class ServiceNetwork(Construct):
         """Let `peer` (the tasks' security group) reach the interface endpoints on 443."""
         if self.endpoint_security_group is not None:
             self.endpoint_security_group.add_ingress_rule(
-                peer, ec2.Port.tcp(443), "HTTPS from the service's tasks"
+                peer, ec2.Port.tcp(443), "HTTPS from the service tasks"
             )
 
 

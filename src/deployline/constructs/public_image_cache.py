@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from aws_cdk import Aws, Stack
+from aws_cdk import Acknowledgment, Aws, Stack, Validations
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -57,6 +57,17 @@ class PublicEcrPullThroughCache(Construct):
         path = public_image[len(UPSTREAM) + 1 :]
         registry = f"{Aws.ACCOUNT_ID}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}"
         return f"{registry}/{self.prefix}/{path}"
+
+    def acknowledge_pull(self, role: iam.IRole) -> None:
+        """Record for cdk-nag why `role` (holding `pull_statements`) names a wildcard."""
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:"
+                f"<AWS::Region>:<AWS::AccountId>:repository/{self.prefix}/*]",
+                reason="ECR creates one cache repository per upstream image under the prefix "
+                f"{self.prefix}/ at the first pull; the role reaches only that prefix",
+            )
+        )
 
     def pull_statements(self) -> list[iam.PolicyStatement]:
         """What an execution role needs to pull (and, the first time, cache) an image."""

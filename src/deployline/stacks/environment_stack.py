@@ -220,6 +220,7 @@ class EnvironmentStack(Stack):
         repository = ecr.Repository.from_repository_name(self, "Repository", repository_name)
         image_uri = environment.placeholder_image
         pull_statements: Sequence[iam.PolicyStatement] = ()
+        cache: PublicEcrPullThroughCache | None = None
         if net.mode is NetworkMode.ENDPOINTS and image_uri.startswith("public.ecr.aws/"):
             cache = PublicEcrPullThroughCache(self, "PublicImageCache", namer=namer)
             image_uri = cache.image_uri(image_uri)
@@ -270,6 +271,8 @@ class EnvironmentStack(Stack):
             removal=removal,
         )
         self.network.admit_to_endpoints(workload.security_group)
+        if cache is not None:
+            cache.acknowledge_pull(workload.execution_role)
         self.workload = workload
         self.cluster: ecs.Cluster = workload.cluster
         self.service: ecs.FargateService = workload.service
