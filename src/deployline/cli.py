@@ -185,6 +185,8 @@ def init(
 # Commands whose modules are heavy (or must stay light, like `check`) are imported only when they
 # run: `deployline check` must not pay for pydantic, boto3 or aws_cdk. name -> (module, function)
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("deployline.checks.cli", "check_command"),
+    "rules": ("deployline.checks.cli", "rules_command"),
     "history": ("deployline.history", "history_command"),
     "run-local": ("deployline.local_runner", "run_local_command"),
 }
@@ -214,6 +216,11 @@ def _command_in(argv: list[str]) -> str | None:
 def main() -> None:
     """Console-script entry point."""
     command = _command_in(sys.argv[1:])
+    if command in {"check", "rules"} and not {"--help", "-h"} & set(sys.argv[1:]):
+        # typer coerces options through pydantic; `deployline check` must stay light
+        from deployline.checks.cli import main as checks_main
+
+        sys.exit(checks_main(sys.argv[1:]))
     # `deployline --help` lists every command; `deployline schema` needs none of the lazy ones
     if command is None:
         register_commands()

@@ -160,15 +160,19 @@ class CheckResult:
     baselined: int = 0
     suppressed_findings: list[Finding] = field(default_factory=list)
     rules: list[str] = field(default_factory=list)  # IDs of the rules that ran
+    threshold: Severity = Severity.HIGH  # the run's --severity-threshold
+    baselined_findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # e.g. stale baseline entries
 
-    def at_or_above(self, threshold: Severity | str) -> list[Finding]:
-        """Findings whose severity is at or above `threshold`."""
-        level = Severity.parse(threshold)
+    def at_or_above(self, threshold: Severity | str | None = None) -> list[Finding]:
+        """Findings whose severity is at or above `threshold` (Default: the run's threshold)."""
+        level = self.threshold if threshold is None else Severity.parse(threshold)
         return [f for f in self.findings if f.severity >= level]
 
-    def exit_code(self, threshold: Severity | str = Severity.HIGH) -> int:
-        """2 when a template could not be read, 1 when a finding is at or above `threshold`,
-        else 0. UNKNOWN never fails a run on its own."""
+    def exit_code(self, threshold: Severity | str | None = None) -> int:
+        """2 when a template could not be read, 1 when a finding is at or above `threshold`
+        (Default: the run's threshold, HIGH unless set), else 0. UNKNOWN never fails a run on
+        its own."""
         if self.errors:
             return 2
         return 1 if self.at_or_above(threshold) else 0
