@@ -12,9 +12,7 @@ from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.rules._common import PHYSICAL_NAME_PROPS, name_text, physical_names
 from deployline.checks.template import Template
 
-_TRAILING_PSEUDO = re.compile(
-    r"(?:[-_.]?\$\{AWS::(?:AccountId|Region|Partition|URLSuffix)\})+$"
-)
+_TRAILING_PSEUDO = re.compile(r"(?:[-_.]?\$\{AWS::(?:AccountId|Region|Partition|URLSuffix)\})+$")
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 
 

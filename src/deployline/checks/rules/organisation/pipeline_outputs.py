@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from deployline.checks.intrinsics import get_path, referenced_names, render
+from deployline.checks.intrinsics import get_path, referenced_names, render, sub_variables
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import pipeline_notification_topics, ref_like
+from deployline.checks.rules._common import pipeline_notification_topics
 from deployline.checks.template import Template
 
 
@@ -22,9 +22,38 @@ def _getatt(value: Any) -> tuple[str, str] | None:
     return None
 
 
+def _plain_refs(value: Any) -> set[str]:
+    """Names that `value` uses by their Ref value: `Ref X`, or `${X}` (no attribute) in a Sub,
+    at any depth (a Join or a Sub that builds a console URL around the name counts)."""
+    out: set[str] = set()
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if len(item) == 1 and isinstance(item.get("Ref"), str):
+                out.add(item["Ref"])
+                continue
+            if len(item) == 1 and "Fn::Sub" in item:
+                arg = item["Fn::Sub"]
+                text = arg if isinstance(arg, str) else arg[0] if isinstance(arg, list) else None
+                local = arg[1] if isinstance(arg, list) and len(arg) > 1 else {}
+                if isinstance(text, str):
+                    out |= {n for n in sub_variables(text) if "." not in n and n not in local}
+                if isinstance(local, dict):
+                    stack.extend(local.values())
+                continue
+            if len(item) == 1 and "Fn::GetAtt" in item:
+                continue
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return out
+
+
 def outputs_name_of(value: Any, logical_id: str) -> bool:
-    """An output value that is (or contains) the pipeline name: Ref or ${Pipeline}."""
-    return ref_like(value) == logical_id or logical_id in referenced_names(value)
+    """An output value that is (or contains) the pipeline name: Ref or ${Pipeline}. A GetAtt
+    (Pipeline.Version) is not the name."""
+    return logical_id in _plain_refs(value)
 
 
 def outputs_repository_uri(value: Any, logical_id: str) -> bool:
@@ -36,10 +65,18 @@ def outputs_repository_uri(value: Any, logical_id: str) -> bool:
 
 
 def outputs_topic_arn(value: Any, logical_id: str) -> bool:
-    """Ref Topic (its ARN) or GetAtt Topic.TopicArn."""
+    """Ref Topic (its ARN), GetAtt Topic.TopicArn, or a Sub that is exactly `${Topic}` or
+    `${Topic.TopicArn}`."""
     if isinstance(value, dict) and value.get("Ref") == logical_id:
         return True
-    return _getatt(value) == (logical_id, "TopicArn")
+    if _getatt(value) == (logical_id, "TopicArn"):
+        return True
+    if isinstance(value, dict) and len(value) == 1 and "Fn::Sub" in value:
+        arg = value["Fn::Sub"]
+        text = arg if isinstance(arg, str) else arg[0] if isinstance(arg, list) and arg else None
+        if isinstance(text, str):
+            return text.strip() in ("${" + logical_id + "}", "${" + logical_id + ".TopicArn}")
+    return False
 
 
 class PipelineOutputs(Rule):

@@ -25,7 +25,7 @@ ROLE_KEYS = frozenset(
         "IamRoleArn",
     }
 )
-_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::IAM::RolePolicy")
+_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
 
 
 def roles_used(template: Template, res: Resource) -> set[str]:
@@ -48,18 +48,15 @@ def roles_used(template: Template, res: Resource) -> set[str]:
 
 
 def separate_policies(template: Template) -> dict[str, list[str]]:
-    """Role -> separate policies that attach to it (Roles, or RoleName of a RolePolicy)."""
+    """Role -> the separate AWS::IAM::Policy / ManagedPolicy resources that name it in their
+    `Roles` (Ref, or a literal RoleName of a role of this template)."""
     out: dict[str, list[str]] = {}
     for policy in template.of_type(*_POLICY_TYPES):
-        value = (
-            policy.prop("Roles")
-            if policy.type != "AWS::IAM::RolePolicy"
-            else [policy.prop("RoleName")]
-        )
+        value = policy.prop("Roles")
         for item in value if isinstance(value, list) else []:
-            role = ref_like(item)
-            if role is not None and template.get(role) is not None:
-                out.setdefault(role, []).append(policy.logical_id)
+            role = template.named(item, ("AWS::IAM::Role",), "RoleName").resource
+            if role is not None:
+                out.setdefault(role.logical_id, []).append(policy.logical_id)
     return out
 
 
@@ -78,13 +75,14 @@ def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 class PolicyDependency(Rule):
     """A resource "uses" a role through Role, RoleArn, ServiceRole, ServiceRoleArn,
     ExecutionRoleArn, TaskRoleArn, ... (Ref or GetAtt, at any depth of its properties). When an
-    AWS::IAM::Policy, ManagedPolicy or RolePolicy attaches to that role, the resource must be
-    created after it. Decision: any dependency path counts, not only a direct DependsOn,
-    because CloudFormation orders creation along every Ref/GetAtt/Sub/DependsOn chain (a
-    DependsOn on a resource that itself depends on the policy is enough). When the policy
-    itself depends on the resource (it grants access to the resource's ARN, as CDK does for a
-    CodeBuild project's log group), a DependsOn would close a cycle; the order is then fixed by
-    the template and the rule does not fire."""
+    AWS::IAM::Policy or ManagedPolicy names that role in its Roles (as the catalog row says; an
+    inline role policy is part of the role), the resource must be created after that policy.
+    Decision: any dependency path counts, not only a direct DependsOn, because CloudFormation
+    orders creation along every Ref/GetAtt/Sub/DependsOn chain (a DependsOn on a resource that
+    itself depends on the policy is enough). When the policy itself depends on the resource (it
+    grants access to the resource's ARN, as CDK does for a CodeBuild project's log group), a
+    DependsOn would close a cycle; the order is then fixed by the template and the rule does
+    not fire."""
 
     id = "DL706"
     severity = Severity.MEDIUM
