@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from deployline.checks.model import CheckResult
 
 app = typer.Typer(
     name="deployline",
@@ -60,8 +63,14 @@ def synth(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output directory (a CDK cloud assembly).")
     ] = Path("cdk.out"),
+    no_check: Annotated[
+        bool,
+        typer.Option("--no-check", help="Skip `deployline check` of the synthesized templates."),
+    ] = False,
 ) -> None:
-    """Synthesize CloudFormation templates from deployline.yaml, offline (no AWS credentials)."""
+    """Synthesize CloudFormation templates from deployline.yaml, offline (no AWS credentials),
+    then check them for CI/CD anti-patterns (exit 1 on findings at or above
+    checks.severity_threshold)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -71,7 +80,9 @@ def synth(
     console = Console(stderr=True, soft_wrap=True)
     try:
         with console.status("Reading configuration") as status:
-            result = synthesize(config, out, progress=lambda msg: status.update(msg))
+            result = synthesize(
+                config, out, progress=lambda msg: status.update(msg), check=not no_check
+            )
     except ConfigError as exc:
         _config_errors(exc)
     except SynthError as exc:
@@ -90,6 +101,28 @@ def synth(
             shown = stack.template
         table.add_row(stack.name, str(stack.resources), str(stack.outputs), str(shown))
     Console().print(table)
+    if result.check is not None:
+        _report_synth_check(result.check)
+
+
+def _report_synth_check(checked: CheckResult) -> None:
+    """Print the check of the synthesized templates; exit 1 (2 on a parse error) when it fails."""
+    from rich.console import Console
+
+    from deployline.checks.output import render_text, summary_line
+
+    console = Console(stderr=True, soft_wrap=True)
+    code = checked.exit_code()
+    if code == 0:
+        console.print(f"deployline check: {summary_line(checked)}", highlight=False, markup=False)
+        return
+    sys.stderr.write(render_text(checked))
+    _fail(
+        f"deployline check found {len(checked.at_or_above())} finding(s) at or above "
+        f"{checked.threshold.name} in the synthesized templates: fix them, accept each with a "
+        "reason in deployline.yaml `checks.suppress`, or skip the check with --no-check",
+        code,
+    )
 
 
 @app.command()

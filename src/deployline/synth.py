@@ -12,8 +12,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deployline.config import load_config
+
+if TYPE_CHECKING:
+    from deployline.checks.model import CheckResult
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class StackSummary:
 class SynthResult:
     outdir: Path
     stacks: list[StackSummary]
+    check: CheckResult | None = None  # the failure-catalog check of what was synthesized
 
 
 class SynthError(Exception):
@@ -58,8 +63,13 @@ def synthesize(
     outdir: str | Path = "cdk.out",
     *,
     progress: Callable[[str], None] = lambda _msg: None,
+    check: bool = True,
 ) -> SynthResult:
     """Validate the config, build the app, synthesize, and move the result into `outdir`.
+
+    With `check` (Default: on), the failure-catalog checker then reads what was written, with
+    deployline.yaml's `checks.severity_threshold` and `checks.suppress`; its result is
+    `SynthResult.check` (the caller decides whether findings fail the run).
 
     Raises ConfigError for a bad deployline.yaml and SynthError for values CDK rejects.
     """
@@ -96,7 +106,17 @@ def synthesize(
             scratch.rename(target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return SynthResult(outdir=target, stacks=_summarize(target))
+    checked = None
+    if check:
+        progress("Checking the templates (deployline check)")
+        from deployline.checks.api import check_assembly
+
+        checked = check_assembly(
+            target,
+            threshold=config.checks.severity_threshold.value,
+            suppressions=config.checks.suppress,
+        )
+    return SynthResult(outdir=target, stacks=_summarize(target), check=checked)
 
 
 def _first_line(text: str) -> str:

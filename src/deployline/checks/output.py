@@ -216,9 +216,8 @@ def _rule_descriptor(cls: type[Rule]) -> dict[str, Any]:
         help_text += "\n\nFix example:\n" + cls.fix_example
         help_md += "\n\n**Fix example**\n\n```yaml\n" + cls.fix_example.rstrip() + "\n```"
     name = cls.__name__ or cls.id
-    tags = ["security", "ci-cd", "cloudformation"]
-    if cls.family:
-        tags.append(cls.family.lower())
+    tags = list(dict.fromkeys(["security", "ci-cd", "cloudformation", cls.family.lower()]))
+    tags = [t for t in tags if t]
     return {
         "id": cls.id,
         "name": name,
