@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from aws_cdk import App, Stack
 from aws_cdk.assertions import Match
 from cfnlint.api import lint_file
 from typer.testing import CliRunner
@@ -26,6 +27,9 @@ from deployline.checks.engine import check_template, template_from_text
 from deployline.checks.registry import rule_classes
 from deployline.cli import app as cli_app
 from deployline.config import ConfigError, load_config
+from deployline.constructs.load_balancer import access_log_bucket_name, certificate_in_this_stack
+from deployline.naming import Namer
+from deployline.stacks.environment_stack import EnvironmentStack
 
 from .conftest import (
     Synthesized,
@@ -1324,3 +1328,48 @@ def test_validate_command_exits_2_without_traceback_as_a_process(tmp_path: Path)
 def test_the_example_configuration_is_valid_as_shipped(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, example_data()))
     assert [e.name for e in config.environments] == ["staging", "production"]
+
+
+# --- construct helpers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("namer", "head"),
+    [
+        (Namer("payment-processor", "staging"), "payment-processor-alb-logs"),
+        (Namer("payment-processor", "production"), "payment-processor-alb"),
+        (Namer("a" * 28, "production", "acme-platform"), None),
+    ],
+)
+def test_access_log_bucket_name_ends_with_its_environment_and_fits_63_characters(
+    namer: Namer, head: str | None
+) -> None:
+    name = access_log_bucket_name(namer)
+    literal = name.split("-${Token", 1)[0]
+    if head is not None:
+        assert literal == head
+    assert name.endswith(f"-{namer.env}")
+    # account (12) and the longest region name (14) with their hyphens
+    assert len(literal) + 1 + 12 + 1 + 14 + len(f"-{namer.env}") <= 63
+
+
+def test_certificate_is_named_in_the_stack_own_account_and_region_and_bad_arns_fail() -> None:
+    stack = Stack()
+    resolved = stack.resolve(certificate_in_this_stack(CERTIFICATE))
+    assert json.dumps(resolved).endswith(f':certificate/{CERTIFICATE_ID}"]]}}')
+    assert "123456789012" not in json.dumps(resolved)
+    with pytest.raises(ValueError, match=r"must be an ACM certificate ARN .* got 'not-an-arn'"):
+        certificate_in_this_stack("not-an-arn")
+
+
+def test_stack_refuses_a_namer_for_another_environment() -> None:
+    config = config_from(example_data())
+    with pytest.raises(ValueError, match="build the namer with env='staging'"):
+        EnvironmentStack(
+            App(),
+            "Mismatch",
+            config=config,
+            environment=config.environments[0],
+            namer=Namer(config.service, "production"),
+            repository_name="payment-processor-images-shared",
+        )
