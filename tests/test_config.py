@@ -256,3 +256,21 @@ def test_json_schema_rejects_unknown_keys_like_the_loader() -> None:
     data["enviroments"] = data.pop("environments")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, json_schema())
+
+
+def test_a_blue_green_test_listener_closed_to_the_hook_is_warned_about(tmp_path: Path) -> None:
+    import yaml
+
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    production = next(e for e in data["environments"] if e["name"] == "production")
+    production["test_listener_cidrs"] = ["192.0.2.0/24"]
+    path = tmp_path / "deployline.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    config = load_config(path)
+    (warning,) = config.warnings()
+    assert warning.startswith("environments[1].test_listener_cidrs:")
+    assert "192.0.2.0/24" in warning and "0.0.0.0/0" in warning
+
+
+def test_the_example_config_has_no_warnings() -> None:
+    assert load_config(EXAMPLE).warnings() == []

@@ -793,6 +793,31 @@ class DeploylineConfig(_Model):
             return env.destroy_on_delete
         return not self.is_production(env)
 
+    def warnings(self) -> list[str]:
+        """Valid settings that will still surprise at deploy time, one sentence each with the fix.
+
+        A blue/green environment whose test listener admits only some CIDRs: the
+        AfterAllowTestTraffic hook is a Lambda function outside the VPC, calling the test
+        listener from AWS's public addresses, which those CIDRs do not admit; its check then
+        fails and CodeDeploy rolls every deployment back.
+        """
+        out: list[str] = []
+        for index, env in enumerate(self.environments):
+            if env.deployment is not DeploymentType.BLUE_GREEN:
+                continue
+            cidrs = env.test_listener_cidrs or env.ingress_cidrs
+            if "0.0.0.0/0" not in cidrs:
+                field = "test_listener_cidrs" if env.test_listener_cidrs else "ingress_cidrs"
+                out.append(
+                    f"environments[{index}].{field}: the test listener of {env.name!r} admits "
+                    f"only {', '.join(cidrs)}, but the AfterAllowTestTraffic hook reaches it "
+                    "from outside the VPC (AWS Lambda's public addresses): its check will time "
+                    "out and CodeDeploy will roll each deployment back. Admit 0.0.0.0/0 on "
+                    "test_listener_cidrs (the green tasks serve what production will), or use "
+                    "deployment: rolling for this environment."
+                )
+        return out
+
     def environment(self, name: str) -> EnvironmentConfig:
         for env in self.environments:
             if env.name == name:
