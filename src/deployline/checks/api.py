@@ -48,6 +48,7 @@ DEFAULT_CONFIG = "deployline.yaml"
 __all__ = [
     "CheckUsageError",
     "check_assembly",
+    "check_files",
     "check_paths",
     "check_texts",
     "display_path",
@@ -430,6 +431,24 @@ def check_assembly(
         raise CheckUsageError(f"{directory}: not a CDK cloud assembly (no manifest.json)")
     runner = _Runner(_select(rules, skip, {}), [_as_suppression(s) for s in suppressions], here)
     runner.check_assembly(directory)
+    return _finish(runner, threshold=Severity.parse(str(threshold)), baseline=None)
+
+
+def check_files(
+    files: Sequence[str | Path],
+    *,
+    threshold: Severity | str = Severity.HIGH,
+    suppressions: Iterable[Suppression | dict[str, Any] | Any] = (),
+    rules: Sequence[str] | None = None,
+    skip: Sequence[str] | None = None,
+) -> CheckResult:
+    """Check the given template files only (no directory walk, no deployline.yaml lookup): what
+    the CDK policy-validation plugin hands over. `suppressions` as in check_assembly."""
+    here = Path.cwd()
+    runner = _Runner(_select(rules, skip, {}), [_as_suppression(s) for s in suppressions], here)
+    for file in files:
+        path = Path(file)
+        runner.check_file(_Source(path, display_path(path, here), True))
     return _finish(runner, threshold=Severity.parse(str(threshold)), baseline=None)
 
 
