@@ -1,0 +1,185 @@
+"""`deployline check` and `deployline rules` through the real console script, in subprocesses:
+exit codes, rule selection, formats, --output, baselines, and light imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent / "deployline"
+ASSEMBLY = Path(__file__).resolve().parent.parent / "fixtures" / "assemblies" / "app"
+
+CLEAN = "Resources:\n  Handle:\n    Type: AWS::CloudFormation::WaitConditionHandle\n"
+BARE_BUCKET = "Resources:\n  DataBucket:\n    Type: AWS::S3::Bucket\n"
+
+
+def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+    return subprocess.run(
+        [str(BIN), *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    (root / "clean.yaml").write_text(CLEAN)
+    (root / "bad.yaml").write_text(BARE_BUCKET)
+    (root / "broken.json").write_text('{"Resources": {')
+    return root
+
+
+def test_exit_0_when_nothing_reaches_the_threshold(work: Path) -> None:
+    out = run("check", "clean.yaml", cwd=work)
+    assert out.returncode == 0, out.stderr
+    assert "1 file checked, 0 findings" in out.stdout
+
+
+def test_exit_1_on_a_finding_at_or_above_the_threshold(work: Path) -> None:
+    out = run("check", "bad.yaml", cwd=work)
+    assert out.returncode == 1
+    assert "DL101" in out.stdout and "DataBucket" in out.stdout
+    assert "FAILED (threshold HIGH" in out.stdout
+
+
+def test_the_threshold_option_moves_the_line(work: Path) -> None:
+    assert run("check", "bad.yaml", "--rules", "DL205", cwd=work).returncode == 0
+    assert run("check", "bad.yaml", "-r", "DL205", "-t", "medium", cwd=work).returncode == 1
+    bad = run("check", "bad.yaml", "--severity-threshold", "urgent", cwd=work)
+    assert bad.returncode == 2 and "unknown severity 'urgent'" in bad.stderr
+
+
+def test_exit_2_on_a_parse_error_and_the_other_files_are_still_checked(work: Path) -> None:
+    out = run("check", "broken.json", "bad.yaml", "--format", "json", cwd=work)
+    assert out.returncode == 2
+    document = json.loads(out.stdout)
+    assert [e["file"] for e in document["errors"]] == ["broken.json"]
+    assert any(f["rule_id"] == "DL101" for f in document["findings"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "missing.yaml"], "no such file or directory: missing.yaml"),
+        (["check", "bad.yaml", "--rules", "DL999"], "no rule matches 'DL999'"),
+        (["check", "bad.yaml", "--skip", "XX"], "--skip: no rule matches 'XX'"),
+        (["check", "bad.yaml", "--format", "xml"], "--format 'xml' is not supported"),
+        (["check", "bad.yaml", "--bogus"], "unrecognized arguments: --bogus"),
+        (["check", "bad.yaml", "--baseline", "none.json"], "no such baseline file"),
+        (["check", "bad.yaml", "--config", "none.yaml"], "no such config file"),
+        (["rules", "DL999"], "no rule matches 'DL999'"),
+        (["rules", "--format", "pdf"], "--format 'pdf' is not supported"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2_and_no_traceback(
+    work: Path, args: list[str], message: str
+) -> None:
+    out = run(*args, cwd=work)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_rules_and_skip_take_comma_lists_repeats_and_prefixes(work: Path) -> None:
+    def rule_ids(*extra: str) -> set[str]:
+        out = run("check", "bad.yaml", "--format", "json", *extra, cwd=work)
+        return {f["rule_id"] for f in json.loads(out.stdout)["findings"]}
+
+    assert rule_ids("--rules", "DL101,DL205") == {"DL101", "DL205"}
+    assert rule_ids("--rules", "DL101", "--rules", "dl103") == {"DL101", "DL103"}
+    assert rule_ids("--rules", "DL1", "--skip", "DL101,DL104") == {"DL103"}
+
+
+def test_sarif_and_junit_go_to_stdout(work: Path) -> None:
+    sarif = run("check", "bad.yaml", "-f", "sarif", cwd=work)
+    assert sarif.returncode == 1
+    assert json.loads(sarif.stdout)["version"] == "2.1.0"
+    junit = run("check", "bad.yaml", "-f", "junit", cwd=work)
+    assert ET.fromstring(junit.stdout).tag == "testsuites"
+
+
+def test_output_writes_the_report_to_a_file_and_a_summary_to_stderr(work: Path) -> None:
+    out = run("check", "bad.yaml", "--format", "sarif", "--output", "reports/check.sarif", cwd=work)
+    assert out.returncode == 1
+    assert out.stdout == ""
+    assert "report written to reports/check.sarif" in out.stderr
+    written = json.loads((work / "reports" / "check.sarif").read_text())
+    assert written["runs"][0]["results"]
+    assert not [p for p in (work / "reports").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_write_baseline_then_baseline_accepts_the_known_findings(work: Path) -> None:
+    first = run("check", "bad.yaml", "--write-baseline", "baseline.json", cwd=work)
+    assert first.returncode == 0
+    assert "baseline entries to baseline.json" in first.stderr
+    again = run("check", "bad.yaml", "--baseline", "baseline.json", "-f", "json", cwd=work)
+    assert again.returncode == 0
+    summary = json.loads(again.stdout)["summary"]
+    assert summary["findings"] == 0 and summary["baselined"] > 0
+
+
+def test_config_suppressions_are_read_from_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text(BARE_BUCKET)
+    (tmp_path / "deployline.yaml").write_text(
+        "checks:\n  suppress:\n"
+        "    - {id: DL101, reason: fixture bucket holds nothing}\n"
+        "    - {id: DL103, reason: fixture bucket holds nothing}\n"
+    )
+    out = run("check", "bad.yaml", "-f", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout
+    assert json.loads(out.stdout)["summary"]["suppressed"] == 2
+    assert run("check", "bad.yaml", "--config", "deployline.yaml", cwd=tmp_path).returncode == 0
+
+
+def test_a_cloud_assembly_is_checked_with_its_nested_stack_and_stage(work: Path) -> None:
+    out = run("check", ASSEMBLY, "-f", "json", cwd=work)
+    files = json.loads(out.stdout)["files"]
+    assert len(files) == 3 and any(f.endswith(".nested.template.json") for f in files)
+
+
+def test_rules_lists_every_rule_and_shows_one_in_full(work: Path) -> None:
+    listing = run("rules", cwd=work)
+    assert listing.returncode == 0
+    assert any(line.startswith("DL101 ") for line in listing.stdout.splitlines())
+    one = run("rules", "DL101", "--format", "json", cwd=work)
+    [rule] = json.loads(one.stdout)
+    assert rule["id"] == "DL101" and rule["rationale"] and rule["fix_example"]
+
+
+def test_python_dash_m_runs_the_checker(work: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "deployline.checks", "bad.yaml", "-f", "json"],
+        cwd=work, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert json.loads(out.stdout)["findings"]
+
+
+def test_help_lists_the_options(work: Path) -> None:
+    out = run("check", "--help", cwd=work)
+    assert out.returncode == 0
+    for option in ("--format", "--output", "--severity-threshold", "--baseline", "--no-color"):
+        assert option in out.stdout
+
+
+@pytest.mark.parametrize("command", [["check", "bad.yaml", "-f", "sarif"], ["rules"]])
+def test_check_imports_no_heavy_module(work: Path, command: list[str]) -> None:
+    code = (
+        "import sys\n"
+        f"sys.argv = ['deployline', *{command!r}]\n"
+        "from deployline import cli\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "heavy = ('aws_cdk', 'pydantic', 'boto3', 'botocore', 'jsii', 'constructs')\n"
+        "sys.stderr.write(repr(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=work, capture_output=True, text=True, timeout=60
+    )
+    assert out.stderr.strip().splitlines()[-1] == "[]"
