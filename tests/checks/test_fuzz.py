@@ -100,7 +100,7 @@ random_templates = st.fixed_dictionaries(
             resource | values,
             max_size=6,
         )
-    },  # fmt: skip
+    },
     optional={
         "AWSTemplateFormatVersion": values,
         "Parameters": values,
