@@ -20,6 +20,9 @@ apply, as do those passed in. This module imports aws_cdk; `deployline check` ne
 
 from __future__ import annotations
 
+import deployline._jsii_env  # noqa: F401  (must precede the aws_cdk import)
+
+# isort: split
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
