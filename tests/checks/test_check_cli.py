@@ -183,3 +183,41 @@ def test_check_imports_no_heavy_module(work: Path, command: list[str]) -> None:
         [sys.executable, "-c", code], cwd=work, capture_output=True, text=True, timeout=60
     )
     assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
+# deployline synth runs the checker ------------------------------------------------------------
+
+
+def test_synth_fails_with_a_summary_when_findings_reach_the_threshold(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import typer
+
+    from deployline.checks.model import CheckResult, Finding, Severity
+    from deployline.cli import _report_synth_check
+
+    finding = Finding("DL101", Severity.HIGH, "cdk.out/App.template.json", "Bucket", "P", "m")
+    with pytest.raises(typer.Exit) as failed:
+        _report_synth_check(CheckResult(findings=[finding], files=["cdk.out/App.template.json"]))
+    assert failed.value.exit_code == 1
+    err = capsys.readouterr().err
+    assert "DL101" in err and "Bucket" in err
+    assert "1 finding(s) at or above HIGH" in err and "--no-check" in err
+
+    below = CheckResult(findings=[finding], threshold=Severity.CRITICAL, files=["a"])
+    _report_synth_check(below)  # below the threshold: reported, not failed
+    assert "passed (threshold CRITICAL" in capsys.readouterr().err
+
+
+def test_synth_of_the_example_checks_what_it_wrote_and_no_check_skips_it(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    checked = run("synth", "--config", root / "deployline.yaml", "--out", tmp_path / "a", cwd=root)
+    assert checked.returncode == 0, checked.stderr[-2000:]
+    assert "deployline check:" in checked.stderr
+    assert "0 findings" in checked.stderr
+    skipped = run(
+        "synth", "--config", root / "deployline.yaml", "--out", tmp_path / "b", "--no-check",
+        cwd=root,
+    )  # fmt: skip
+    assert skipped.returncode == 0, skipped.stderr[-2000:]
+    assert "deployline check:" not in skipped.stderr
