@@ -249,7 +249,7 @@ def _command_in(argv: list[str]) -> str | None:
 def main() -> None:
     """Console-script entry point."""
     command = _command_in(sys.argv[1:])
-    if command in {"check", "rules"} and not {"--help", "-h"} & set(sys.argv[1:]):
+    if command in {"check", "rules"} and "--help" not in sys.argv[1:]:
         # typer coerces options through pydantic; `deployline check` must stay light
         from deployline.checks.cli import main as checks_main
 

@@ -106,11 +106,12 @@ class _Runner:
 
     def check_text(self, text: str, display: str, *, explicit: bool) -> Template | None:
         """Parse and check one template's text. Returns the template (None when skipped)."""
+        if not explicit and not _mentions_template_keys(text):
+            return None  # found by a directory walk and not a template: skip without parsing
         try:
             data = parse_text(text, display)
         except TemplateParseError as exc:
-            if explicit or _mentions_template_keys(text):
-                self.result.errors.append(ParseError(display, exc.message, exc.line))
+            self.result.errors.append(ParseError(display, exc.message, exc.line))
             return None
         except Exception as exc:  # a loader bug must not take the run down
             self.result.errors.append(

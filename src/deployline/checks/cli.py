@@ -245,20 +245,65 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    check = _Parser(prog="deployline check", add_help=True)
-    check.add_argument("paths", nargs="+", type=Path)
-    check.add_argument("--format", "-f", dest="fmt", default="text")
-    check.add_argument("--output", "-o", type=Path)
-    check.add_argument("--severity-threshold", "-t")
-    check.add_argument("--rules", "-r", action="append")
-    check.add_argument("--skip", "-s", action="append")
-    check.add_argument("--config", "-c", type=Path)
-    check.add_argument("--baseline", type=Path)
-    check.add_argument("--write-baseline", type=Path)
-    check.add_argument("--no-color", action="store_true")
-    rules = _Parser(prog="deployline rules", add_help=True)
-    rules.add_argument("rule_id", nargs="?")
-    rules.add_argument("--format", "-f", dest="fmt", default="text")
+    check = _Parser(
+        prog="deployline check",
+        description="Check CloudFormation templates and CDK cloud assemblies for CI/CD "
+        "anti-patterns. Exit 0: nothing at or above the threshold; 1: findings; 2: usage or "
+        "parse error.",
+    )
+    check.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="template file, directory or cloud assembly (cdk.out)",
+    )
+    check.add_argument(
+        "--format",
+        "-f",
+        dest="fmt",
+        default="text",
+        help="text, json, sarif or junit (default: text)",
+    )
+    check.add_argument(
+        "--output", "-o", type=Path, metavar="FILE", help="write the report to FILE (atomically)"
+    )
+    check.add_argument(
+        "--severity-threshold",
+        "-t",
+        metavar="LEVEL",
+        help="LOW, MEDIUM, HIGH or CRITICAL (default: deployline.yaml "
+        "checks.severity_threshold, else HIGH)",
+    )
+    check.add_argument(
+        "--rules",
+        "-r",
+        action="append",
+        metavar="IDS",
+        help="only these rule IDs or prefixes, comma-separated or repeated",
+    )
+    check.add_argument(
+        "--skip", "-s", action="append", metavar="IDS", help="skip these rule IDs or prefixes"
+    )
+    check.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        metavar="FILE",
+        help="deployline.yaml with checks: suppressions (default: ./deployline.yaml if present)",
+    )
+    check.add_argument(
+        "--baseline", type=Path, metavar="FILE", help="accept the findings recorded in FILE"
+    )
+    check.add_argument(
+        "--write-baseline", type=Path, metavar="FILE", help="record the current findings in FILE"
+    )
+    check.add_argument("--no-color", action="store_true", help="plain text output")
+    rules = _Parser(prog="deployline rules", description="List the checker's rules.")
+    rules.add_argument("rule_id", nargs="?", metavar="ID", help="a rule ID or prefix to show")
+    rules.add_argument(
+        "--format", "-f", dest="fmt", default="text", help="text, json or markdown (default: text)"
+    )
     return check, rules
 
 
