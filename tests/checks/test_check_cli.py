@@ -221,3 +221,13 @@ def test_synth_of_the_example_checks_what_it_wrote_and_no_check_skips_it(tmp_pat
     )  # fmt: skip
     assert skipped.returncode == 0, skipped.stderr[-2000:]
     assert "deployline check:" not in skipped.stderr
+
+
+def test_text_piped_to_a_file_has_no_colour(work: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    out = subprocess.run(
+        [str(BIN), "check", "bad.yaml"], cwd=work, capture_output=True, text=True, env=env,
+        timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "DL101" in out.stdout and "\x1b[" not in out.stdout

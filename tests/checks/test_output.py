@@ -299,3 +299,16 @@ def test_a_parse_error_alone_makes_a_valid_report_in_every_format(tmp_path: Path
     assert json.loads(render_json(only_error))["summary"]["exit_code"] == 2
     assert ET.fromstring(render_junit(only_error)).get("errors") == "1"
     assert "error: x.yaml:3: invalid YAML: bad" in render_text(only_error)
+
+
+def test_print_text_writes_ansi_colour_only_when_asked(result: CheckResult) -> None:
+    import io
+
+    from deployline.checks.output import print_text
+
+    coloured, plain = io.StringIO(), io.StringIO()
+    print_text(result, color=True, file=coloured)
+    print_text(result, color=False, file=plain)
+    assert "\x1b[1;31m    HIGH     DL101" in coloured.getvalue()
+    assert "\x1b[" not in plain.getvalue()
+    assert plain.getvalue() == render_text(result)
