@@ -87,8 +87,11 @@ def test_threshold_decides_the_exit_code(tmp_path: Path) -> None:
     bad = _write(tmp_path / "bad.yaml", BARE_BUCKET)
     assert check_paths([bad], rules=["DL205"], severity_threshold="HIGH").exit_code() == 0
     assert check_paths([bad], rules=["DL205"], severity_threshold="medium").exit_code() == 1
-    with pytest.raises(CheckUsageError, match="unknown severity 'SEVERE'"):
+    with pytest.raises(CheckUsageError, match="--severity-threshold: unknown severity 'SEVERE'"):
         check_paths([bad], severity_threshold="SEVERE")
+    config = _write(tmp_path / "deployline.yaml", "checks:\n  severity_threshold: urgent\n")
+    with pytest.raises(CheckUsageError, match=r"deployline.yaml: checks.severity_threshold: unk"):
+        check_paths([bad], config_path=config)
 
 
 def test_a_directory_is_walked_and_non_templates_are_skipped_silently(tmp_path: Path) -> None:

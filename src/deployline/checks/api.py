@@ -467,13 +467,15 @@ def _as_suppression(value: Suppression | dict[str, Any] | Any) -> Suppression:
 
 
 def _threshold(value: Severity | str | None, config: ChecksConfig | None) -> Severity:
+    where = "--severity-threshold"
     chosen = value
     if chosen is None and config is not None and config.severity_threshold:
         chosen = config.severity_threshold
+        where = f"{config.file}: checks.severity_threshold"
     try:
         return Severity.parse(chosen if chosen is not None else Severity.HIGH)
     except ValueError as exc:
-        raise CheckUsageError(f"severity threshold: {exc}") from None
+        raise CheckUsageError(f"{where}: {exc}") from None
 
 
 def _load_baseline(value: str | Path | Baseline | None) -> Baseline | None:
