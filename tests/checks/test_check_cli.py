@@ -231,3 +231,22 @@ def test_text_piped_to_a_file_has_no_colour(work: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 1
     assert "DL101" in out.stdout and "\x1b[" not in out.stdout
+
+
+def test_the_typer_commands_behave_like_the_fast_path(work: Path) -> None:
+    """What `deployline --help` registers (deployline.cli.LAZY_COMMANDS) parses the same way."""
+    from typer.testing import CliRunner
+
+    from deployline.cli import LAZY_COMMANDS, register_commands
+
+    assert LAZY_COMMANDS["check"] == ("deployline.checks.cli", "check_command")
+    assert LAZY_COMMANDS["rules"] == ("deployline.checks.cli", "rules_command")
+    app = register_commands(["check", "rules"])
+    runner = CliRunner()
+    args = ["check", str(work / "bad.yaml"), "--rules", "DL101,DL205", "-f", "json", "-t", "low"]
+    found = runner.invoke(app, args)
+    assert found.exit_code == 1
+    assert {f["rule_id"] for f in json.loads(found.stdout)["findings"]} == {"DL101", "DL205"}
+    missing = runner.invoke(app, ["check", str(work / "nope.yaml")])
+    assert missing.exit_code == 2
+    assert runner.invoke(app, ["rules", "DL1", "-f", "markdown"]).stdout.startswith("## DL1")
