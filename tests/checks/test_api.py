@@ -335,3 +335,10 @@ def test_check_files_and_check_texts_read_only_what_they_are_given(tmp_path: Pat
     texts = check_texts({"a.yaml": BARE_BUCKET, "b.yaml": "Resources: [1]\n"}, rules=["DL101"])
     assert _ids(texts.findings) == {("DL101", "DataBucket")}
     assert [e.file for e in texts.errors] == ["b.yaml"]
+
+
+def test_a_directory_without_templates_passes_with_a_note_saying_so(tmp_path: Path) -> None:
+    _write(tmp_path / "package.json", json.dumps({"name": "x"}))
+    result = check_paths([tmp_path], cwd=tmp_path)
+    assert result.files == [] and result.exit_code() == 0
+    assert result.notes and "no CloudFormation template found" in result.notes[0]

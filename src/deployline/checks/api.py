@@ -394,6 +394,12 @@ def check_paths(
     extra = _config_problem_findings(config, here) if config else []
     if "DL000" not in runner.result.rules:
         extra = []  # DL000 was deselected with --rules/--skip
+    if not runner.result.files and not runner.result.errors:
+        names = ", ".join(str(p) for p in paths)
+        runner.result.notes.append(
+            f"no CloudFormation template found in {names}: templates are .json/.yaml/.yml/"
+            ".template files with Resources or AWSTemplateFormatVersion, or a cdk.out"
+        )
     return _finish(runner, threshold=threshold, baseline=loaded, extra_findings=extra)
 
 
