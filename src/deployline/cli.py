@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -101,6 +102,7 @@ def synth(
             shown = stack.template
         table.add_row(stack.name, str(stack.resources), str(stack.outputs), str(shown))
     Console().print(table)
+    _print_warnings(config, result.warnings)
     if result.check is not None:
         _report_synth_check(result.check)
 
@@ -139,6 +141,12 @@ def validate(config: ConfigOption = Path("deployline.yaml")) -> None:
         for e in loaded.environments
     )
     _stderr().print(f"{config}: valid. service {loaded.service}; environments: {envs}")
+    _print_warnings(config, loaded.warnings())
+
+
+def _print_warnings(config: Path, warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        _stderr().print(f"warning: {config}: {warning}", highlight=False, markup=False)
 
 
 @app.command()

@@ -33,6 +33,7 @@ class SynthResult:
     outdir: Path
     stacks: list[StackSummary]
     check: CheckResult | None = None  # the failure-catalog check of what was synthesized
+    warnings: tuple[str, ...] = ()  # config.warnings(): valid settings that will surprise
 
 
 class SynthError(Exception):
@@ -116,7 +117,12 @@ def synthesize(
             threshold=config.checks.severity_threshold.value,
             suppressions=config.checks.suppress,
         )
-    return SynthResult(outdir=target, stacks=_summarize(target), check=checked)
+    return SynthResult(
+        outdir=target,
+        stacks=_summarize(target),
+        check=checked,
+        warnings=tuple(config.warnings()),
+    )
 
 
 def _first_line(text: str) -> str:
