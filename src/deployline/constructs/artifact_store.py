@@ -8,6 +8,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from deployline import defaults
+from deployline.constructs.fargate_service import skip_checkov
 
 
 class ArtifactStore(Construct):
@@ -58,6 +59,17 @@ class ArtifactStore(Construct):
             versioned=False,
             expiry_days=max(expiry_days, 90),
             noncurrent_expiry_days=None,
+        )
+        reason = (
+            "this bucket only receives the server access logs of the artifact bucket; logging "
+            "access to a log bucket would need yet another log bucket"
+        )
+        skip_checkov(self.access_logs, "CKV_AWS_18", reason)
+        skip_checkov(
+            self.access_logs,
+            "CKV_AWS_21",
+            "S3 writes each access log object once and the lifecycle rule expires it; versions "
+            "would only keep expired logs longer",
         )
         self.bucket: s3.Bucket = defaults.secure_bucket(
             self,

@@ -20,6 +20,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from deployline import defaults
+from deployline.constructs.pipeline_roles import acknowledge_iam5, nag_resource
 
 #: Default: a build may run 15 minutes before CodeBuild stops it.
 DEFAULT_TIMEOUT = Duration.minutes(15)
@@ -189,6 +190,7 @@ class BuildProject(Construct):
             description=f"deployline: service role of the CodeBuild project {project_name}",
             inline_policies={"Build": iam.PolicyDocument(statements=policy)},
         )
+        self._acknowledge(policy, artifact_bucket)
         self.project = codebuild.PipelineProject(
             self,
             "Project",
@@ -212,6 +214,23 @@ class BuildProject(Construct):
                 ),
             ),
         )
+
+    def _acknowledge(self, policy: Sequence[iam.PolicyStatement], bucket: s3.IBucket) -> None:
+        """Record, with reasons, the wildcard resources of the service role (cdk-nag IAM5)."""
+        name = self.project_name
+        findings = {
+            f"Resource::{nag_resource(self, self.log_group.log_group_arn)}:*": f"CodeBuild names "
+            f"the log streams of {name} per build, only inside its own log group",
+            f"Resource::{nag_resource(self, bucket.arn_for_objects('*'))}": f"{name} reads (and "
+            "writes) the artifacts CodePipeline names per execution, only in the pipeline's "
+            "artifact bucket",
+        }
+        star_only = sorted({a for st in policy if "*" in st.resources for a in st.actions})
+        if star_only:
+            findings["Resource::*"] = (
+                f"{name}: {', '.join(star_only)} allow only '*'; everything else is scoped to ARNs"
+            )
+        acknowledge_iam5(self.role, findings)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from deployline import defaults
+from deployline.constructs.fargate_service import skip_checkov
 from deployline.constructs.runtime_function import RuntimeFunction
 from deployline.naming import Kind, Limit, Namer, kebab
 
@@ -438,6 +439,26 @@ class DeploymentHistory(Construct):
             ],
         )
         acknowledge_function_findings(self.recorder, metrics_namespace=metrics_namespace)
+        recorder = self.recorder.function_name
+        skip_checkov(
+            self.recorder.function,
+            "CKV_AWS_116",
+            f"{recorder}'s failed asynchronous invocations go to the queue "
+            f"{namer.name('recorder-dlq', SQS_QUEUE)} through an on-failure destination, which "
+            "keeps the request and the error (a DeadLetterConfig keeps only the request)",
+        )
+        skip_checkov(
+            self.recorder.function,
+            "CKV_AWS_115",
+            f"{recorder} handles one event per pipeline state change, and its conditional writes "
+            "make concurrent runs safe; reserved concurrency would take from the account's "
+            "unreserved pool",
+        )
+        skip_checkov(
+            self.recorder.function,
+            "CKV_AWS_117",
+            f"{recorder} calls only DynamoDB, CloudWatch and CodePipeline APIs: no VPC resource",
+        )
         acknowledge_dead_letter_queue(
             self.dead_letter_queue,
             feeds="the recorder rules' targets and of the recorder's asynchronous invocations",
