@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 14,16,18,19,20,21,23
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION ?= 1
 
-.PHONY: install install-dev synth test bench lint clean
+.PHONY: install install-dev synth check rules-doc test bench lint clean
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ install-dev: $(VENV)/.dev
 
 synth: $(VENV)/.runtime  ## synthesize the example deployline.yaml into cdk.out/
 	$(VENV)/bin/deployline synth --config deployline.yaml --out cdk.out
+
+check: $(VENV)/.runtime  ## check the synthesized templates in cdk.out/ (run make synth first)
+	$(VENV)/bin/deployline check cdk.out
+
+rules-doc: $(VENV)/.runtime  ## regenerate RULES.md from the rules and the catalog
+	$(PY) -m deployline.checks.docs > RULES.md.tmp && mv RULES.md.tmp RULES.md
 
 test: $(VENV)/.dev  ## the whole test suite
 	$(PY) -m pytest
