@@ -1095,27 +1095,27 @@ class ContainerPipeline(Construct):
                 ),
             )
         deploy_role = self.action_roles[f"{stage}/{DEPLOY_ACTION}"].role
+        what = f"deploying {self.namer.service} to {target.name}"
         findings = {
-            "Resource::*": f"deploying {target.name}: ecs:RegisterTaskDefinition and "
+            "Resource::*": f"{what}: ecs:RegisterTaskDefinition and "
             "ecs:DescribeTaskDefinition allow only '*'",
-            f"Resource::{nag_resource(self, family_arn)}": f"deploying {target.name} registers a "
+            f"Resource::{nag_resource(self, family_arn)}": f"{what} registers a "
             f"new revision of task family {task_definition.family} only; revision numbers are "
             "assigned by ECS",
         }
         if isinstance(target, RollingTarget):
             findings[f"Resource::{nag_resource(self, ecs_arn('task/*'))}"] = (
-                f"deploying {target.name} watches tasks whose IDs ECS assigns; the ecs:cluster "
+                f"{what} watches tasks whose IDs ECS assigns; the ecs:cluster "
                 "condition limits it to the service's cluster"
             )
             findings[f"Resource::{nag_resource(self, ecs_arn('container-instance/*'))}"] = (
-                f"deploying {target.name} lists the tasks of the service's cluster only "
-                "(ecs:cluster condition)"
+                f"{what} lists the tasks of the service's cluster only (ecs:cluster condition)"
             )
         acknowledge_iam5(deploy_role, findings)
         skip_checkov(
             deploy_role,
             "CKV_AWS_111",
-            f"ecs:RegisterTaskDefinition allows only '*' (deploying {target.name}); every other "
+            f"ecs:RegisterTaskDefinition allows only '*' ({what}); every other "
             "write is scoped to the service, the task family and the two task roles",
         )
         validate = actions.LambdaInvokeAction(

@@ -218,10 +218,13 @@ def acknowledge_function_findings(
 
 def acknowledge_dead_letter_queue(queue: sqs.Queue, *, feeds: str) -> None:
     """A DLQ has no DLQ of its own; cdk-nag cannot see EventBridge use it as one."""
+    cfn_queue = queue.node.default_child
+    name = cfn_queue.queue_name if isinstance(cfn_queue, sqs.CfnQueue) else None
+    label = name if isinstance(name, str) and not Token.is_unresolved(name) else queue.node.path
     Validations.of(queue).acknowledge(
         Acknowledgment(
             id="AwsSolutions::AwsSolutions-SQS3",
-            reason=f"this queue is itself the dead-letter queue of {feeds}",
+            reason=f"{label} is itself the dead-letter queue of {feeds}",
         )
     )
 

@@ -277,7 +277,15 @@ class PipelineSourceAction(Construct):
                     noncurrent_expiry_days=defaults.ARTIFACT_EXPIRY_DAYS,
                     server_access_logs_bucket=access_logs_bucket,
                     server_access_logs_prefix="source/" if access_logs_bucket else None,
-                    event_bridge_enabled=True,
+                )
+                # Uploads reach EventBridge through the bucket's own property. (aws-cdk's
+                # event_bridge_enabled would add a notifications custom-resource Lambda with an
+                # AWS managed policy to the stack.)
+                cfn_bucket = bucket.node.default_child
+                if not isinstance(cfn_bucket, s3.CfnBucket):
+                    raise TypeError(f"{bucket.node.path} has no CfnBucket to enable EventBridge on")
+                cfn_bucket.add_property_override(
+                    "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
                 )
             self.bucket = bucket
             read_source = [

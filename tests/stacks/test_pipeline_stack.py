@@ -1,0 +1,1178 @@
+"""PipelineStack: the delivery pipeline, its projects, roles, store, alerts and records.
+
+One app is synthesized once for the module, with cdk-nag's AwsSolutions pack. It holds six
+pipeline stacks built from configs written in code from the example deployline.yaml:
+
+- example:    the example as it is (staging rolling; production blue/green after an approval);
+- three:      dev and staging rolling, production blue/green with an approval;
+- single:     one rolling environment, no approval;
+- s3, codecommit, monorepo: the three other sources (S3 bucket, CodeCommit, GitHub with path
+  filters and exclusions), without environment stacks (the pipeline ends after the gate).
+
+Peers check every pipeline template: cfn-lint, cdk-nag, checkov and `deployline check`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aws_cdk import App, DefaultStackSynthesizer, Validations
+from aws_cdk.assertions import Match, Template
+from cdk_nag import AwsSolutionsChecks
+from cfnlint.api import lint_file
+
+from deployline.app import _apply_tags, feature_flags
+from deployline.checks.engine import check_template, template_from_text
+from deployline.checks.registry import rule_classes
+from deployline.config import DeploylineConfig, parse_config_text
+from deployline.naming import Kind, Namer
+from deployline.stacks.environment_stack import EnvironmentStack
+from deployline.stacks.pipeline_stack import PipelineStack
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deployline.yaml"
+CHECKOV = Path(sys.executable).with_name("checkov")
+
+# Actions AWS authorizes only on "*" (IAM service authorization reference); any other action on
+# "*" in a pipeline template is a bug.
+STAR_ONLY = {
+    "ecr:GetAuthorizationToken",
+    "ecs:DescribeTaskDefinition",
+    "ecs:RegisterTaskDefinition",
+    "codepipeline:PutJobSuccessResult",
+    "codepipeline:PutJobFailureResult",
+    "cloudwatch:PutMetricData",
+}
+
+
+def example_data() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    return data
+
+
+def config_from(data: dict[str, Any]) -> DeploylineConfig:
+    return parse_config_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def variant(service: str, **changes: Any) -> DeploylineConfig:
+    data = example_data()
+    data["service"] = service
+    data.update(changes)
+    return config_from(data)
+
+
+def _env(name: str, deployment: str = "rolling", approval: bool = False) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "name": name,
+        "deployment": deployment,
+        "approval": approval,
+        "container_port": 8080,
+        "health_check_path": "/health",
+    }
+    if deployment == "blue_green":
+        env["test_listener_port"] = 8080
+    return env
+
+
+def configs() -> dict[str, tuple[DeploylineConfig, bool]]:
+    """label -> (config, build the environment stacks)."""
+    return {
+        "example": (config_from(example_data()), True),
+        "three": (
+            variant(
+                "three-envs",
+                environments=[
+                    _env("dev"),
+                    _env("staging"),
+                    _env("production", "blue_green", approval=True),
+                ],
+            ),
+            True,
+        ),
+        "single": (variant("single-env", environments=[_env("live")]), True),
+        "s3": (variant("s3-source", source={"type": "s3", "key": "app/source.zip"}), False),
+        "codecommit": (
+            variant(
+                "codecommit-source",
+                source={"type": "codecommit", "repository": "payments-app", "branch": "release"},
+            ),
+            False,
+        ),
+        "monorepo": (
+            variant(
+                "monorepo-source",
+                source={
+                    "type": "github",
+                    "repository": "acme/monorepo",
+                    "branch": "trunk",
+                    "connection_parameter": "/deployline/monorepo/connection-arn",
+                    "paths": ["services/pay/**", "libs/common/**"],
+                    "exclude_paths": ["services/pay/docs/**"],
+                },
+            ),
+            False,
+        ),
+    }
+
+
+@dataclass
+class Synth:
+    outdir: Path
+    stacks: dict[str, PipelineStack]
+    raw: dict[str, dict[str, Any]]
+    templates: dict[str, Template]
+    paths: dict[str, Path]
+    report: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    outdir = tmp_path_factory.mktemp("pipeline-stack")
+    app = App(outdir=str(outdir), context=feature_flags())
+    stacks: dict[str, PipelineStack] = {}
+    for label, (config, with_envs) in configs().items():
+        shared = Namer(config.service, config.naming.pipeline_environment, config.naming.prefix)
+        environments: list[EnvironmentStack] = []
+        for env in config.environments if with_envs else []:
+            namer = Namer(config.service, env.name, config.naming.prefix)
+            stack = EnvironmentStack(
+                app,
+                namer.stack_name(),
+                stack_name=namer.stack_name(),
+                config=config,
+                environment=env,
+                namer=namer,
+                repository_name=shared.name("images", Kind.ECR_REPOSITORY),
+                synthesizer=DefaultStackSynthesizer(),
+            )
+            _apply_tags(stack, config, env.name)
+            environments.append(stack)
+        pipeline = PipelineStack(
+            app,
+            shared.stack_name(),
+            stack_name=shared.stack_name(),
+            config=config,
+            namer=shared,
+            environments=environments,
+            synthesizer=DefaultStackSynthesizer(),
+        )
+        _apply_tags(pipeline, config, shared.env)
+        stacks[label] = pipeline
+    Validations.of(app).add_plugins(AwsSolutionsChecks())
+    # cdk-nag findings fail the synth; the report read below says which.
+    with contextlib.suppress(RuntimeError):
+        app.synth()
+    report_path = outdir / "validation-report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    paths = {label: outdir / f"{s.stack_name}.template.json" for label, s in stacks.items()}
+    raw = {label: json.loads(p.read_text()) for label, p in paths.items()}
+    return Synth(
+        outdir=outdir,
+        stacks=stacks,
+        raw=raw,
+        templates={label: Template.from_json(t) for label, t in raw.items()},
+        paths=paths,
+        report=report,
+    )
+
+
+# ---- helpers --------------------------------------------------------------------------------
+
+
+def resources(raw: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in raw["Resources"].items() if v["Type"] == type_}
+
+
+def pipeline_props(raw: dict[str, Any]) -> dict[str, Any]:
+    (pipeline,) = resources(raw, "AWS::CodePipeline::Pipeline").values()
+    props: dict[str, Any] = pipeline["Properties"]
+    return props
+
+
+def stage(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [s for s in pipeline_props(raw)["Stages"] if s["Name"] == name]
+    assert found, f"no stage {name}"
+    result: dict[str, Any] = found[0]
+    return result
+
+
+def action(raw: dict[str, Any], stage_name: str, action_name: str) -> dict[str, Any]:
+    found = [a for a in stage(raw, stage_name)["Actions"] if a["Name"] == action_name]
+    assert found, f"no action {action_name} in {stage_name}"
+    result: dict[str, Any] = found[0]
+    return result
+
+
+def project(raw: dict[str, Any], suffix: str) -> dict[str, Any]:
+    """The CodeBuild project named `{service}-{suffix}-shared`."""
+    for res in resources(raw, "AWS::CodeBuild::Project").values():
+        if res["Properties"]["Name"].endswith(f"-{suffix}-shared"):
+            props: dict[str, Any] = res["Properties"]
+            return props
+    raise AssertionError(f"no project {suffix}")
+
+
+def project_id(raw: dict[str, Any], suffix: str) -> str:
+    for logical_id, res in resources(raw, "AWS::CodeBuild::Project").items():
+        if res["Properties"]["Name"].endswith(f"-{suffix}-shared"):
+            return logical_id
+    raise AssertionError(f"no project {suffix}")
+
+
+def buildspec(raw: dict[str, Any], suffix: str) -> dict[str, Any]:
+    spec = project(raw, suffix)["Source"]["BuildSpec"]
+    if isinstance(spec, dict):  # Fn::Join around report group ARNs: parse with markers
+        parts = spec["Fn::Join"][1]
+        spec = "".join(p if isinstance(p, str) else f"ARN{i}" for i, p in enumerate(parts))
+    parsed: dict[str, Any] = json.loads(spec)
+    return parsed
+
+
+def commands(spec: dict[str, Any]) -> list[str]:
+    return [c for phase in spec["phases"].values() for c in phase.get("commands", [])]
+
+
+def role_named(raw: dict[str, Any], suffix: str) -> tuple[str, dict[str, Any]]:
+    """(logical ID, properties) of the role `{service}-{suffix}-shared` (names may be cut)."""
+    for logical_id, res in resources(raw, "AWS::IAM::Role").items():
+        name = res["Properties"].get("RoleName", "")
+        if isinstance(name, str) and re.search(rf"-{re.escape(suffix)}(-shared)?$", name):
+            return logical_id, res["Properties"]
+    raise AssertionError(f"no role named like *-{suffix}-shared")
+
+
+def inline_statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [st for p in role.get("Policies", []) for st in p["PolicyDocument"]["Statement"]]
+
+
+def statements_of(raw: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    """Inline statements of the role plus those of every AWS::IAM::Policy attached to it."""
+    found = inline_statements(raw["Resources"][role_id]["Properties"])
+    for res in resources(raw, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in res["Properties"]["Roles"]:
+            found.extend(res["Properties"]["PolicyDocument"]["Statement"])
+    return found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def by_sid(statements: list[dict[str, Any]], sid: str) -> dict[str, Any]:
+    found = [st for st in statements if st.get("Sid") == sid]
+    assert len(found) == 1, f"expected one statement {sid}, got {len(found)}"
+    return found[0]
+
+
+def get_att(logical_id: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def the_id(raw: dict[str, Any], type_: str) -> str:
+    (logical_id,) = resources(raw, type_)
+    return logical_id
+
+
+def walk(node: Any) -> Iterator[Any]:
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+# ---- pipeline, trigger and stages ----------------------------------------------------------
+
+
+def test_pipeline_is_v2_queued_with_the_cmk_artifact_store(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    synth.templates["example"].has_resource_properties(
+        "AWS::CodePipeline::Pipeline",
+        {
+            "Name": "payment-processor-pipeline-shared",
+            "PipelineType": "V2",
+            "ExecutionMode": "QUEUED",
+            "RestartExecutionOnUpdate": False,
+            "ArtifactStore": {
+                "Type": "S3",
+                "Location": {"Ref": the_id_prefixed(raw, "AWS::S3::Bucket", "ArtifactStoreBucket")},
+                "EncryptionKey": {"Type": "KMS", "Id": get_att(key_id(raw))},
+            },
+        },
+    )
+
+
+def the_id_prefixed(raw: dict[str, Any], type_: str, prefix: str) -> str:
+    (logical_id,) = [k for k in resources(raw, type_) if k.startswith(prefix)]
+    return logical_id
+
+
+def key_id(raw: dict[str, Any]) -> str:
+    return the_id_prefixed(raw, "AWS::KMS::Key", "PipelineKey")
+
+
+def test_github_trigger_fires_on_pushes_to_the_branch_under_the_configured_paths(
+    synth: Synth,
+) -> None:
+    assert pipeline_props(synth.raw["example"])["Triggers"] == [
+        {
+            "ProviderType": "CodeStarSourceConnection",
+            "GitConfiguration": {
+                "SourceActionName": "Source",
+                "Push": [
+                    {
+                        "Branches": {"Includes": ["main"]},
+                        "FilePaths": {"Includes": ["examples/payment-processor/**"]},
+                    }
+                ],
+            },
+        }
+    ]
+
+
+def test_monorepo_trigger_includes_and_excludes_file_paths(synth: Synth) -> None:
+    (trigger,) = pipeline_props(synth.raw["monorepo"])["Triggers"]
+    (push,) = trigger["GitConfiguration"]["Push"]
+    assert push["Branches"] == {"Includes": ["trunk"]}
+    assert push["FilePaths"] == {
+        "Includes": ["services/pay/**", "libs/common/**"],
+        "Excludes": ["services/pay/docs/**"],
+    }
+
+
+def test_connection_source_reads_the_connection_arn_from_ssm_and_never_polls(
+    synth: Synth,
+) -> None:
+    raw = synth.raw["monorepo"]
+    source = action(raw, "Source", "Source")
+    assert source["ActionTypeId"]["Provider"] == "CodeStarSourceConnection"
+    assert source["Configuration"]["ConnectionArn"] == {"Ref": "SourceConnectionArn"}
+    assert source["Configuration"]["FullRepositoryId"] == "acme/monorepo"
+    assert source["Configuration"]["BranchName"] == "trunk"
+    assert source["Configuration"].get("DetectChanges") in (None, False, "false")
+    parameter = raw["Parameters"]["SourceConnectionArn"]
+    assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
+    assert parameter["Default"] == "/deployline/monorepo/connection-arn"
+    text = json.dumps(raw)
+    assert "OAuthToken" not in text and '"Provider": "GitHub"' not in text
+
+
+def test_s3_source_is_a_versioned_encrypted_bucket_that_triggers_by_event(synth: Synth) -> None:
+    raw = synth.raw["s3"]
+    source = action(raw, "Source", "Source")
+    assert source["ActionTypeId"] == {
+        "Category": "Source",
+        "Owner": "AWS",
+        "Provider": "S3",
+        "Version": "1",
+    }
+    assert source["Configuration"]["S3ObjectKey"] == "app/source.zip"
+    assert source["Configuration"]["PollForSourceChanges"] is False
+    bucket_ref = source["Configuration"]["S3Bucket"]
+    bucket = raw["Resources"][bucket_ref["Ref"]]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    # An EventBridge rule on the object's upload starts the pipeline.
+    rules = [
+        r["Properties"]
+        for r in resources(raw, "AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.s3"]
+    ]
+    assert len(rules) == 1
+    assert rules[0]["EventPattern"]["detail"]["object"]["key"] == ["app/source.zip"]
+    (target,) = rules[0]["Targets"]
+    assert "RoleArn" in target
+    assert synth.raw["s3"]["Outputs"]["SourceBucketName"]["Value"] == bucket_ref
+
+
+def test_codecommit_source_uses_the_existing_repository_and_branch(synth: Synth) -> None:
+    source = action(synth.raw["codecommit"], "Source", "Source")
+    assert source["ActionTypeId"]["Provider"] == "CodeCommit"
+    assert source["Configuration"]["RepositoryName"] == "payments-app"
+    assert source["Configuration"]["BranchName"] == "release"
+    assert source["Configuration"]["PollForSourceChanges"] is False
+    assert not resources(synth.raw["codecommit"], "AWS::CodeCommit::Repository")
+
+
+def stage_names(raw: dict[str, Any]) -> list[str]:
+    return [s["Name"] for s in pipeline_props(raw)["Stages"]]
+
+
+def test_example_stages_run_source_build_test_staging_approval_production(synth: Synth) -> None:
+    assert stage_names(synth.raw["example"]) == [
+        "Source",
+        "Build",
+        "Test",
+        "Deploy-staging",
+        "Approve-production",
+        "Deploy-production",
+    ]
+
+
+def test_three_environments_deploy_in_config_order_with_approval_before_production(
+    synth: Synth,
+) -> None:
+    assert stage_names(synth.raw["three"]) == [
+        "Source",
+        "Build",
+        "Test",
+        "Deploy-dev",
+        "Deploy-staging",
+        "Approve-production",
+        "Deploy-production",
+    ]
+
+
+def test_single_rolling_environment_deploys_without_approval(synth: Synth) -> None:
+    raw = synth.raw["single"]
+    assert stage_names(raw) == ["Source", "Build", "Test", "Deploy-live"]
+    categories = {
+        a["ActionTypeId"]["Category"] for s in pipeline_props(raw)["Stages"] for a in s["Actions"]
+    }
+    assert "Approval" not in categories
+    assert action(raw, "Deploy-live", "Deploy")["ActionTypeId"]["Provider"] == "ECS"
+
+
+def test_pipelines_without_environments_end_after_the_security_gate(synth: Synth) -> None:
+    for label in ("s3", "codecommit", "monorepo"):
+        assert stage_names(synth.raw[label]) == ["Source", "Build", "Test"], label
+
+
+def test_unit_tests_and_scan_run_in_parallel_and_the_gate_runs_after_both(synth: Synth) -> None:
+    actions = {a["Name"]: a for a in stage(synth.raw["example"], "Test")["Actions"]}
+    assert set(actions) == {"UnitTests", "SecurityScan", "SecurityGate"}
+    assert actions["UnitTests"]["RunOrder"] == actions["SecurityScan"]["RunOrder"] == 1
+    assert actions["SecurityGate"]["RunOrder"] == 2
+    assert actions["UnitTests"]["ActionTypeId"]["Category"] == "Test"
+    assert actions["SecurityScan"]["ActionTypeId"]["Category"] == "Test"
+    gate = actions["SecurityGate"]
+    assert gate["ActionTypeId"] == {
+        "Category": "Invoke",
+        "Owner": "AWS",
+        "Provider": "Lambda",
+        "Version": "1",
+    }
+    assert gate["InputArtifacts"] == [{"Name": "ScanReports"}]
+    assert actions["SecurityScan"]["OutputArtifacts"] == [{"Name": "ScanReports"}]
+    params = json.loads(gate["Configuration"]["UserParameters"])
+    assert params["threshold"] == "high"
+    assert params["scanners"] == ["bandit", "pip-audit", "trivy"]
+    assert params["allow_unverified"] is False
+
+
+def test_build_action_tags_the_image_with_the_commit_and_exports_it(synth: Synth) -> None:
+    build = action(synth.raw["example"], "Build", "BuildImage")
+    assert build["Namespace"] == "BuildVariables"
+    assert build["InputArtifacts"] == [{"Name": "Source"}]
+    assert build["OutputArtifacts"] == [{"Name": "BuildOutput"}]
+    env = json.loads(build["Configuration"]["EnvironmentVariables"])
+    assert env == [
+        {"name": "IMAGE_TAG", "type": "PLAINTEXT", "value": "#{SourceVariables.CommitId}"}
+    ]
+    # The scan looks at the image the build pushed, by that tag.
+    scan = action(synth.raw["example"], "Test", "SecurityScan")
+    assert json.loads(scan["Configuration"]["EnvironmentVariables"]) == [
+        {"name": "IMAGE_TAG", "type": "PLAINTEXT", "value": "#{BuildVariables.IMAGE_TAG}"}
+    ]
+
+
+# ---- deploy stages -------------------------------------------------------------------------
+
+
+def is_cross_stack(value: Any) -> bool:
+    return isinstance(value, dict) and ("Fn::ImportValue" in value or "Fn::GetStackOutput" in value)
+
+
+def test_rolling_deploy_uses_ecs_with_imagedefinitions_from_the_environment_stack(
+    synth: Synth,
+) -> None:
+    deploy = action(synth.raw["example"], "Deploy-staging", "Deploy")
+    assert deploy["ActionTypeId"] == {
+        "Category": "Deploy",
+        "Owner": "AWS",
+        "Provider": "ECS",
+        "Version": "1",
+    }
+    config = deploy["Configuration"]
+    assert config["FileName"] == "imagedefinitions.json"
+    assert deploy["InputArtifacts"] == [{"Name": "BuildOutput"}]
+    assert is_cross_stack(config["ClusterName"]), config["ClusterName"]
+    assert is_cross_stack(config["ServiceName"]), config["ServiceName"]
+    assert "payment-processor-service-staging" in json.dumps(config["ClusterName"])
+    assert deploy["RunOrder"] == 1
+
+
+def test_blue_green_deploy_uses_codedeploy_to_ecs_referencing_the_environment_stack(
+    synth: Synth,
+) -> None:
+    deploy = action(synth.raw["example"], "Deploy-production", "Deploy")
+    assert deploy["ActionTypeId"] == {
+        "Category": "Deploy",
+        "Owner": "AWS",
+        "Provider": "CodeDeployToECS",
+        "Version": "1",
+    }
+    config = deploy["Configuration"]
+    assert is_cross_stack(config["ApplicationName"])
+    assert is_cross_stack(config["DeploymentGroupName"])
+    assert "payment-processor-service-production" in json.dumps(config["DeploymentGroupName"])
+    assert config["TaskDefinitionTemplateArtifact"] == "BuildOutput"
+    assert config["TaskDefinitionTemplatePath"] == "taskdef-production.json"
+    assert config["AppSpecTemplateArtifact"] == "BuildOutput"
+    assert config["AppSpecTemplatePath"] == "appspec-production.yaml"
+    assert config["Image1ArtifactName"] == "BuildOutput"
+    assert config["Image1ContainerName"] == "IMAGE1_NAME"
+
+
+def test_every_deploy_is_validated_after_it_in_the_same_stage(synth: Synth) -> None:
+    for label in ("example", "three", "single"):
+        raw = synth.raw[label]
+        deploy_stages = [
+            s for s in pipeline_props(raw)["Stages"] if s["Name"].startswith("Deploy-")
+        ]
+        assert deploy_stages, label
+        for s in deploy_stages:
+            by_name = {a["Name"]: a for a in s["Actions"]}
+            assert set(by_name) == {"Deploy", "Validate"}, (label, s["Name"])
+            assert by_name["Validate"]["RunOrder"] > by_name["Deploy"]["RunOrder"]
+            validate = by_name["Validate"]
+            assert validate["ActionTypeId"]["Category"] == "Invoke"
+            assert validate["ActionTypeId"]["Provider"] == "Lambda"
+            params = validate["Configuration"]["UserParameters"]
+            # Cluster and service come from the environment's stack, by reference.
+            assert any(is_cross_stack(n) for n in walk(params)), (label, s["Name"])
+            text = json.dumps(params)
+            for key in ("cluster", "service", "url", "expected_image", "timeout_seconds"):
+                assert f'\\"{key}\\"' in text, (label, key)
+            assert "#{BuildVariables.IMAGE_URI}" in text
+
+
+def test_deploy_stages_roll_back_on_failure(synth: Synth) -> None:
+    for label in ("example", "three", "single"):
+        for s in pipeline_props(synth.raw[label])["Stages"]:
+            if s["Name"].startswith("Deploy-"):
+                assert s["OnFailure"] == {"Result": "ROLLBACK"}, (label, s["Name"])
+            else:
+                assert "OnFailure" not in s, (label, s["Name"])
+
+
+def test_approval_announces_on_the_topic_with_a_summary_and_a_link(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    approve = action(raw, "Approve-production", "Approve")
+    assert approve["ActionTypeId"] == {
+        "Category": "Approval",
+        "Owner": "AWS",
+        "Provider": "Manual",
+        "Version": "1",
+    }
+    topic_id = the_id(raw, "AWS::SNS::Topic")
+    config = approve["Configuration"]
+    assert config["NotificationArn"] == {"Ref": topic_id}
+    data = config["CustomData"]
+    assert "#{SourceVariables.CommitId}" in data
+    assert "#{BuildVariables.IMAGE_TAG}" in data
+    assert "#{SecurityGate.SECURITY_SUMMARY}" in data
+    assert "Unit tests: passed" in data
+    assert len(data) <= 500
+    link = json.dumps(config["ExternalEntityLink"])
+    assert "#{codepipeline.PipelineExecutionId}" in link
+    assert "payment-processor-pipeline-shared/executions/" in link
+
+
+# ---- CodeBuild projects --------------------------------------------------------------------
+
+
+def image_version(image: str) -> float:
+    match = re.fullmatch(
+        r"aws/codebuild/(?:amazonlinux2-(?:x86_64|aarch64)-)?standard:(\d+\.\d+)", image
+    )
+    assert match, image
+    return float(match.group(1))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "privileged", "timeout", "cache_modes"),
+    [
+        ("build", True, 15, ["LOCAL_DOCKER_LAYER_CACHE", "LOCAL_SOURCE_CACHE"]),
+        ("unit-tests", False, 20, ["LOCAL_CUSTOM_CACHE", "LOCAL_SOURCE_CACHE"]),
+        ("security-scan", False, 20, ["LOCAL_CUSTOM_CACHE", "LOCAL_SOURCE_CACHE"]),
+    ],
+)
+def test_project_image_privilege_timeout_cache_and_logs(
+    synth: Synth, suffix: str, privileged: bool, timeout: int, cache_modes: list[str]
+) -> None:
+    raw = synth.raw["example"]
+    props = project(raw, suffix)
+    env = props["Environment"]
+    assert env["Type"] == "LINUX_CONTAINER"
+    assert image_version(env["Image"]) >= 7.0
+    assert env["PrivilegedMode"] is privileged
+    assert props["TimeoutInMinutes"] == timeout
+    assert props["Cache"] == {"Type": "LOCAL", "Modes": cache_modes}
+    assert props["EncryptionKey"] == get_att(key_id(raw))
+    logs = props["LogsConfig"]["CloudWatchLogs"]
+    assert logs["Status"] == "ENABLED"
+    group = raw["Resources"][logs["GroupName"]["Ref"]]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["LogGroupName"] == f"/aws/codebuild/{props['Name']}"
+    assert group["Properties"]["RetentionInDays"] == 30
+    assert group["Properties"]["KmsKeyId"] == get_att(key_id(raw))
+    assert group["DeletionPolicy"] == "Retain"
+
+
+def test_only_the_projects_that_run_docker_are_privileged(synth: Synth) -> None:
+    for label, raw in synth.raw.items():
+        for res in resources(raw, "AWS::CodeBuild::Project").values():
+            props = res["Properties"]
+            spec = props["Source"]["BuildSpec"]
+            text = spec if isinstance(spec, str) else json.dumps(spec)
+            runs_docker = bool(re.search(r"\bdocker (build|push|login|buildx)\b", text))
+            assert props["Environment"]["PrivilegedMode"] is runs_docker, (label, props["Name"])
+
+
+def test_build_timeout_follows_the_config(synth: Synth) -> None:
+    config = configs()["example"][0]
+    assert project(synth.raw["example"], "build")["TimeoutInMinutes"] == (
+        config.build.timeout_minutes
+    )
+
+
+def test_build_buildspec_logs_in_builds_with_the_commit_tag_and_pushes(synth: Synth) -> None:
+    spec = buildspec(synth.raw["example"], "build")
+    cmds = commands(spec)
+    text = "\n".join(cmds)
+    assert spec["env"]["exported-variables"] == ["IMAGE_TAG", "IMAGE_URI"]
+    login = [c for c in cmds if "docker login" in c]
+    assert login and "aws ecr get-login-password" in login[0]
+    assert 'IMAGE_URI="$REPOSITORY_URI:$IMAGE_TAG"' in text
+    build = [c for c in cmds if "docker build" in c]
+    assert build and '--tag "$IMAGE_URI"' in build[0]
+    assert "--file examples/payment-processor/Dockerfile" in build[0]
+    push = [c for c in cmds if "docker push" in c]
+    assert push and 'docker push "$IMAGE_URI"' in push[0]
+    assert cmds.index(login[0]) < cmds.index(build[0]) < cmds.index(push[0])
+    # No literal account or region: the repository URI is a variable set from the template.
+    env = project(synth.raw["example"], "build")["Environment"]["EnvironmentVariables"]
+    uri = {v["Name"]: v for v in env}["REPOSITORY_URI"]
+    assert "Fn::Join" in uri["Value"]
+    assert not re.search(r"\b\d{12}\b", text)
+
+
+def test_build_writes_imagedefinitions_for_rolling_and_taskdef_appspec_for_blue_green(
+    synth: Synth,
+) -> None:
+    spec = buildspec(synth.raw["example"], "build")
+    assert spec["artifacts"] == {
+        "files": [
+            "imagedefinitions.json",
+            "imageDetail.json",
+            "taskdef-production.json",
+            "appspec-production.yaml",
+        ],
+        "base-directory": "image-artifacts",
+    }
+    text = "\n".join(commands(spec))
+    assert "> image-artifacts/imagedefinitions.json" in text
+    assert "> image-artifacts/imageDetail.json" in text
+    assert "aws ecs describe-task-definition" in text
+    assert "TASK_FAMILY_PRODUCTION" in text
+    env = {
+        v["Name"]: v["Value"]
+        for v in project(synth.raw["example"], "build")["Environment"]["EnvironmentVariables"]
+    }
+    assert env["TASK_FAMILY_PRODUCTION"] == "payment-processor-task-production"
+    assert "HOOK_FUNCTION_PRODUCTION" in env
+
+
+def test_rolling_only_build_writes_no_blue_green_files(synth: Synth) -> None:
+    spec = buildspec(synth.raw["single"], "build")
+    assert spec["artifacts"]["files"] == ["imagedefinitions.json", "imageDetail.json"]
+    assert "describe-task-definition" not in "\n".join(commands(spec))
+
+
+def test_unit_tests_publish_junit_and_coverage_to_report_groups(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    groups = resources(raw, "AWS::CodeBuild::ReportGroup")
+    types = sorted(g["Properties"]["Type"] for g in groups.values())
+    assert types == ["CODE_COVERAGE", "TEST"]
+    spec_join = project(raw, "unit-tests")["Source"]["BuildSpec"]["Fn::Join"][1]
+    arns = [p for p in spec_join if not isinstance(p, str)]
+    assert sorted(a["Fn::GetAtt"][0] for a in arns) == sorted(groups)
+    spec = buildspec(raw, "unit-tests")
+    formats = sorted(r["file-format"] for r in spec["reports"].values())
+    assert formats == ["COBERTURAXML", "JUNITXML"]
+    assert commands(spec) == [
+        "cd examples/payment-processor",
+        "pip install -r requirements.txt -r requirements-dev.txt",
+        "pytest --junitxml=reports/junit.xml --cov=app --cov-report=xml:reports/coverage.xml",
+    ]
+    for group in groups.values():
+        export = group["Properties"]["ExportConfig"]
+        assert export["ExportConfigType"] == "S3"
+        assert export["S3Destination"]["EncryptionDisabled"] is False
+
+
+def test_scan_runs_bandit_pip_audit_and_trivy_and_outputs_their_reports(synth: Synth) -> None:
+    spec = buildspec(synth.raw["example"], "security-scan")
+    text = "\n".join(commands(spec))
+    assert "python3 -m bandit --recursive examples/payment-processor --format json" in text
+    assert "python3 -m pip_audit" in text and "--format json" in text
+    assert "trivy fs " in text and "trivy image " in text
+    assert "sha256sum --check" in text  # the Trivy download is pinned and verified
+    assert spec["artifacts"] == {
+        "files": ["bandit.json", "pip-audit.json", "trivy-fs.json", "trivy-image.json"],
+        "base-directory": "security-reports",
+    }
+
+
+# ---- IAM -----------------------------------------------------------------------------------
+
+
+def principals(role: dict[str, Any]) -> list[Any]:
+    statements = role["AssumeRolePolicyDocument"]["Statement"]
+    assert all(st["Action"] == "sts:AssumeRole" and st["Effect"] == "Allow" for st in statements)
+    return [st["Principal"] for st in statements]
+
+
+def test_every_role_trusts_exactly_one_service_or_the_pipeline_role(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    pipeline_role_id = role_named(raw, "pipeline")[0]
+    for logical_id, res in resources(raw, "AWS::IAM::Role").items():
+        (principal,) = principals(res["Properties"])
+        assert list(principal) in (["Service"], ["AWS"]), logical_id
+        if "AWS" in principal:
+            assert principal["AWS"] == get_att(pipeline_role_id), logical_id
+
+
+def test_projects_functions_and_pipeline_trust_only_their_service(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    for res in resources(raw, "AWS::CodeBuild::Project").values():
+        role_id = res["Properties"]["ServiceRole"]["Fn::GetAtt"][0]
+        role = raw["Resources"][role_id]["Properties"]
+        assert principals(role) == [{"Service": "codebuild.amazonaws.com"}]
+    for res in resources(raw, "AWS::Lambda::Function").values():
+        role = raw["Resources"][res["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+        assert principals(role) == [{"Service": "lambda.amazonaws.com"}]
+    pipeline_role = raw["Resources"][pipeline_props(raw)["RoleArn"]["Fn::GetAtt"][0]]
+    assert principals(pipeline_role["Properties"]) == [{"Service": "codepipeline.amazonaws.com"}]
+
+
+def test_every_action_has_its_own_role(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    roles = [json.dumps(a["RoleArn"]) for s in pipeline_props(raw)["Stages"] for a in s["Actions"]]
+    assert len(roles) == len(set(roles)) == 10
+
+
+def test_build_role_pushes_only_to_the_repository(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    repo_id = the_id(raw, "AWS::ECR::Repository")
+    role_id = project(raw, "build")["ServiceRole"]["Fn::GetAtt"][0]
+    statements = statements_of(raw, role_id)
+    login = by_sid(statements, "LogInToEcr")
+    assert login["Action"] == "ecr:GetAuthorizationToken" and login["Resource"] == "*"
+    push = by_sid(statements, "PushImages")
+    assert push["Resource"] == get_att(repo_id)
+    assert {
+        "ecr:PutImage",
+        "ecr:InitiateLayerUpload",
+        "ecr:UploadLayerPart",
+        "ecr:CompleteLayerUpload",
+        "ecr:BatchCheckLayerAvailability",
+    } <= set(push["Action"])
+    star = sorted(a for st in statements if st["Resource"] == "*" for a in as_list(st["Action"]))
+    # blue/green reads the live task definition to render taskdef.json
+    assert star == ["ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition"]
+
+
+def test_scan_role_may_pull_but_not_push_images(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    role_id = project(raw, "security-scan")["ServiceRole"]["Fn::GetAtt"][0]
+    actions = {a for st in statements_of(raw, role_id) for a in as_list(st["Action"])}
+    assert "ecr:BatchGetImage" in actions
+    assert not actions & {"ecr:PutImage", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload"}
+
+
+def test_only_star_only_actions_are_allowed_on_star(synth: Synth) -> None:
+    for label, raw in synth.raw.items():
+        docs = [
+            st
+            for node in walk(raw["Resources"])
+            if isinstance(node, dict) and "Statement" in node and "Version" in node
+            for st in node["Statement"]
+        ]
+        for st in docs:
+            if st.get("Effect") == "Allow" and "*" in as_list(st.get("Resource", [])):
+                if "Principal" in st:  # resource policies (key policies) are not identity grants
+                    continue
+                actions = set(as_list(st["Action"]))
+                assert actions <= STAR_ONLY, (label, st)
+
+
+def test_pipeline_role_s3_and_kms_are_scoped_to_the_bucket_and_key(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    role_id = pipeline_props(raw)["RoleArn"]["Fn::GetAtt"][0]
+    bucket_id = the_id_prefixed(raw, "AWS::S3::Bucket", "ArtifactStoreBucket")
+    bucket_arn = get_att(bucket_id)
+    objects = {"Fn::Join": ["", [bucket_arn, "/*"]]}
+    kinds: set[str] = set()
+    for st in statements_of(raw, role_id):
+        actions = as_list(st["Action"])
+        services = {a.split(":")[0] for a in actions}
+        assert len(services) == 1, st
+        kinds |= services
+        res = as_list(st["Resource"])
+        if services == {"s3"}:
+            assert all(r in (bucket_arn, objects) for r in res), st
+        elif services == {"kms"}:
+            assert res == [get_att(key_id(raw))], st
+        else:
+            assert services == {"sts"} and actions == ["sts:AssumeRole"], st
+            for r in res:  # only the action roles of this pipeline
+                target = raw["Resources"][r["Fn::GetAtt"][0]]["Properties"]
+                assert principals(target) == [{"AWS": get_att(role_id)}]
+    assert kinds == {"s3", "kms", "sts"}
+
+
+def test_deploy_roles_pass_only_the_task_roles_and_only_to_ecs_tasks(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    for env in ("staging", "production"):
+        _, role = role_named(raw, f"deploy-{env}-action")
+        passes = by_sid(inline_statements(role), "PassTaskRoles")
+        assert passes["Action"] == "iam:PassRole"
+        assert passes["Condition"] == {
+            "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+        }
+        assert len(passes["Resource"]) == 2
+        assert all(is_cross_stack(r) for r in passes["Resource"]), passes["Resource"]
+
+
+def test_rolling_deploy_role_updates_only_its_service_in_its_cluster(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    _, role = role_named(raw, "deploy-staging-action")
+    statements = inline_statements(role)
+    update = by_sid(statements, "UpdateService")
+    assert set(update["Action"]) == {"ecs:DescribeServices", "ecs:UpdateService"}
+    assert is_cross_stack(update["Resource"])
+    for sid in ("WatchTasks", "ListTasks"):
+        st = by_sid(statements, sid)
+        assert st["Resource"] != "*"
+        (cluster,) = st["Condition"]["ArnEquals"].values()
+        assert is_cross_stack(cluster)
+
+
+def test_blue_green_deploy_role_is_scoped_to_the_deployment_group(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    _, role = role_named(raw, "deploy-production-action")
+    statements = inline_statements(role)
+    create = by_sid(statements, "CreateDeployment")
+    assert set(create["Action"]) == {"codedeploy:CreateDeployment", "codedeploy:GetDeployment"}
+    assert "deploymentgroup:" in json.dumps(create["Resource"])
+    assert "ecs:UpdateService" not in {a for st in statements for a in as_list(st["Action"])}
+
+
+def test_invoked_functions_may_report_job_results_and_actions_may_invoke_only_them(
+    synth: Synth,
+) -> None:
+    raw = synth.raw["example"]
+    invoked = {
+        a["Configuration"]["FunctionName"]["Ref"]: a
+        for s in pipeline_props(raw)["Stages"]
+        for a in s["Actions"]
+        if a["ActionTypeId"]["Provider"] == "Lambda"
+    }
+    assert len(invoked) == 2  # the gate and the validation (shared by all deploy stages)
+    for function_id in invoked:
+        role_id = raw["Resources"][function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
+        report = by_sid(statements_of(raw, role_id), "ReportJobResult")
+        assert sorted(report["Action"]) == [
+            "codepipeline:PutJobFailureResult",
+            "codepipeline:PutJobSuccessResult",
+        ]
+    for s in pipeline_props(raw)["Stages"]:
+        for a in s["Actions"]:
+            if a["ActionTypeId"]["Provider"] != "Lambda":
+                continue
+            role = raw["Resources"][a["RoleArn"]["Fn::GetAtt"][0]]["Properties"]
+            invoke = by_sid(inline_statements(role), "InvokeFunction")
+            assert invoke["Action"] == "lambda:InvokeFunction"
+            assert invoke["Resource"] == get_att(a["Configuration"]["FunctionName"]["Ref"])
+
+
+def test_gate_writes_its_verdict_to_the_history_table_only(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    gate = action(raw, "Test", "SecurityGate")["Configuration"]["FunctionName"]["Ref"]
+    role_id = raw["Resources"][gate]["Properties"]["Role"]["Fn::GetAtt"][0]
+    record = by_sid(statements_of(raw, role_id), "RecordVerdict")
+    assert record["Resource"] == get_att(the_id(raw, "AWS::DynamoDB::Table"))
+    assert sorted(record["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+
+
+# ---- encryption and storage ----------------------------------------------------------------
+
+
+def test_kms_on_every_bucket_topic_log_group_repository_table_and_queue(synth: Synth) -> None:
+    for label, raw in synth.raw.items():
+        for logical_id, res in raw["Resources"].items():
+            props = res.get("Properties", {})
+            kind = res["Type"]
+            if kind == "AWS::S3::Bucket":
+                (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                algo = rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+                # S3 delivers server access logs only to SSE-S3 buckets.
+                is_log_bucket = "AccessLogs" in logical_id
+                assert algo == ("AES256" if is_log_bucket else "aws:kms"), (label, logical_id)
+            elif kind == "AWS::SNS::Topic":
+                assert "KmsMasterKeyId" in props, (label, logical_id)
+            elif kind == "AWS::Logs::LogGroup":
+                assert "KmsKeyId" in props and "RetentionInDays" in props, (label, logical_id)
+            elif kind == "AWS::ECR::Repository":
+                assert props["EncryptionConfiguration"]["EncryptionType"] == "KMS"
+            elif kind == "AWS::DynamoDB::Table":
+                assert props["SSESpecification"]["SSEEnabled"] is True
+                assert props["SSESpecification"]["SSEType"] == "KMS"
+            elif kind == "AWS::SQS::Queue":
+                assert "KmsMasterKeyId" in props, (label, logical_id)
+            elif kind == "AWS::KMS::Key":
+                assert props["EnableKeyRotation"] is True, (label, logical_id)
+
+
+def test_repository_has_immutable_tags_scan_on_push_and_lifecycle(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    (repo,) = resources(raw, "AWS::ECR::Repository").values()
+    props = repo["Properties"]
+    assert props["RepositoryName"] == "payment-processor-images-shared"
+    assert props["ImageTagMutability"] == "IMMUTABLE"
+    assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    assert props["EncryptionConfiguration"]["KmsKey"] == get_att(key_id(raw))
+    rules = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+    untagged = [r for r in rules if r["selection"]["tagStatus"] == "untagged"]
+    tagged = [r for r in rules if r["selection"]["tagStatus"] == "tagged"]
+    assert untagged[0]["selection"]["countType"] == "sinceImagePushed"
+    assert untagged[0]["selection"]["countNumber"] == 1
+    assert tagged[0]["selection"]["countType"] == "imageCountMoreThan"
+    assert tagged[0]["selection"]["countNumber"] == 20
+    assert repo["DeletionPolicy"] == "Retain" and repo["UpdateReplacePolicy"] == "Retain"
+
+
+def test_artifact_bucket_is_versioned_private_ssl_only_and_expires(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    bucket_id = the_id_prefixed(raw, "AWS::S3::Bucket", "ArtifactStoreBucket")
+    bucket = raw["Resources"][bucket_id]
+    props = bucket["Properties"]
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (enc,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert enc["ServerSideEncryptionByDefault"]["KMSMasterKeyID"] == get_att(key_id(raw))
+    rules = [r for r in props["LifecycleConfiguration"]["Rules"] if r["Status"] == "Enabled"]
+    current = [r["ExpirationInDays"] for r in rules if "ExpirationInDays" in r]
+    noncurrent = [
+        r["NoncurrentVersionExpiration"]["NoncurrentDays"]
+        for r in rules
+        if "NoncurrentVersionExpiration" in r
+    ]
+    assert current == [30] and noncurrent == [7]
+    assert props["LoggingConfiguration"]["DestinationBucketName"] == {
+        "Ref": the_id_prefixed(raw, "AWS::S3::Bucket", "ArtifactStoreAccessLogs")
+    }
+    synth.templates["example"].has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "Bucket": {"Ref": bucket_id},
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Deny",
+                                "Action": "s3:*",
+                                "Principal": {"AWS": "*"},
+                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                            }
+                        )
+                    ]
+                )
+            },
+        },
+    )
+
+
+def test_history_table_is_encrypted_with_pitr_and_deletion_protection(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    (table,) = resources(raw, "AWS::DynamoDB::Table").values()
+    props = table["Properties"]
+    assert props["TableName"] == "payment-processor-deployments-shared"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"]["KMSMasterKeyId"] == get_att(key_id(raw))
+    assert props["DeletionProtectionEnabled"] is True
+    assert table["DeletionPolicy"] == "Retain"
+
+
+# ---- monitoring and notifications ----------------------------------------------------------
+
+
+def test_alarms_for_failed_and_stuck_executions_notify_the_topic(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    topic = {"Ref": the_id(raw, "AWS::SNS::Topic")}
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in resources(raw, "AWS::CloudWatch::Alarm").values()
+    }
+    failed = alarms["payment-processor-pipeline-failures-shared"]
+    stuck = alarms["payment-processor-pipeline-stuck-shared"]
+    assert failed["AlarmActions"] == [topic] and stuck["AlarmActions"] == [topic]
+    assert stuck["MetricName"] == "OldestExecutionAgeSeconds"
+    assert stuck["Threshold"] == 60 * 60  # notifications.max_execution_minutes: 60
+    assert {"Name": "Pipeline", "Value": {"Ref": the_id(raw, "AWS::CodePipeline::Pipeline")}} in (
+        stuck["Dimensions"]
+    )
+    for suffix in ("build", "unit-tests", "security-scan"):
+        build_failures = alarms[f"payment-processor-{suffix}-failures-shared"]
+        assert build_failures["MetricName"] == "FailedBuilds"
+        assert build_failures["Dimensions"] == [
+            {"Name": "ProjectName", "Value": {"Ref": project_id(raw, suffix)}}
+        ]
+        assert alarms[f"payment-processor-{suffix}-slow-shared"]["MetricName"] == "Duration"
+
+
+def test_eventbridge_rules_send_failures_approvals_and_rollbacks_to_the_topic(
+    synth: Synth,
+) -> None:
+    raw = synth.raw["example"]
+    topic = {"Ref": the_id(raw, "AWS::SNS::Topic")}
+    rules = {
+        r["Properties"]["Name"]: r["Properties"]
+        for r in resources(raw, "AWS::Events::Rule").values()
+        if "Name" in r["Properties"]
+    }
+    for name in (
+        "payment-processor-pipeline-failed-shared",
+        "payment-processor-build-failed-shared",
+        "payment-processor-approval-waiting-shared",
+        "payment-processor-deploy-rolled-back-shared",
+    ):
+        targets = rules[name]["Targets"]
+        assert [t["Arn"] for t in targets] == [topic], name
+        assert "InputTransformer" in targets[0], name
+    failed = rules["payment-processor-pipeline-failed-shared"]["EventPattern"]
+    assert failed["source"] == ["aws.codepipeline"]
+    assert failed["detail"] == {
+        "pipeline": ["payment-processor-pipeline-shared"],
+        "state": ["FAILED"],
+    }
+
+
+def test_outputs_name_the_pipeline_console_repository_bucket_and_topic(synth: Synth) -> None:
+    raw = synth.raw["example"]
+    outputs = raw["Outputs"]
+    assert outputs["PipelineName"]["Value"] == {"Ref": the_id(raw, "AWS::CodePipeline::Pipeline")}
+    url = json.dumps(outputs["PipelineConsoleUrl"]["Value"])
+    assert "console.aws.amazon.com/codesuite/codepipeline/pipelines/" in url
+    assert "payment-processor-pipeline-shared/view" in url
+    repo_id = the_id(raw, "AWS::ECR::Repository")
+    assert {"Ref": repo_id} in outputs["RepositoryUri"]["Value"]["Fn::Join"][1]
+    assert outputs["ArtifactBucketName"]["Value"] == {
+        "Ref": the_id_prefixed(raw, "AWS::S3::Bucket", "ArtifactStoreBucket")
+    }
+    assert outputs["NotificationTopicArn"]["Value"] == {"Ref": the_id(raw, "AWS::SNS::Topic")}
+
+
+def test_no_literal_account_id_or_region_in_any_pipeline_template(synth: Synth) -> None:
+    for label, raw in synth.raw.items():
+        text = json.dumps(raw["Resources"])
+        assert not re.search(r"(?<![\d.])\d{12}(?![\d.])", text), label
+        assert not re.search(r"\b(us|eu|ap|sa|ca|me|af)-(east|west|north|south|central)-\d\b", text)
+
+
+# ---- peers ---------------------------------------------------------------------------------
+
+
+def test_cfn_lint_reports_no_error_or_warning(synth: Synth) -> None:
+    matches = [
+        f"{label}: {match}" for label, path in synth.paths.items() for match in lint_file(path)
+    ]
+    assert not matches, "\n".join(matches)
+
+
+def pipeline_paths(synth: Synth) -> set[str]:
+    return {s.stack_name for s in synth.stacks.values()}
+
+
+def nag_entries(synth: Synth, key: str) -> list[dict[str, Any]]:
+    """cdk-nag findings (key "violations") or acknowledged ones ("suppressedViolations") on
+    the pipeline stacks, one entry per construct: rule, path, reason."""
+    names = pipeline_paths(synth)
+    entries = []
+    for report in synth.report.get("pluginReports", []):
+        for v in report.get(key, []):
+            for c in v.get("violatingConstructs", []):
+                path = c.get("constructPath", "")
+                if path.split("/")[0] in names:
+                    entries.append({"rule": v["ruleName"], "path": path, **v})
+    return entries
+
+
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(synth: Synth) -> None:
+    assert synth.report, "cdk-nag wrote no validation report"
+    violations = nag_entries(synth, "violations")
+    assert not violations, "\n".join(f"{v['rule']} {v['path']}" for v in violations)
+
+
+def test_every_nag_acknowledgement_has_a_reason_naming_its_resource(synth: Synth) -> None:
+    acknowledged = nag_entries(synth, "suppressedViolations")
+    assert len(acknowledged) >= 20
+    services = [config.service for config, _ in configs().values()]
+    for entry in acknowledged:
+        reason = entry["reason"]
+        assert len(reason) >= 40, entry
+        # Resource-specific: the reason names the function, project, role, pipeline, queue
+        # or log group it is about (all carry the service's name), or the only-'*' action.
+        assert any(service in reason for service in services) or "'*'" in reason, entry
+
+
+def test_checkov_fails_nothing_and_every_skip_has_a_reason(synth: Synth) -> None:
+    args = [str(CHECKOV), "--framework", "cloudformation", "--skip-download", "--quiet"]
+    for path in synth.paths.values():
+        args += ["-f", str(path)]
+    result = subprocess.run(
+        [*args, "-o", "json"], capture_output=True, text=True, timeout=600, check=False
+    )
+    reports = json.loads(result.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = [
+        (c["check_id"], c["resource"], c["file_path"])
+        for r in reports
+        for c in r.get("results", {}).get("failed_checks", [])
+    ]
+    assert not failed, failed
+    for raw in synth.raw.values():
+        for logical_id, res in raw["Resources"].items():
+            for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", []):
+                assert len(skip["comment"]) >= 40, (logical_id, skip)
+
+
+def test_deployline_check_finds_nothing(synth: Synth) -> None:
+    rules = [cls() for cls in rule_classes()]
+    for label, path in synth.paths.items():
+        template = template_from_text(path.read_text(encoding="utf-8"), str(path))
+        findings, unknown = check_template(template, rules)
+        assert not findings, [(f.rule_id, f.resource, f.message) for f in findings]
+        # No rule is left unable to decide on our own templates.
+        assert not unknown, (label, [(f.rule_id, f.resource, f.message) for f in unknown])
