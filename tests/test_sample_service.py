@@ -160,7 +160,8 @@ def test_gunicorn_serves_health_and_the_payment_api(served: tuple[str, Path, Pat
         {"amount": 1999, "currency": "GBP", "card_token": "tok_" + "a1" * 10},
     )
     assert status == 201 and payment["status"] == "authorized"
-    assert _request(f"{url}/payments/{payment['id']}") == (200, payment)
+    for _ in range(6):  # several reads: every one must find it, whichever thread answers
+        assert _request(f"{url}/payments/{payment['id']}") == (200, payment)
     status, refunded = _request(f"{url}/payments/{payment['id']}/refunds", {"amount": 999})
     assert status == 200 and refunded["status"] == "partially_refunded"
     assert _request(f"{url}/payments", {"amount": -1})[0] == 400
@@ -253,6 +254,7 @@ def test_gunicorn_settings_fit_a_read_only_container_behind_a_load_balancer() ->
     assert settings["keepalive"] > 60  # outlives the load balancer's idle timeout
     assert settings["graceful_timeout"] < 30  # finishes before ECS's SIGKILL
     assert settings["worker_class"] == "gthread"
+    assert settings["workers"] == 1  # the payment store is in-process: one worker sees them all
 
 
 def test_the_sample_config_points_at_the_sample_and_matches_the_root_shape() -> None:

@@ -8,8 +8,10 @@ import os
 
 # Threads serve concurrent requests in each worker; gthread honours keep-alive.
 worker_class = "gthread"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("THREADS", "4"))
+# One process: payments live in this process's memory, so a second worker would answer 404 for a
+# payment the first one took. Concurrency comes from threads here and from tasks in ECS.
+workers = 1
+threads = int(os.environ.get("THREADS", "8"))
 # Longer than the load balancer's 60-second idle timeout, so the balancer closes idle
 # connections first and never sends a request down one gunicorn just closed (a 502).
 keepalive = 75
