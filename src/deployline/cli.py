@@ -230,6 +230,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "rules": ("deployline.checks.cli", "rules_command"),
     "history": ("deployline.history", "history_command"),
     "run-local": ("deployline.local_runner", "run_local_command"),
+    "diagram": ("deployline.diagram", "diagram_command"),
 }
 _registered: set[str] = set()
 
