@@ -338,7 +338,7 @@ def to_svg(pipeline: Pipeline) -> str:
     for stage, x, w, _columns in frames:
         stroke = "#c53030" if stage.rollback_on_failure else "#9aa5b1"
         out.append(
-            f'<g class="stage" data-stage="{escape(stage.name)}">'
+            f'<g class="stage" data-stage="{_attr(stage.name)}">'
             f'<rect x="{x}" y="{frame_top}" width="{w}" height="{frame_h}" rx="10" '
             f'fill="#f8fafc" stroke="{stroke}" stroke-width="1.2"/>'
             f'<text x="{x + _STAGE_PAD}" y="{frame_top + 20}" font-size="14" '
@@ -371,6 +371,11 @@ def to_svg(pipeline: Pipeline) -> str:
     return "\n".join(out) + "\n"
 
 
+def _attr(text: str) -> str:
+    """`text` escaped for a double-quoted XML attribute."""
+    return escape(text, {'"': "&quot;"})
+
+
 def _svg_box(box: _Box) -> str:
     a = box.action
     fill, stroke = _COLORS.get(a.category, _DEFAULT_COLOR)
@@ -381,7 +386,7 @@ def _svg_box(box: _Box) -> str:
         'stroke-width="1.5"/>'
     )
     return (
-        f'<g class="action" data-action="{escape(a.name)}" data-run-order="{a.run_order}">'
+        f'<g class="action" data-action="{_attr(a.name)}" data-run-order="{a.run_order}">'
         f"{shape}"
         f'<text x="{cx}" y="{box.y + 21}" font-size="13" font-weight="bold" '
         f'text-anchor="middle" fill="#1a1a1a">{escape(a.name)}</text>'
