@@ -792,7 +792,7 @@ class ContainerPipeline(Construct):
         self.validation: RuntimeFunction | None = None
         if not targets:
             return
-        self.validation = RuntimeFunction(
+        validation = RuntimeFunction(
             self,
             "ValidationFunction",
             namer=namer,
@@ -817,8 +817,9 @@ class ContainerPipeline(Construct):
                 ),
             ],
         )
+        self.validation = validation
         self._explain_function(
-            self.validation,
+            validation,
             "CodePipeline invokes the validation once per deploy (again with a continuation "
             "token while it waits) and waits for its job result",
             wildcard="codepipeline:PutJob*Result and ecs:DescribeTaskDefinition allow only '*'",
@@ -832,7 +833,9 @@ class ContainerPipeline(Construct):
                     build_action=build_action,
                     branch=branch,
                 )
-            self._add_deploy(target, build_output=build_output, build_action=build_action)
+            self._add_deploy(
+                target, build_output=build_output, build_action=build_action, validation=validation
+            )
 
     # ---- helpers --------------------------------------------------------------------------
 
@@ -996,6 +999,7 @@ class ContainerPipeline(Construct):
         *,
         build_output: codepipeline.Artifact,
         build_action: actions.CodeBuildAction,
+        validation: RuntimeFunction,
     ) -> None:
         stage = deploy_stage_name(target.name)
         task_definition = target.task_definition
@@ -1120,7 +1124,7 @@ class ContainerPipeline(Construct):
         )
         validate = actions.LambdaInvokeAction(
             action_name=VALIDATE_ACTION,
-            lambda_=self.validation.function,
+            lambda_=validation.function,
             user_parameters={
                 "cluster": target.service.cluster.cluster_name,
                 "service": target.service.service_name,
@@ -1135,7 +1139,7 @@ class ContainerPipeline(Construct):
                 stage,
                 VALIDATE_ACTION,
                 f"validate-{target.name}-action",
-                [_invoke_statement(self.validation.function)],
+                [_invoke_statement(validation.function)],
             ),
         )
         self.pipeline.add_stage(

@@ -185,7 +185,10 @@ def acknowledge_function_findings(
 ) -> None:
     """Record, with reasons, the cdk-nag and cfn-lint findings a runtime function has by design."""
     stack = Stack.of(function)
-    logs_id = stack.resolve(stack.get_logical_id(function.log_group.node.default_child))
+    logs = function.log_group.node.default_child
+    if not isinstance(logs, CfnResource):
+        raise TypeError(f"{function.node.path}: its log group has no CloudFormation resource")
+    logs_id = stack.resolve(stack.get_logical_id(logs))
     name = function.function_name
     rules = [
         Acknowledgment(
