@@ -43,6 +43,24 @@ def test_synth_writes_a_cloud_assembly_with_the_pipeline_stack(synthesized) -> N
         assert stack.outputs == len(template.get("Outputs", {}))
 
 
+def test_the_example_pipeline_deploys_to_every_configured_environment(synthesized) -> None:  # type: ignore[no-untyped-def]
+    """build_app hands the environment stacks to the pipeline: staging, approval, production."""
+    pipeline = _templates(synthesized)["payment-processor-pipeline-shared"]
+    (resource,) = (
+        r for r in pipeline["Resources"].values() if r["Type"] == "AWS::CodePipeline::Pipeline"
+    )
+    stages = [stage["Name"] for stage in resource["Properties"]["Stages"]]
+    assert stages == [
+        "Source",
+        "Build",
+        "Test",
+        "Deploy-staging",
+        "Approve-production",
+        "Deploy-production",
+    ]
+    assert synthesized.check is not None and synthesized.check.exit_code("LOW") == 0
+
+
 def test_templates_hold_no_literal_account_or_region(synthesized) -> None:  # type: ignore[no-untyped-def]
     for name, template in _templates(synthesized).items():
         # Mappings and Conditions may name regions to choose behaviour per region (the ELB

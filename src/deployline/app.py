@@ -95,6 +95,7 @@ def build_app(
         description=f"deployline: delivery pipeline of {config.service} ({config.project})",
         config=config,
         namer=shared,
+        environments=list(environments.values()),
         synthesizer=synthesizer(),
     )
     _apply_tags(pipeline, config, shared.env)
