@@ -20,8 +20,20 @@ def run(*args: str):  # type: ignore[no-untyped-def]
 
 def test_init_writes_a_starter_that_validates(tmp_path: Path) -> None:
     target = tmp_path / "deployline.yaml"
-    result = run("init", "--path", str(target), "--service", "orders", "--project", "shop",
-                 "--repository", "acme/orders", "--email", "ops@example.com", "--no-interactive")
+    result = run(
+        "init",
+        "--path",
+        str(target),
+        "--service",
+        "orders",
+        "--project",
+        "shop",
+        "--repository",
+        "acme/orders",
+        "--email",
+        "ops@example.com",
+        "--no-interactive",
+    )
     assert result.exit_code == 0, result.output
     config = load_config(target)
     assert config.service == "orders"
@@ -41,8 +53,17 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
 def test_init_overwrites_with_force(tmp_path: Path) -> None:
     target = tmp_path / "deployline.yaml"
     target.write_text("old\n")
-    result = run("init", "--path", str(target), "--service", "orders", "--source", "s3",
-                 "--no-interactive", "--force")
+    result = run(
+        "init",
+        "--path",
+        str(target),
+        "--service",
+        "orders",
+        "--source",
+        "s3",
+        "--no-interactive",
+        "--force",
+    )
     assert result.exit_code == 0, result.output
     assert load_config(target).source.type == "s3"
 
@@ -53,7 +74,11 @@ def test_init_prompts_for_missing_answers(tmp_path: Path) -> None:
     result = runner.invoke(app, ["init", "--path", str(target), "--interactive"], input=answers)
     assert result.exit_code == 0, result.output
     config = load_config(target)
-    assert (config.service, config.project, config.source.type) == ("billing", "finance", "codecommit")
+    assert (config.service, config.project, config.source.type) == (
+        "billing",
+        "finance",
+        "codecommit",
+    )
 
 
 def test_init_rejects_an_invalid_service_name_without_writing(tmp_path: Path) -> None:
@@ -141,3 +166,20 @@ def test_validate_prints_a_warning_for_a_test_listener_closed_to_the_hook(tmp_pa
     result = runner.invoke(app, ["validate", "--config", str(path)])
     assert result.exit_code == 0
     assert "warning:" in result.stderr and "AfterAllowTestTraffic" in result.stderr
+
+
+def test_importing_the_cdk_app_prints_no_node_banner() -> None:
+    """jsii's Node end-of-life banner is quieted before aws_cdk loads, whatever the import order."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("JSII_")}
+    done = subprocess.run(
+        [sys.executable, "-c", "import deployline.app, aws_cdk; aws_cdk.App()"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    assert "end-of-life" not in done.stderr and "!!!" not in done.stderr

@@ -10,6 +10,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+# Before anything can import aws_cdk: jsii's Node.js banners are quieted through the environment
+# of the Node process it starts, so the variables must be set first. Importing a submodule runs
+# this file first, whatever order an import sorter gives the submodule's imports.
+import deployline._jsii_env  # noqa: F401
+
 __version__ = "0.1.0"
 
 _LAZY = {
