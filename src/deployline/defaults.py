@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, CfnResource, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -106,9 +106,7 @@ def allow_logs_to_use_key(key: kms.IKey, log_group_arn_pattern: str) -> None:
                 "kms:Describe*",
             ],
             resources=["*"],  # a key policy's resource is always the key itself
-            conditions={
-                "ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_group_arn_pattern}
-            },
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_group_arn_pattern}},
         )
     )
 
@@ -164,9 +162,7 @@ def secure_bucket(
         enabled=True,
         expiration=Duration.days(expiry_days) if expiry_days else None,
         noncurrent_version_expiration=(
-            Duration.days(noncurrent_expiry_days)
-            if versioned and noncurrent_expiry_days
-            else None
+            Duration.days(noncurrent_expiry_days) if versioned and noncurrent_expiry_days else None
         ),
         abort_incomplete_multipart_upload_after=Duration.days(ABORT_INCOMPLETE_UPLOAD_DAYS),
     )
@@ -222,3 +218,21 @@ def bucket_name(prefix: str) -> str:
     """A globally unique bucket name: the literal prefix, then account and region (pseudo
     parameters)."""
     return f"{prefix}-{Aws.ACCOUNT_ID}-{Aws.REGION}"
+
+
+def skip_checkov(construct: Construct, check_id: str, comment: str) -> None:
+    """Record in `construct`'s CloudFormation Metadata that checkov check `check_id` does not
+    apply, and why (`Metadata: {checkov: {skip: [{id, comment}]}}`; earlier skips are kept).
+
+    `construct` is a CfnResource or an L2 whose default child is one.
+    """
+    resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise ValueError(f"{construct.node.path} has no CloudFormation resource to annotate")
+    if not comment.strip():
+        raise ValueError(f"a checkov skip of {check_id} needs a reason, got ''")
+    existing = resource.get_metadata("checkov") or {}
+    skips = [s for s in existing.get("skip", []) if s.get("id") != check_id]
+    resource.add_metadata(
+        "checkov", {**existing, "skip": [*skips, {"id": check_id, "comment": comment}]}
+    )

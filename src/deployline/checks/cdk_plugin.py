@@ -121,6 +121,33 @@ class _Checks:
             out[f"parse error: {error.file}"] = error.message
         return out
 
+    def _report(
+        self, template_paths: Sequence[str], *, report: Any, violation: Any, resource: Any
+    ) -> Any:
+        """Run the checks and build the report with the given flavour's classes (the Beta1
+        and the current API have the same shapes under different names)."""
+        result = self.run(template_paths)
+        violations = [
+            violation(
+                rule_name=rule_id,
+                description=_description(findings),
+                fix=findings[0].remediation or None,
+                severity=max(f.severity for f in findings).name,
+                rule_metadata=_rule_metadata(rule_id),
+                violating_resources=[
+                    resource(resource_logical_id=logical_id, template_path=file, locations=paths)
+                    for (file, logical_id), paths in _by_resource(findings).items()
+                ],
+            )
+            for rule_id, findings in self.grouped(result).items()
+        ]
+        return report(
+            success=result.exit_code() == 0,
+            violations=violations,
+            metadata=self.metadata(result),
+            plugin_version=__version__,
+        )
+
 
 def _description(findings: list[Finding]) -> str:
     first = findings[0]
@@ -162,28 +189,11 @@ class DeploylineChecks(_Checks):
         return list(self._rule_ids)
 
     def validate(self, context: IPolicyValidationContextBeta1) -> PolicyValidationPluginReportBeta1:
-        result = self.run(context.template_paths)
-        violations = [
-            PolicyViolationBeta1(
-                rule_name=rule_id,
-                description=_description(findings),
-                fix=findings[0].remediation or None,
-                severity=max(f.severity for f in findings).name,
-                rule_metadata=_rule_metadata(rule_id),
-                violating_resources=[
-                    PolicyViolatingResourceBeta1(
-                        resource_logical_id=resource, template_path=file, locations=paths
-                    )
-                    for (file, resource), paths in _by_resource(findings).items()
-                ],
-            )
-            for rule_id, findings in self.grouped(result).items()
-        ]
-        return PolicyValidationPluginReportBeta1(
-            success=result.exit_code() == 0,
-            violations=violations,
-            metadata=self.metadata(result),
-            plugin_version=__version__,
+        return self._report(  # type: ignore[no-any-return]
+            context.template_paths,
+            report=PolicyValidationPluginReportBeta1,
+            violation=PolicyViolationBeta1,
+            resource=PolicyViolatingResourceBeta1,
         )
 
 
@@ -205,26 +215,9 @@ class DeploylineValidation(_Checks):
         return list(self._rule_ids)
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
-        result = self.run(context.template_paths)
-        violations = [
-            PolicyViolation(
-                rule_name=rule_id,
-                description=_description(findings),
-                fix=findings[0].remediation or None,
-                severity=max(f.severity for f in findings).name,
-                rule_metadata=_rule_metadata(rule_id),
-                violating_resources=[
-                    PolicyViolatingResource(
-                        resource_logical_id=resource, template_path=file, locations=paths
-                    )
-                    for (file, resource), paths in _by_resource(findings).items()
-                ],
-            )
-            for rule_id, findings in self.grouped(result).items()
-        ]
-        return PolicyValidationPluginReport(
-            success=result.exit_code() == 0,
-            violations=violations,
-            metadata=self.metadata(result),
-            plugin_version=__version__,
+        return self._report(  # type: ignore[no-any-return]
+            context.template_paths,
+            report=PolicyValidationPluginReport,
+            violation=PolicyViolation,
+            resource=PolicyViolatingResource,
         )

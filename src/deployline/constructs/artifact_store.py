@@ -8,7 +8,6 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from deployline import defaults
-from deployline.constructs.fargate_service import skip_checkov
 
 
 class ArtifactStore(Construct):
@@ -64,8 +63,8 @@ class ArtifactStore(Construct):
             "this bucket only receives the server access logs of the artifact bucket; logging "
             "access to a log bucket would need yet another log bucket"
         )
-        skip_checkov(self.access_logs, "CKV_AWS_18", reason)
-        skip_checkov(
+        defaults.skip_checkov(self.access_logs, "CKV_AWS_18", reason)
+        defaults.skip_checkov(
             self.access_logs,
             "CKV_AWS_21",
             "S3 writes each access log object once and the lifecycle rule expires it; versions "

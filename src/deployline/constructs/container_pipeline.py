@@ -89,9 +89,7 @@ from deployline.constructs.build_projects import (
     default_build_image,
     plaintext,
 )
-from deployline.constructs.deployment_history import acknowledge_function_findings
 from deployline.constructs.ecr_repository import DEFAULT_KEEP_IMAGES, ImageRepository
-from deployline.constructs.fargate_service import skip_checkov
 from deployline.constructs.pipeline_roles import (
     ActionRole,
     acknowledge_iam5,
@@ -101,7 +99,7 @@ from deployline.constructs.pipeline_roles import (
     read_artifacts,
 )
 from deployline.constructs.pipeline_source import PipelineSource, PipelineSourceAction
-from deployline.constructs.runtime_function import RuntimeFunction
+from deployline.constructs.runtime_function import RuntimeFunction, acknowledge_function_findings
 from deployline.naming import Kind, Namer
 
 # Public names: stages, actions, namespaces and artifacts.
@@ -876,14 +874,14 @@ class ContainerPipeline(Construct):
                 "is scoped to ARNs"
             },
         )
-        skip_checkov(function.function, "CKV_AWS_116", f"{invoked}: a DLQ adds nothing")
-        skip_checkov(
+        defaults.skip_checkov(function.function, "CKV_AWS_116", f"{invoked}: a DLQ adds nothing")
+        defaults.skip_checkov(
             function.function,
             "CKV_AWS_115",
             f"{invoked}; at most one call per running action, and reserved concurrency would "
             "take from the account's unreserved pool",
         )
-        skip_checkov(
+        defaults.skip_checkov(
             function.function,
             "CKV_AWS_117",
             f"{function.function_name} calls only AWS APIs and the service's public URL; it "
@@ -1116,7 +1114,7 @@ class ContainerPipeline(Construct):
                 f"{what} lists the tasks of the service's cluster only (ecs:cluster condition)"
             )
         acknowledge_iam5(deploy_role, findings)
-        skip_checkov(
+        defaults.skip_checkov(
             deploy_role,
             "CKV_AWS_111",
             f"ecs:RegisterTaskDefinition allows only '*' ({what}); every other "

@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from aws_cdk import (
     Acknowledgment,
     Aws,
-    CfnResource,
     Duration,
     RemovalPolicy,
-    Stack,
     Token,
     Validations,
 )
@@ -38,8 +36,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from deployline import defaults
-from deployline.constructs.fargate_service import skip_checkov
-from deployline.constructs.runtime_function import RuntimeFunction
+from deployline.constructs.runtime_function import RuntimeFunction, acknowledge_function_findings
 from deployline.naming import Kind, Limit, Namer, kebab
 
 #: The table's key schema. Fixed: the runtime (recorder, security gate, `deployline history`)
@@ -178,45 +175,6 @@ def dead_letter_queue(
         retention_period=Duration.days(14),
         removal_policy=removal,
     )
-
-
-def acknowledge_function_findings(
-    function: RuntimeFunction, *, metrics_namespace: str | None = None
-) -> None:
-    """Record, with reasons, the cdk-nag and cfn-lint findings a runtime function has by design."""
-    stack = Stack.of(function)
-    logs = function.log_group.node.default_child
-    if not isinstance(logs, CfnResource):
-        raise TypeError(f"{function.node.path}: its log group has no CloudFormation resource")
-    logs_id = stack.resolve(stack.get_logical_id(logs))
-    name = function.function_name
-    rules = [
-        Acknowledgment(
-            id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logs_id}.Arn>:*]",
-            reason=f"{name} writes log streams that Lambda names at run time, only inside its "
-            "own log group",
-        ),
-        Acknowledgment(
-            id="AwsSolutions::AwsSolutions-L1",
-            reason=f"{name} runs on the Python version every deployline runtime function is "
-            "pinned to and tested on (runtime_function.RUNTIME), not on the newest one",
-        ),
-    ]
-    if metrics_namespace is not None:
-        rules.append(
-            Acknowledgment(
-                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="cloudwatch:PutMetricData supports no resource-level permission; "
-                f"{name} may publish only to namespace {metrics_namespace!r} "
-                "(condition cloudwatch:namespace)",
-            )
-        )
-    Validations.of(function).acknowledge(*rules)
-    # aws-cdk makes every Lambda function depend on its role construct (and so on the role's
-    # policy, which matters); the DependsOn on the role itself repeats the GetAtt of its ARN.
-    cfn_function = function.function.node.default_child
-    if isinstance(cfn_function, CfnResource):
-        cfn_function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
 
 
 def acknowledge_dead_letter_queue(queue: sqs.Queue, *, feeds: str) -> None:
@@ -446,21 +404,21 @@ class DeploymentHistory(Construct):
         )
         acknowledge_function_findings(self.recorder, metrics_namespace=metrics_namespace)
         recorder = self.recorder.function_name
-        skip_checkov(
+        defaults.skip_checkov(
             self.recorder.function,
             "CKV_AWS_116",
             f"{recorder}'s failed asynchronous invocations go to the queue "
             f"{namer.name('recorder-dlq', SQS_QUEUE)} through an on-failure destination, which "
             "keeps the request and the error (a DeadLetterConfig keeps only the request)",
         )
-        skip_checkov(
+        defaults.skip_checkov(
             self.recorder.function,
             "CKV_AWS_115",
             f"{recorder} handles one event per pipeline state change, and its conditional writes "
             "make concurrent runs safe; reserved concurrency would take from the account's "
             "unreserved pool",
         )
-        skip_checkov(
+        defaults.skip_checkov(
             self.recorder.function,
             "CKV_AWS_117",
             f"{recorder} calls only DynamoDB, CloudWatch and CodePipeline APIs: no VPC resource",

@@ -412,7 +412,7 @@ class FargateWebService(Construct):
                 "caller's plain settings; secrets go through ECS secrets, never environment",
             )
         )
-        skip_checkov(
+        defaults.skip_checkov(
             self.cluster,
             "CKV_AWS_65",
             "Container Insights is on, with enhanced observability (containerInsights=enhanced); "
@@ -508,24 +508,6 @@ def depend_on_grants(dependent: Construct, role: iam.Role) -> None:
     policy = role.node.try_find_child("DefaultPolicy")
     if policy is not None:
         dependent.node.add_dependency(policy)
-
-
-def skip_checkov(construct: Construct, check_id: str, comment: str) -> None:
-    """Record in `construct`'s CloudFormation Metadata that checkov check `check_id` does not
-    apply, and why (`Metadata: {checkov: {skip: [{id, comment}]}}`; earlier skips are kept).
-
-    `construct` is a CfnResource or an L2 whose default child is one.
-    """
-    resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
-    if not isinstance(resource, CfnResource):
-        raise ValueError(f"{construct.node.path} has no CloudFormation resource to annotate")
-    if not comment.strip():
-        raise ValueError(f"a checkov skip of {check_id} needs a reason, got ''")
-    existing = resource.get_metadata("checkov") or {}
-    skips = [s for s in existing.get("skip", []) if s.get("id") != check_id]
-    resource.add_metadata(
-        "checkov", {**existing, "skip": [*skips, {"id": check_id, "comment": comment}]}
-    )
 
 
 def _resource_label(group: elbv2.ApplicationTargetGroup) -> str:

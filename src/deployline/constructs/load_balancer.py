@@ -31,7 +31,6 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from deployline import defaults
-from deployline.constructs.fargate_service import skip_checkov
 from deployline.naming import Kind, Namer, fit
 
 HTTPS_PORT = 443
@@ -253,8 +252,8 @@ class ServiceLoadBalancer(Construct):
         Validations.of(self.access_logs).acknowledge(
             Acknowledgment(id="AwsSolutions::AwsSolutions-S1", reason=bucket_reason)
         )
-        skip_checkov(self.access_logs, "CKV_AWS_18", bucket_reason)
-        skip_checkov(
+        defaults.skip_checkov(self.access_logs, "CKV_AWS_18", bucket_reason)
+        defaults.skip_checkov(
             self.access_logs,
             "CKV_AWS_21",
             "access logs are written once by ELB and expire with the lifecycle rule; versions "
@@ -270,7 +269,7 @@ class ServiceLoadBalancer(Construct):
             Validations.of(self.security_group).acknowledge(
                 Acknowledgment(id="AwsSolutions::AwsSolutions-EC23", reason=reason)
             )
-            skip_checkov(self.security_group, "CKV_AWS_260", reason)
+            defaults.skip_checkov(self.security_group, "CKV_AWS_260", reason)
         if not https:
             reason = (
                 "no certificate_arn in deployline.yaml, so the listener serves HTTP; set "
@@ -278,8 +277,8 @@ class ServiceLoadBalancer(Construct):
             )
             for listener in (self.listener, self.test_listener):
                 if listener is not None:
-                    skip_checkov(listener, "CKV_AWS_2", reason)
-                    skip_checkov(listener, "CKV_AWS_103", reason)
+                    defaults.skip_checkov(listener, "CKV_AWS_2", reason)
+                    defaults.skip_checkov(listener, "CKV_AWS_103", reason)
 
     @staticmethod
     def _validate(

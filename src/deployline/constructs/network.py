@@ -40,7 +40,6 @@ from constructs import Construct, IConstruct
 
 from deployline import defaults
 from deployline.config import NetworkMode
-from deployline.constructs.fargate_service import skip_checkov
 from deployline.naming import Kind, Namer
 
 #: Interface endpoints every task needs in mode endpoints (the S3 gateway endpoint comes too).
@@ -379,6 +378,10 @@ def _tidy_default_security_group_provider(scope: Construct) -> None:
             "aws-cdk-lib's provider for restrict_default_security_group: CloudFormation invokes "
             "it synchronously, once per create or delete of the VPC"
         )
-        skip_checkov(handler, "CKV_AWS_116", f"{reason}; a failure fails the stack operation")
-        skip_checkov(handler, "CKV_AWS_117", f"{reason}; it calls only the EC2 API")
-        skip_checkov(handler, "CKV_AWS_115", f"{reason}; it never runs concurrently with itself")
+        defaults.skip_checkov(
+            handler, "CKV_AWS_116", f"{reason}; a failure fails the stack operation"
+        )
+        defaults.skip_checkov(handler, "CKV_AWS_117", f"{reason}; it calls only the EC2 API")
+        defaults.skip_checkov(
+            handler, "CKV_AWS_115", f"{reason}; it never runs concurrently with itself"
+        )

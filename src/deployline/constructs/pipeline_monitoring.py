@@ -43,11 +43,9 @@ from deployline import defaults
 from deployline.constructs.deployment_history import (
     METRICS_NAMESPACE,
     DeploymentHistory,
-    acknowledge_function_findings,
 )
-from deployline.constructs.fargate_service import skip_checkov
 from deployline.constructs.notifications import Notifications
-from deployline.constructs.runtime_function import RuntimeFunction
+from deployline.constructs.runtime_function import RuntimeFunction, acknowledge_function_findings
 from deployline.naming import Kind, Namer, kebab
 
 #: Default: an execution running longer than an hour is stuck.
@@ -215,19 +213,19 @@ class PipelineMonitoring(Construct):
         )
         acknowledge_function_findings(self.watchdog, metrics_namespace=namespace)
         watchdog = self.watchdog.function_name
-        skip_checkov(
+        defaults.skip_checkov(
             self.watchdog.function,
             "CKV_AWS_116",
             f"a schedule runs {watchdog} and a missed run is superseded by the next one "
             "(no retries): there is nothing to keep in a DLQ",
         )
-        skip_checkov(
+        defaults.skip_checkov(
             self.watchdog.function,
             "CKV_AWS_115",
             f"{watchdog} runs once per schedule tick; reserved concurrency would take from the "
             "account's unreserved pool",
         )
-        skip_checkov(
+        defaults.skip_checkov(
             self.watchdog.function,
             "CKV_AWS_117",
             f"{watchdog} calls only the CodePipeline and CloudWatch APIs: no VPC resource",

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Acknowledgment, CfnResource, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from deployline import defaults
@@ -138,3 +137,42 @@ class RuntimeFunction(Construct):
         if default_policy is not None:
             self.function.node.add_dependency(default_policy)
         self.function_name = function_name
+
+
+def acknowledge_function_findings(
+    function: RuntimeFunction, *, metrics_namespace: str | None = None
+) -> None:
+    """Record, with reasons, the cdk-nag and cfn-lint findings a runtime function has by design."""
+    stack = Stack.of(function)
+    logs = function.log_group.node.default_child
+    if not isinstance(logs, CfnResource):
+        raise TypeError(f"{function.node.path}: its log group has no CloudFormation resource")
+    logs_id = stack.resolve(stack.get_logical_id(logs))
+    name = function.function_name
+    rules = [
+        Acknowledgment(
+            id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logs_id}.Arn>:*]",
+            reason=f"{name} writes log streams that Lambda names at run time, only inside its "
+            "own log group",
+        ),
+        Acknowledgment(
+            id="AwsSolutions::AwsSolutions-L1",
+            reason=f"{name} runs on the Python version every deployline runtime function is "
+            "pinned to and tested on (runtime_function.RUNTIME), not on the newest one",
+        ),
+    ]
+    if metrics_namespace is not None:
+        rules.append(
+            Acknowledgment(
+                id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
+                reason="cloudwatch:PutMetricData supports no resource-level permission; "
+                f"{name} may publish only to namespace {metrics_namespace!r} "
+                "(condition cloudwatch:namespace)",
+            )
+        )
+    Validations.of(function).acknowledge(*rules)
+    # aws-cdk makes every Lambda function depend on its role construct (and so on the role's
+    # policy, which matters); the DependsOn on the role itself repeats the GetAtt of its ARN.
+    cfn_function = function.function.node.default_child
+    if isinstance(cfn_function, CfnResource):
+        cfn_function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})

@@ -31,12 +31,11 @@ from constructs import Construct
 from deployline import defaults
 from deployline.config import DeploylineConfig, DeploymentType, EnvironmentConfig, NetworkMode
 from deployline.constructs.blue_green_deployment import BlueGreenDeployment
-from deployline.constructs.deployment_history import acknowledge_function_findings
-from deployline.constructs.fargate_service import FargateWebService, skip_checkov
+from deployline.constructs.fargate_service import FargateWebService
 from deployline.constructs.load_balancer import ServiceLoadBalancer
 from deployline.constructs.network import ExistingVpc, ServiceNetwork
 from deployline.constructs.public_image_cache import PublicEcrPullThroughCache
-from deployline.constructs.runtime_function import RuntimeFunction
+from deployline.constructs.runtime_function import RuntimeFunction, acknowledge_function_findings
 from deployline.constructs.service_alarms import ServiceAlarms
 from deployline.naming import Kind, Namer
 
@@ -326,14 +325,16 @@ class EnvironmentStack(Stack):
                 "for its report; without one it fails the deployment (and rolls back) when the "
                 "hook times out"
             )
-            skip_checkov(hook.function, "CKV_AWS_116", f"{hook_reason}: a DLQ adds nothing")
-            skip_checkov(
+            defaults.skip_checkov(
+                hook.function, "CKV_AWS_116", f"{hook_reason}: a DLQ adds nothing"
+            )
+            defaults.skip_checkov(
                 hook.function,
                 "CKV_AWS_115",
                 f"{hook_reason}; reserved concurrency would take from the account's unreserved "
                 "pool, which new accounts cannot spare",
             )
-            skip_checkov(
+            defaults.skip_checkov(
                 hook.function,
                 "CKV_AWS_117",
                 "the hook tests the green tasks through the internet-facing test listener, as "

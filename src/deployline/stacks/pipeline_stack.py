@@ -25,8 +25,8 @@ from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-
 from constructs import Construct
+
 from deployline import defaults, stages
 from deployline.config import (
     CodeCommitSource,
