@@ -185,7 +185,9 @@ def test_empty_file_says_how_to_start() -> None:
 
 
 def test_fargate_cpu_memory_pair_must_exist() -> None:
-    text = MINIMAL.replace("  - name: staging\n", "  - name: staging\n    cpu: 256\n    memory: 4096\n")
+    text = MINIMAL.replace(
+        "  - name: staging\n", "  - name: staging\n    cpu: 256\n    memory: 4096\n"
+    )
     _, field, message = only_problem(text)
     assert field == "environments[0]"
     assert "memory 4096 MiB is not offered by Fargate with cpu 256" in message
@@ -208,7 +210,9 @@ def test_fails_when_min_capacity_exceeds_max() -> None:
 
 
 def test_blue_green_needs_a_second_listener_port() -> None:
-    text = MINIMAL.replace("    approval: true\n", "    approval: true\n    test_listener_port: 80\n")
+    text = MINIMAL.replace(
+        "    approval: true\n", "    approval: true\n    test_listener_port: 80\n"
+    )
     _, field, message = only_problem(text)
     assert field == "environments[1]"
     assert "second listener" in message
@@ -224,8 +228,7 @@ def test_traffic_shifting_on_rolling_is_rejected() -> None:
 
 def test_several_problems_are_reported_together() -> None:
     text = (
-        MINIMAL.replace("service: orders", "service: Orders")
-        .replace("project: shop\n", "")
+        MINIMAL.replace("service: orders", "service: Orders").replace("project: shop\n", "")
         + "bogus: 1\n"
     )
     fields = {field for _, field, _ in problems(text)}

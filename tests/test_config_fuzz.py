@@ -103,7 +103,9 @@ def test_random_text_loads_or_fails_cleanly(text: str) -> None:
     _load(text)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(mutated_configs())
 def test_cli_never_shows_a_traceback(tmp_path: Path, config: dict[str, Any]) -> None:
     path = tmp_path / "deployline.yaml"

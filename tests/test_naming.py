@@ -13,7 +13,9 @@ KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 def test_name_follows_service_type_env_pattern() -> None:
-    assert Namer("payment-processor", "staging").name("deploy") == "payment-processor-deploy-staging"
+    assert (
+        Namer("payment-processor", "staging").name("deploy") == "payment-processor-deploy-staging"
+    )
 
 
 def test_prefix_comes_first() -> None:
@@ -40,7 +42,9 @@ def test_type_is_kebab_cased() -> None:
 def test_long_names_are_cut_to_the_limit_with_a_hash(kind) -> None:  # type: ignore[no-untyped-def]
     namer = Namer("a-very-long-service-name-for-payments", "production", prefix="acme-corp")
     name = namer.name("blue-target-group-for-the-api", kind)
-    full = "acme-corp-a-very-long-service-name-for-payments-blue-target-group-for-the-api-production"
+    full = (
+        "acme-corp-a-very-long-service-name-for-payments-blue-target-group-for-the-api-production"
+    )
     assert len(name) <= kind.limit
     assert KEBAB.match(name)
     if len(full) > kind.limit:
@@ -63,7 +67,11 @@ def test_cutting_is_stable() -> None:
 
 
 def test_names_are_unique_across_environments_and_services() -> None:
-    services = ["payment-processor", "payment-processor-eu", "a-very-long-service-name-for-payments"]
+    services = [
+        "payment-processor",
+        "payment-processor-eu",
+        "a-very-long-service-name-for-payments",
+    ]
     envs = ["staging", "production", "prod", "dev", "qa"]
     types = ["tg-blue", "tg-green", "alb", "cluster", "service"]
     for kind in (Kind.TARGET_GROUP, Kind.S3_BUCKET, Kind.IAM_ROLE):
@@ -87,8 +95,13 @@ def test_kebab() -> None:
 
 
 def test_tags_carry_the_required_keys_and_user_tags() -> None:
-    result = tags(service="orders", project="shop", env="prod", extra={"CostCenter": "42"},
-                  owner="team@example.com")
+    result = tags(
+        service="orders",
+        project="shop",
+        env="prod",
+        extra={"CostCenter": "42"},
+        owner="team@example.com",
+    )
     assert result == {
         "CostCenter": "42",
         "Owner": "team@example.com",

@@ -81,7 +81,7 @@ def test_every_tagged_resource_carries_the_required_tags(synthesized) -> None:  
             if not isinstance(tags, list):
                 continue
             keys = {t["Key"]: t["Value"] for t in tags}
-            assert REQUIRED_TAGS <= set(keys), f"{name}/{logical_id}: {sorted(keys)}"
+            assert set(keys) >= REQUIRED_TAGS, f"{name}/{logical_id}: {sorted(keys)}"
             assert keys["ManagedBy"] == "deployline"
             assert keys["Project"] == "payments"
             assert keys["Environment"] == env
@@ -94,16 +94,21 @@ def test_artifact_store_is_kms_encrypted_versioned_and_private(synthesized) -> N
     template = _templates(synthesized)["payment-processor-pipeline-shared"]
     buckets = [r for r in template["Resources"].values() if r["Type"] == "AWS::S3::Bucket"]
     kms = [
-        b for b in buckets
+        b
+        for b in buckets
         if b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
-            "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+            "ServerSideEncryptionByDefault"
+        ]["SSEAlgorithm"]
+        == "aws:kms"
     ]
     assert kms, "the artifact bucket must use aws:kms"
     artifact = kms[0]["Properties"]
     assert artifact["VersioningConfiguration"] == {"Status": "Enabled"}
     assert artifact["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True,
-        "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
     }
     rules = artifact["LifecycleConfiguration"]["Rules"]
     assert any("ExpirationInDays" in r and "NoncurrentVersionExpiration" in r for r in rules)
@@ -115,16 +120,27 @@ def test_cdk_app_entry_point_synthesizes_for_the_cdk_cli(tmp_path: Path) -> None
     """What `npx aws-cdk synth` runs (cdk.json "app"): CDK_OUTDIR set by the CLI."""
     app_command = json.loads((ROOT / "cdk.json").read_text())["app"]
     assert app_command.endswith("-m deployline.app")
-    env = {**os.environ, "CDK_OUTDIR": str(tmp_path), "CDK_CONTEXT_JSON": json.dumps(
-        {"config": str(ROOT / "deployline.yaml")})}
-    subprocess.run([sys.executable, "-m", "deployline.app"], check=True, env=env, cwd=ROOT,
-                   capture_output=True, timeout=600)
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(tmp_path),
+        "CDK_CONTEXT_JSON": json.dumps({"config": str(ROOT / "deployline.yaml")}),
+    }
+    subprocess.run(
+        [sys.executable, "-m", "deployline.app"],
+        check=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=600,
+    )
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     stacks = [a for a in manifest["artifacts"].values() if a["type"] == "aws:cloudformation:stack"]
     assert any(a.get("displayName") == "payment-processor-pipeline-shared" for a in stacks)
 
 
-def test_failed_synth_keeps_the_previous_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_synth_keeps_the_previous_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "cdk.out"
     out.mkdir()
     (out / "manifest.json").write_text("{}")

@@ -6,8 +6,6 @@ named by the CDK context value `config` (`cdk synth -c config=path/to/deployline
 
 from __future__ import annotations
 
-import deployline._jsii_env  # noqa: F401  (must precede the aws_cdk import)
-
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,6 +13,7 @@ from typing import Any
 
 from aws_cdk import App, DefaultStackSynthesizer, Stack, Tags
 
+import deployline._jsii_env  # noqa: F401  (must precede the aws_cdk import)
 from deployline.config import CONFIG_FILENAME, DeploylineConfig, load_config
 from deployline.naming import Kind, Namer, tags
 from deployline.stacks.environment_stack import EnvironmentStack

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
@@ -171,9 +171,7 @@ def init(
         str | None, typer.Option(help="owner/name (github) or repository name (codecommit).")
     ] = None,
     branch: Annotated[str, typer.Option(help="Branch that starts the pipeline.")] = "main",
-    email: Annotated[
-        list[str] | None, typer.Option(help="E-mail for alerts (repeatable).")
-    ] = None,
+    email: Annotated[list[str] | None, typer.Option(help="E-mail for alerts (repeatable).")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
     interactive: Annotated[
         bool | None,

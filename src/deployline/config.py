@@ -92,9 +92,14 @@ ConnectionArn = Annotated[
         "arn:aws:codestar-connections:<region>:<account>:connection/<uuid>",
     ),
 ]
-SnsArn = Annotated[str, _pattern(_SNS_ARN, "an SNS topic ARN like arn:aws:sns:<region>:<account>:name")]
+SnsArn = Annotated[
+    str, _pattern(_SNS_ARN, "an SNS topic ARN like arn:aws:sns:<region>:<account>:name")
+]
 CertificateArn = Annotated[
-    str, _pattern(_ACM_ARN, "an ACM certificate ARN like arn:aws:acm:<region>:<account>:certificate/<uuid>")
+    str,
+    _pattern(
+        _ACM_ARN, "an ACM certificate ARN like arn:aws:acm:<region>:<account>:certificate/<uuid>"
+    ),
 ]
 SsmName = Annotated[str, _pattern(_SSM_NAME, "an SSM parameter name starting with '/'")]
 Region = Annotated[str, _pattern(_REGION, "an AWS region name like eu-west-1")]
@@ -163,9 +168,12 @@ class GitHubSource(_Model):
 
 class S3Source(_Model):
     type: Literal["s3"]
-    bucket: Annotated[
-        str, _pattern(re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), "an S3 bucket name")
-    ] | None = Field(
+    bucket: (
+        Annotated[
+            str, _pattern(re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), "an S3 bucket name")
+        ]
+        | None
+    ) = Field(
         default=None,
         description="Existing versioned bucket. Default: deployline creates a versioned, "
         "encrypted source bucket.",
@@ -405,9 +413,7 @@ class NetworkConfig(_Model):
                 "availability_zones must list one zone per public subnet, got "
                 f"{len(self.availability_zones)} zones for {len(self.public_subnet_ids)} subnets"
             )
-        if self.private_subnet_ids and len(self.private_subnet_ids) != len(
-            self.availability_zones
-        ):
+        if self.private_subnet_ids and len(self.private_subnet_ids) != len(self.availability_zones):
             raise ValueError(
                 "private_subnet_ids must list one subnet per availability zone (in the same "
                 f"order), got {len(self.private_subnet_ids)} subnets for "
@@ -544,8 +550,28 @@ class EnvironmentConfig(_Model):
         description="Autoscaling target, requests per task per minute. Default: 1000.",
     )
     log_retention_days: Literal[
-        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-        2922, 3288, 3653,
+        1,
+        3,
+        5,
+        7,
+        14,
+        30,
+        60,
+        90,
+        120,
+        150,
+        180,
+        365,
+        400,
+        545,
+        731,
+        1096,
+        1827,
+        2192,
+        2557,
+        2922,
+        3288,
+        3653,
     ] = Field(default=30, description="Application, flow and hook logs. Default: 30 days.")
     access_log_expiry_days: int = Field(
         default=90,
@@ -678,9 +704,10 @@ class NotificationsConfig(_Model):
     sns_topic_arn: SnsArn | None = Field(
         default=None, description="An existing topic that also receives every alert."
     )
-    https_endpoint: Annotated[
-        str, _pattern(re.compile(r"^https://[^\s/$.?#].[^\s]*$"), "an https:// URL")
-    ] | None = None
+    https_endpoint: (
+        Annotated[str, _pattern(re.compile(r"^https://[^\s/$.?#].[^\s]*$"), "an https:// URL")]
+        | None
+    ) = None
     max_execution_minutes: int = Field(
         default=60, ge=5, le=1440, description="An execution running longer is 'stuck'."
     )
@@ -707,8 +734,28 @@ class PipelineConfig(_Model):
     noncurrent_expiry_days: int = Field(default=7, ge=1, le=3650)
     ecr_keep_images: int = Field(default=20, ge=1, le=1000)
     log_retention_days: Literal[
-        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-        2922, 3288, 3653,
+        1,
+        3,
+        5,
+        7,
+        14,
+        30,
+        60,
+        90,
+        120,
+        150,
+        180,
+        365,
+        400,
+        545,
+        731,
+        1096,
+        1827,
+        2192,
+        2557,
+        2922,
+        3288,
+        3653,
     ] = 30
 
 
@@ -846,7 +893,9 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 class ConfigError(Exception):
@@ -994,7 +1043,11 @@ def parse_config_text(text: str, filename: str = CONFIG_FILENAME) -> DeploylineC
         raise ConfigError([ConfigProblem(filename, None, "", f"YAML error: {exc}")]) from None
     if tree is None:
         raise ConfigError(
-            [ConfigProblem(filename, 1, "", "the file is empty; run `deployline init` to start one")]
+            [
+                ConfigProblem(
+                    filename, 1, "", "the file is empty; run `deployline init` to start one"
+                )
+            ]
         )
     if not isinstance(tree, CommentedMap):
         raise ConfigError(
@@ -1056,7 +1109,9 @@ def load_config(path: str | Path) -> DeploylineConfig:
             [ConfigProblem(str(p), None, "", f"is not UTF-8 text ({exc.reason})")]
         ) from None
     except OSError as exc:
-        raise ConfigError([ConfigProblem(str(p), None, "", f"cannot be read: {exc.strerror}")]) from None
+        raise ConfigError(
+            [ConfigProblem(str(p), None, "", f"cannot be read: {exc.strerror}")]
+        ) from None
     return parse_config_text(text, str(p))
 
 

@@ -122,8 +122,14 @@ class Namer:
         return f"/deployline/{self.base}/{self.env}/{kebab(type_)}"
 
 
-def tags(*, service: str, project: str, env: str, extra: dict[str, str] | None = None,
-         owner: str | None = None) -> dict[str, str]:
+def tags(
+    *,
+    service: str,
+    project: str,
+    env: str,
+    extra: dict[str, str] | None = None,
+    owner: str | None = None,
+) -> dict[str, str]:
     """The tags every taggable resource carries, deployline's keys last so they win."""
     out = dict(extra or {})
     if owner:

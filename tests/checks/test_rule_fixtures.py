@@ -27,9 +27,7 @@ def _fixture_files() -> list[Path]:
     )
 
 
-@pytest.mark.parametrize(
-    "fixture", _fixture_files(), ids=lambda p: f"{p.parent.name}/{p.name}"
-)
+@pytest.mark.parametrize("fixture", _fixture_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_rule_reports_exactly_the_expected_resources(fixture: Path) -> None:
     rule_id = fixture.parent.name
     assert rule_id in RULES, f"fixtures for {rule_id} but no rule with that ID"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from deployline.runtime import clients, records, recorder
+from deployline.runtime import clients, recorder, records
 from deployline.runtime.recorder import Recorder, RecorderSettings, SettingsError
 
 from .conftest import ACCOUNT, REGION, create_deployments_table, make_client, throttle_dynamodb
