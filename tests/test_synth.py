@@ -155,3 +155,48 @@ def test_failed_synth_keeps_the_previous_output(
         synthesize(ROOT / "deployline.yaml", out)
     assert (out / "manifest.json").read_text() == "{}"
     assert [p.name for p in tmp_path.iterdir()] == ["cdk.out"], "no scratch directory left behind"
+
+
+def test_the_function_asset_holds_exactly_the_runtime_package(synthesized) -> None:  # type: ignore[no-untyped-def]
+    """The asset hash is deployline's own (runtime_digest); what the asset holds must still be
+    every file of runtime/ and nothing else, so the hash describes the code that ships."""
+    from deployline.constructs.runtime_function import RUNTIME_DIR
+
+    expected = sorted(
+        f"runtime/{p.relative_to(RUNTIME_DIR).as_posix()}"
+        for p in RUNTIME_DIR.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
+    holding_runtime = [
+        d for d in synthesized.outdir.glob("asset.*") if (d / "runtime" / "__init__.py").is_file()
+    ]
+    assert len(holding_runtime) == 1  # one asset for every function
+    shipped = sorted(
+        p.relative_to(holding_runtime[0]).as_posix()
+        for p in holding_runtime[0].rglob("*")
+        if p.is_file()
+    )
+    assert shipped == expected
+
+
+def test_the_runtime_digest_follows_the_code(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from deployline.constructs import runtime_function
+
+    package = tmp_path / "deployline"
+    (package / "runtime").mkdir(parents=True)
+    (package / "runtime" / "__init__.py").write_text("")
+    (package / "runtime" / "handler.py").write_text("def handler(e, c):\n    return 1\n")
+    monkeypatch.setattr(runtime_function, "PACKAGE_DIR", package)
+    monkeypatch.setattr(runtime_function, "RUNTIME_DIR", package / "runtime")
+    runtime_function.runtime_digest.cache_clear()
+    try:
+        before = runtime_function.runtime_digest()
+        runtime_function.runtime_digest.cache_clear()
+        (package / "runtime" / "__pycache__").mkdir()
+        (package / "runtime" / "__pycache__" / "handler.cpython-311.pyc").write_bytes(b"x")
+        assert runtime_function.runtime_digest() == before  # caches do not ship
+        runtime_function.runtime_digest.cache_clear()
+        (package / "runtime" / "handler.py").write_text("def handler(e, c):\n    return 2\n")
+        assert runtime_function.runtime_digest() != before
+    finally:
+        runtime_function.runtime_digest.cache_clear()

@@ -8,10 +8,20 @@ retention, and log permissions scoped to that group (no AWS managed policy).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, CfnResource, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import (
+    Acknowledgment,
+    AssetHashType,
+    CfnResource,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -27,11 +37,36 @@ RUNTIME_DIR = PACKAGE_DIR / "runtime"
 _ASSET_EXCLUDE = ["*", "!runtime", "!runtime/**", "**/__pycache__", "**/*.pyc"]
 
 
+@functools.cache
+def runtime_digest() -> str:
+    """SHA-256 of what the asset holds: every file under `runtime/` (path and bytes), without
+    `__pycache__` and `*.pyc`, the same files `_ASSET_EXCLUDE` lets through."""
+    digest = hashlib.sha256()
+    for path in sorted(RUNTIME_DIR.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 def runtime_code() -> lambda_.Code:
-    """The asset holding `runtime/` (one asset, shared by every function: same hash)."""
+    """The asset holding `runtime/` (one asset, shared by every function: same hash).
+
+    The hash is computed here, from the files the asset holds, instead of by aws-cdk-lib, which
+    fingerprints the whole package directory against the exclude globs once per function: that
+    cost 1.8 s of the example's synthesis.
+    """
     if not (RUNTIME_DIR / "__init__.py").is_file():
         raise ValueError(f"deployline runtime package not found at {RUNTIME_DIR}")
-    return lambda_.Code.from_asset(str(PACKAGE_DIR), exclude=_ASSET_EXCLUDE)
+    return lambda_.Code.from_asset(
+        str(PACKAGE_DIR),
+        exclude=_ASSET_EXCLUDE,
+        asset_hash=runtime_digest(),
+        asset_hash_type=AssetHashType.CUSTOM,
+    )
 
 
 class RuntimeFunction(Construct):
