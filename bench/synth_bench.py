@@ -26,15 +26,24 @@ def main(argv: list[str] | None = None) -> int:
     bindir = Path(sys.executable).parent
     scratch = Path(tempfile.mkdtemp(prefix="deployline-bench-"))
     env = {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "14,16,18,19,20,21,23"}
+    synth = [str(bindir / "deployline"), "synth", "--config", str(ROOT / "deployline.yaml")]
+    floor_app = [sys.executable, str(ROOT / "bench" / "floor_app.py")]
+    names = {
+        "ours": "deployline synth (example)",
+        "ours_on": "deployline synth --cfn-validation",
+        "floor": "CDK floor (one bucket)",
+        "floor_off": "CDK floor, CDK_VALIDATION=false",
+    }
     try:
         timings = time_commands(
             {
-                "deployline synth (example)": lambda i: [
-                    str(bindir / "deployline"), "synth", "--config", str(ROOT / "deployline.yaml"),
-                    "--out", str(scratch / f"dl-{i}"),
+                names["ours"]: lambda i: [*synth, "--out", str(scratch / f"dl-{i}")],
+                names["ours_on"]: lambda i: [
+                    *synth, "--cfn-validation", "--out", str(scratch / f"dv-{i}")
                 ],
-                "CDK floor (one bucket)": lambda i: [
-                    sys.executable, str(ROOT / "bench" / "floor_app.py"), str(scratch / f"fl-{i}")
+                names["floor"]: lambda i: [*floor_app, str(scratch / f"fl-{i}")],
+                names["floor_off"]: lambda i: [
+                    "env", "CDK_VALIDATION=false", *floor_app, str(scratch / f"fo-{i}")
                 ],
             },
             runs=args.runs,
@@ -43,15 +52,26 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    ours = timings["deployline synth (example)"]
-    floor = timings["CDK floor (one bucket)"]
-    ratio = ours.median / floor.median
+    t = {key: timings[name] for key, name in names.items()}
     print(f"\n== synth: {args.runs} runs each, interleaved, after a warm-up run ==")
-    for t in (ours, floor):
-        print(f"  {t.name:<30} median {t.median:6.2f}s   ({t.spread})")
-    verdict = "meets" if ratio <= TARGET else "MISSES"
-    print(f"  ratio deployline/floor: {ratio:.2f}  ({verdict} the target of <= {TARGET})")
-    return 0 if ratio <= TARGET else 1
+    for timing in t.values():
+        print(f"  {timing.name:<36} median {timing.median:6.2f}s   ({timing.spread})")
+    # aws-cdk-lib's built-in CloudFormation validation (a WebAssembly engine, ~4.5 s to start) is
+    # on in CDK by default and off in `deployline synth` (cfn-lint covers deployline's templates
+    # in its tests). The target is judged like for like: the same validation on both sides.
+    like_for_like = t["ours_on"].median / t["floor"].median
+    print(
+        f"  ratio, CDK's validation on both sides:   {like_for_like:.2f}  "
+        f"(target <= {TARGET}: {'met' if like_for_like <= TARGET else 'MISSED'})"
+    )
+    print(
+        f"  ratio, validation off on both sides:     {t['ours'].median / t['floor_off'].median:.2f}"
+    )
+    print(
+        f"  ratio, each with its default settings:   {t['ours'].median / t['floor'].median:.2f}"
+        "  (what a user waits, beside a bare CDK app)"
+    )
+    return 0 if like_for_like <= TARGET else 1
 
 
 if __name__ == "__main__":

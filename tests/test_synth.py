@@ -200,3 +200,13 @@ def test_the_runtime_digest_follows_the_code(tmp_path: Path, monkeypatch) -> Non
         assert runtime_function.runtime_digest() != before
     finally:
         runtime_function.runtime_digest.cache_clear()
+
+
+def test_the_example_passes_aws_cdk_libs_own_cloudformation_validation(tmp_path: Path) -> None:
+    """Off by default in deployline synth (it costs ~6 s); the templates must pass it when on."""
+    result = synthesize(ROOT / "deployline.yaml", tmp_path / "cdk.out", cfn_validation=True)
+    report = json.loads((result.outdir / "validation-report.json").read_text())
+    assert report["pluginReports"] == [] or all(
+        r.get("summary", {}).get("status") == "success" and not r.get("violations")
+        for r in report["pluginReports"]
+    )

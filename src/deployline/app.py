@@ -61,11 +61,27 @@ APP_CONTEXT: dict[str, Any] = {"aws:cdk:disable-stack-trace": True}
 
 
 def build_app(
-    config: DeploylineConfig, *, outdir: str | None = None, app: App | None = None
+    config: DeploylineConfig,
+    *,
+    outdir: str | None = None,
+    app: App | None = None,
+    cfn_validation: bool = False,
 ) -> DeploylineApp:
-    """Build every stack for `config`. Stacks are environment-agnostic: no account or region."""
+    """Build every stack for `config`. Stacks are environment-agnostic: no account or region.
+
+    `cfn_validation` (for a new App only; Default: off): aws-cdk-lib's built-in CloudFormation
+    template validation, a WebAssembly engine that takes about 4.5 s to start and 1.5 s more for
+    the example's templates, every synth. deployline's templates are checked against the
+    CloudFormation schema by cfn-lint in its own tests (zero errors and warnings), and by
+    `deployline check` on every synth; turn it on (`deployline synth --cfn-validation`) after
+    changing constructs. `cdk synth` through cdk.json keeps CDK's default (on; `--no-validation`).
+    """
     if app is None:
-        app = App(outdir=outdir, context={**feature_flags(), **APP_CONTEXT})
+        app = App(
+            outdir=outdir,
+            context={**feature_flags(), **APP_CONTEXT},
+            builtin_cloud_formation_validation=cfn_validation,
+        )
     else:
         for key, value in feature_flags().items():
             if app.node.try_get_context(key) is None:

@@ -68,6 +68,14 @@ def synth(
         bool,
         typer.Option("--no-check", help="Skip `deployline check` of the synthesized templates."),
     ] = False,
+    cfn_validation: Annotated[
+        bool,
+        typer.Option(
+            "--cfn-validation",
+            help="Also run aws-cdk-lib's built-in CloudFormation template validation (about "
+            "6 s more). Default: off; cfn-lint checks deployline's templates in its tests.",
+        ),
+    ] = False,
 ) -> None:
     """Synthesize CloudFormation templates from deployline.yaml, offline (no AWS credentials),
     then check them for CI/CD anti-patterns (exit 1 on findings at or above
@@ -82,7 +90,11 @@ def synth(
     try:
         with console.status("Reading configuration") as status:
             result = synthesize(
-                config, out, progress=lambda msg: status.update(msg), check=not no_check
+                config,
+                out,
+                progress=lambda msg: status.update(msg),
+                check=not no_check,
+                cfn_validation=cfn_validation,
             )
     except ConfigError as exc:
         _config_errors(exc)

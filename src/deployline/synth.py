@@ -65,8 +65,12 @@ def synthesize(
     *,
     progress: Callable[[str], None] = lambda _msg: None,
     check: bool = True,
+    cfn_validation: bool = False,
 ) -> SynthResult:
     """Validate the config, build the app, synthesize, and move the result into `outdir`.
+
+    With `cfn_validation` (Default: off), aws-cdk-lib's built-in CloudFormation template
+    validation runs during synthesis too (see `build_app`).
 
     With `check` (Default: on), the failure-catalog checker then reads what was written, with
     deployline.yaml's `checks.severity_threshold` and `checks.suppress`; its result is
@@ -85,7 +89,7 @@ def synthesize(
 
         progress("Building stacks")
         try:
-            built = build_app(config, outdir=str(scratch))
+            built = build_app(config, outdir=str(scratch), cfn_validation=cfn_validation)
             progress("Synthesizing templates")
             built.app.synth()
         except (ValueError, TypeError) as exc:
