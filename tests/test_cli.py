@@ -183,3 +183,23 @@ def test_importing_the_cdk_app_prints_no_node_banner() -> None:
         check=True,
     )
     assert "end-of-life" not in done.stderr and "!!!" not in done.stderr
+
+
+def test_synth_summary_shows_whole_stack_names_in_a_narrow_terminal(tmp_path: Path) -> None:
+    """`cdk deploy` takes the stack names from this table: an 80-column pipe must not cut them."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-m", "deployline.cli", "synth", "--no-check", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**__import__("os").environ, "COLUMNS": "80"},
+        timeout=300,
+        check=True,
+    )
+    for name in ("payment-processor-pipeline-shared", "payment-processor-service-production"):
+        assert f" {name} " in done.stdout
+        assert f"{name}.template.json" in done.stdout

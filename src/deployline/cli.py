@@ -7,6 +7,7 @@ Heavy modules (aws_cdk, boto3, pydantic models) are imported inside the commands
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -102,18 +103,17 @@ def synth(
         _fail(f"{config}: {exc}")
 
     table = Table(title=f"Synthesized into {result.outdir}", title_justify="left")
-    table.add_column("stack", style="bold")
+    # stack names are what `cdk deploy` takes: never cut them; long paths fold instead
+    width = max((len(stack.name) for stack in result.stacks), default=5)
+    table.add_column("stack", style="bold", no_wrap=True, min_width=width)
     table.add_column("resources", justify="right")
     table.add_column("outputs", justify="right")
-    table.add_column("template")
-    cwd = Path.cwd()
-    for stack in result.stacks:
-        try:
-            shown = stack.template.relative_to(cwd)
-        except ValueError:
-            shown = stack.template
-        table.add_row(stack.name, str(stack.resources), str(stack.outputs), str(shown))
-    Console().print(table)
+    table.add_column("template file", no_wrap=True)
+    for stack in result.stacks:  # the title names the directory; the file name is enough here
+        table.add_row(stack.name, str(stack.resources), str(stack.outputs), stack.template.name)
+    # wide enough for the table: paths and stack names are copied from here, so never cut
+    needed = width + max((len(s.template.name) for s in result.stacks), default=0) + 30
+    Console(width=max(needed, shutil.get_terminal_size().columns)).print(table)
     _print_warnings(config, result.warnings)
     if result.check is not None:
         _report_synth_check(result.check)
