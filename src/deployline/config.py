@@ -109,6 +109,13 @@ TagKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w .:/=+
 TagValue = Annotated[str, Field(max_length=256, pattern=r"^[\w .:/=+\-@]*$")]
 
 
+#: The retention periods CloudWatch Logs accepts, in days.
+LogRetentionDays = Literal[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+]  # fmt: skip
+
+
 class _Model(BaseModel):
     """Every section forbids unknown keys, so a typo is an error rather than a silent default."""
 
@@ -549,30 +556,9 @@ class EnvironmentConfig(_Model):
         le=1_000_000,
         description="Autoscaling target, requests per task per minute. Default: 1000.",
     )
-    log_retention_days: Literal[
-        1,
-        3,
-        5,
-        7,
-        14,
-        30,
-        60,
-        90,
-        120,
-        150,
-        180,
-        365,
-        400,
-        545,
-        731,
-        1096,
-        1827,
-        2192,
-        2557,
-        2922,
-        3288,
-        3653,
-    ] = Field(default=30, description="Application, flow and hook logs. Default: 30 days.")
+    log_retention_days: LogRetentionDays = Field(
+        default=30, description="Application, flow and hook logs. Default: 30 days."
+    )
     access_log_expiry_days: int = Field(
         default=90,
         ge=1,
@@ -733,30 +719,7 @@ class PipelineConfig(_Model):
     artifact_expiry_days: int = Field(default=30, ge=1, le=3650)
     noncurrent_expiry_days: int = Field(default=7, ge=1, le=3650)
     ecr_keep_images: int = Field(default=20, ge=1, le=1000)
-    log_retention_days: Literal[
-        1,
-        3,
-        5,
-        7,
-        14,
-        30,
-        60,
-        90,
-        120,
-        150,
-        180,
-        365,
-        400,
-        545,
-        731,
-        1096,
-        1827,
-        2192,
-        2557,
-        2922,
-        3288,
-        3653,
-    ] = 30
+    log_retention_days: LogRetentionDays = 30
 
 
 class Suppression(_Model):
