@@ -104,6 +104,7 @@ def configs() -> dict[str, tuple[DeploylineConfig, bool]]:
             variant(
                 "codecommit-source",
                 source={"type": "codecommit", "repository": "payments-app", "branch": "release"},
+                build={**example_data()["build"], "dockerhub_secret": "ci/dockerhub"},
             ),
             False,
         ),
@@ -794,6 +795,29 @@ def test_build_role_pushes_only_to_the_repository(synth: Synth) -> None:
     star = sorted(a for st in statements if st["Resource"] == "*" for a in as_list(st["Action"]))
     # blue/green reads the live task definition to render taskdef.json
     assert star == ["ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition"]
+
+
+def test_docker_hub_credentials_come_from_the_named_secret_and_only_it(synth: Synth) -> None:
+    """build.dockerhub_secret: the buildspec reads username and password from Secrets Manager
+    (never plain environment values) and the build role may read that secret alone."""
+    raw = synth.raw["codecommit"]
+    spec = buildspec(raw, "build")
+    assert spec["env"]["secrets-manager"] == {
+        "DOCKERHUB_USERNAME": "ci/dockerhub:username",
+        "DOCKERHUB_PASSWORD": "ci/dockerhub:password",
+    }
+    assert any("docker login" in c and "DOCKERHUB_PASSWORD" in c for c in commands(spec))
+    assert "DOCKERHUB_PASSWORD" not in json.dumps(project(raw, "build")["Environment"])
+    role_id = project(raw, "build")["ServiceRole"]["Fn::GetAtt"][0]
+    read = by_sid(statements_of(raw, role_id), "ReadDockerHubSecret")
+    assert read["Action"] == "secretsmanager:GetSecretValue"
+    resource = json.dumps(read["Resource"])
+    assert "secret:ci/dockerhub-??????" in resource and "*" not in resource.replace("??????", "")
+    # without the setting there is no such grant and no login
+    example = synth.raw["example"]
+    example_role = project(example, "build")["ServiceRole"]["Fn::GetAtt"][0]
+    assert not [st for st in statements_of(example, example_role) if "secretsmanager" in str(st)]
+    assert "secrets-manager" not in buildspec(example, "build").get("env", {})
 
 
 def test_scan_role_may_pull_but_not_push_images(synth: Synth) -> None:
