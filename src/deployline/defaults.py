@@ -92,8 +92,14 @@ def secure_key(
     )
 
 
-def allow_logs_to_use_key(key: kms.IKey, log_group_arn_pattern: str) -> None:
-    """Let CloudWatch Logs encrypt log groups whose ARN matches the pattern with `key`."""
+def allow_logs_to_use_key(key: kms.IKey, log_group_arn_pattern: str | Sequence[str]) -> None:
+    """Let CloudWatch Logs encrypt log groups whose ARN matches the pattern (or one of the
+    patterns) with `key`, and no others."""
+    patterns = (
+        log_group_arn_pattern
+        if isinstance(log_group_arn_pattern, str)
+        else list(log_group_arn_pattern)
+    )
     key.add_to_resource_policy(
         iam.PolicyStatement(
             sid="AllowCloudWatchLogs",
@@ -106,7 +112,7 @@ def allow_logs_to_use_key(key: kms.IKey, log_group_arn_pattern: str) -> None:
                 "kms:Describe*",
             ],
             resources=["*"],  # a key policy's resource is always the key itself
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_group_arn_pattern}},
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": patterns}},
         )
     )
 

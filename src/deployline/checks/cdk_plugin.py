@@ -94,6 +94,19 @@ class _Checks:
         """Findings at or above this severity fail the synth."""
         return self._threshold
 
+    # The plugin interface's properties; both flavours answer them alike.
+    @property
+    def name(self) -> str:
+        return PLUGIN_NAME
+
+    @property
+    def version(self) -> str | None:
+        return __version__
+
+    @property
+    def rule_ids(self) -> list[str] | None:
+        return list(self._rule_ids)
+
     def run(self, template_paths: Sequence[str]) -> CheckResult:
         return check_files(
             list(template_paths),
@@ -176,18 +189,6 @@ class DeploylineChecks(_Checks):
     that `App(policy_validation_beta1=[...])` takes). Keyword arguments: see `_Checks`.
     Default threshold HIGH; every rule."""
 
-    @property
-    def name(self) -> str:
-        return PLUGIN_NAME
-
-    @property
-    def version(self) -> str | None:
-        return __version__
-
-    @property
-    def rule_ids(self) -> list[str] | None:
-        return list(self._rule_ids)
-
     def validate(self, context: IPolicyValidationContextBeta1) -> PolicyValidationPluginReportBeta1:
         return self._report(  # type: ignore[no-any-return]
             context.template_paths,
@@ -201,18 +202,6 @@ class DeploylineChecks(_Checks):
 class DeploylineValidation(_Checks):
     """The same plugin for `Validations.of(app).add_plugins(...)` (the current, non-beta API).
     Keyword arguments: see `_Checks`. Default threshold HIGH; every rule."""
-
-    @property
-    def name(self) -> str:
-        return PLUGIN_NAME
-
-    @property
-    def version(self) -> str | None:
-        return __version__
-
-    @property
-    def rule_ids(self) -> list[str] | None:
-        return list(self._rule_ids)
 
     def validate(self, context: IPolicyValidationContext) -> PolicyValidationPluginReport:
         return self._report(  # type: ignore[no-any-return]

@@ -1,1 +1,1 @@
-"""CDK constructs, one per file. Each takes typed keyword arguments and never reads deployline.yaml."""
+"""CDK constructs, one per file. Each takes typed keyword arguments, never deployline.yaml."""

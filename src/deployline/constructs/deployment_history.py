@@ -36,7 +36,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from deployline import defaults
-from deployline.constructs.runtime_function import RuntimeFunction, acknowledge_function_findings
+from deployline.constructs.runtime_function import (
+    RuntimeFunction,
+    acknowledge_function_findings,
+    publish_metrics_statement,
+)
 from deployline.naming import Kind, Limit, Namer, kebab
 
 #: The table's key schema. Fixed: the runtime (recorder, security gate, `deployline history`)
@@ -383,12 +387,7 @@ class DeploymentHistory(Construct):
                     ],
                     resources=[pipeline.pipeline_arn],
                 ),
-                iam.PolicyStatement(
-                    sid="PublishDeploymentMetrics",
-                    actions=["cloudwatch:PutMetricData"],
-                    resources=["*"],  # PutMetricData supports no resource; scoped by namespace
-                    conditions={"StringEquals": {"cloudwatch:namespace": metrics_namespace}},
-                ),
+                publish_metrics_statement("PublishDeploymentMetrics", metrics_namespace),
                 iam.PolicyStatement(
                     sid="SendFailedEventsToDeadLetterQueue",
                     actions=["sqs:SendMessage"],

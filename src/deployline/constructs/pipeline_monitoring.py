@@ -45,7 +45,11 @@ from deployline.constructs.deployment_history import (
     DeploymentHistory,
 )
 from deployline.constructs.notifications import Notifications
-from deployline.constructs.runtime_function import RuntimeFunction, acknowledge_function_findings
+from deployline.constructs.runtime_function import (
+    RuntimeFunction,
+    acknowledge_function_findings,
+    publish_metrics_statement,
+)
 from deployline.naming import Kind, Namer, kebab
 
 #: Default: an execution running longer than an hour is stuck.
@@ -203,12 +207,7 @@ class PipelineMonitoring(Construct):
                     ],
                     resources=[pipeline.pipeline_arn],
                 ),
-                iam.PolicyStatement(
-                    sid="PublishWatchdogMetrics",
-                    actions=["cloudwatch:PutMetricData"],
-                    resources=["*"],  # PutMetricData supports no resource; scoped by namespace
-                    conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
-                ),
+                publish_metrics_statement("PublishWatchdogMetrics", namespace),
             ],
         )
         acknowledge_function_findings(self.watchdog, metrics_namespace=namespace)

@@ -174,6 +174,18 @@ class RuntimeFunction(Construct):
         self.function_name = function_name
 
 
+def publish_metrics_statement(sid: str, namespace: str) -> iam.PolicyStatement:
+    """cloudwatch:PutMetricData into `namespace` only. The action supports no resource-level
+    permission, hence "*" with the namespace condition; `acknowledge_function_findings(...,
+    metrics_namespace=namespace)` records that reason for cdk-nag."""
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=["cloudwatch:PutMetricData"],
+        resources=["*"],  # PutMetricData supports no resource; scoped by namespace
+        conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
+    )
+
+
 def acknowledge_function_findings(
     function: RuntimeFunction, *, metrics_namespace: str | None = None
 ) -> None:

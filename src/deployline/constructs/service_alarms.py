@@ -69,7 +69,6 @@ class ServiceAlarms(Construct):
 
         self.alarms: list[cloudwatch.Alarm] = []
         for label, group in target_groups:
-            construct_label = label.capitalize()
             errors = group.metrics.http_code_target(
                 elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=_PERIOD, statistic="Sum"
             )
@@ -80,56 +79,63 @@ class ServiceAlarms(Construct):
                 label=f"{label} target 5xx rate (%)",
                 period=_PERIOD,
             )
-            self.alarms.append(
-                cloudwatch.Alarm(
-                    self,
-                    f"{construct_label}ErrorRate",
-                    alarm_name=namer.name(f"{label}-5xx-rate", Kind.ALARM),
-                    alarm_description=(
-                        f"More than {error_rate_percent}% of requests to the {label} targets "
-                        f"answered 5xx for {evaluation_minutes} minute(s)"
-                    ),
-                    metric=error_rate,
-                    threshold=error_rate_percent,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                    evaluation_periods=evaluation_minutes,
-                    datapoints_to_alarm=evaluation_minutes,
-                    # No requests is not an error: an idle target group must not block deploys.
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                )
+
+            minutes = evaluation_minutes
+            self._add_alarm(
+                f"{label.capitalize()}ErrorRate",
+                namer.name(f"{label}-5xx-rate", Kind.ALARM),
+                f"More than {error_rate_percent}% of requests to the {label} targets answered "
+                f"5xx for {minutes} minute(s)",
+                error_rate,
+                error_rate_percent,
+                cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                minutes,
             )
-            self.alarms.append(
-                cloudwatch.Alarm(
-                    self,
-                    f"{construct_label}UnhealthyHosts",
-                    alarm_name=namer.name(f"{label}-unhealthy-hosts", Kind.ALARM),
-                    alarm_description=(
-                        f"{unhealthy_hosts} or more {label} targets failed load balancer health "
-                        f"checks for {evaluation_minutes} minute(s)"
-                    ),
-                    metric=group.metrics.unhealthy_host_count(period=_PERIOD, statistic="Maximum"),
-                    threshold=unhealthy_hosts,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    evaluation_periods=evaluation_minutes,
-                    datapoints_to_alarm=evaluation_minutes,
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                )
+            self._add_alarm(
+                f"{label.capitalize()}UnhealthyHosts",
+                namer.name(f"{label}-unhealthy-hosts", Kind.ALARM),
+                f"{unhealthy_hosts} or more {label} targets failed load balancer health checks "
+                f"for {minutes} minute(s)",
+                group.metrics.unhealthy_host_count(period=_PERIOD, statistic="Maximum"),
+                unhealthy_hosts,
+                cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                minutes,
             )
-            self.alarms.append(
-                cloudwatch.Alarm(
-                    self,
-                    f"{construct_label}Latency",
-                    alarm_name=namer.name(f"{label}-p99-latency", Kind.ALARM),
-                    alarm_description=(
-                        f"p99 response time of the {label} targets above "
-                        f"{p99_latency.to_milliseconds()} ms for {evaluation_minutes} minute(s)"
-                    ),
-                    metric=group.metrics.target_response_time(period=_PERIOD, statistic="p99"),
-                    threshold=p99_latency.to_milliseconds() / 1000,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                    evaluation_periods=evaluation_minutes,
-                    datapoints_to_alarm=evaluation_minutes,
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                )
+            self._add_alarm(
+                f"{label.capitalize()}Latency",
+                namer.name(f"{label}-p99-latency", Kind.ALARM),
+                f"p99 response time of the {label} targets above "
+                f"{p99_latency.to_milliseconds()} ms for {minutes} minute(s)",
+                group.metrics.target_response_time(period=_PERIOD, statistic="p99"),
+                p99_latency.to_milliseconds() / 1000,
+                cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                minutes,
             )
         self.alarm_names = [alarm.alarm_name for alarm in self.alarms]
+
+    def _add_alarm(
+        self,
+        construct_id: str,
+        name: str,
+        description: str,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        operator: cloudwatch.ComparisonOperator,
+        evaluation_minutes: int,
+    ) -> None:
+        """An alarm on `evaluation_minutes` breaching minutes in a row. No data is not a breach:
+        an idle target group (the green one between deploys) must not block a deployment."""
+        self.alarms.append(
+            cloudwatch.Alarm(
+                self,
+                construct_id,
+                alarm_name=name,
+                alarm_description=description,
+                metric=metric,
+                threshold=threshold,
+                comparison_operator=operator,
+                evaluation_periods=evaluation_minutes,
+                datapoints_to_alarm=evaluation_minutes,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        )

@@ -135,7 +135,7 @@ class EnvironmentStack(Stack):
             removal=removal,
             pending_window=Duration.days(7 if destroy else 30),
         )
-        _allow_logs(
+        defaults.allow_logs_to_use_key(
             self.key,
             [
                 f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:"
@@ -428,27 +428,6 @@ class EnvironmentStack(Stack):
                 value=self.deployment_group.application.application_name,
                 description="CodeDeploy application",
             )
-
-
-def _allow_logs(key: kms.IKey, log_group_arn_patterns: Sequence[str]) -> None:
-    """Let CloudWatch Logs use `key` for log groups matching the patterns (and nothing else)."""
-    key.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="AllowCloudWatchLogs",
-            principals=[defaults.logs_service_principal()],
-            actions=[
-                "kms:Encrypt*",
-                "kms:Decrypt*",
-                "kms:ReEncrypt*",
-                "kms:GenerateDataKey*",
-                "kms:Describe*",
-            ],
-            resources=["*"],  # a key policy's resource is always the key itself
-            conditions={
-                "ArnLike": {"kms:EncryptionContext:aws:logs:arn": list(log_group_arn_patterns)}
-            },
-        )
-    )
 
 
 def _depend_on_policy_only(function: lambda_.Function, role: iam.Role) -> None:
