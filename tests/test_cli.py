@@ -185,21 +185,25 @@ def test_importing_the_cdk_app_prints_no_node_banner() -> None:
     assert "end-of-life" not in done.stderr and "!!!" not in done.stderr
 
 
-def test_synth_summary_shows_whole_stack_names_in_a_narrow_terminal(tmp_path: Path) -> None:
-    """`cdk deploy` takes the stack names from this table: an 80-column pipe must not cut them."""
-    import subprocess
-    import sys
+def test_synth_summary_shows_whole_stack_names_in_a_narrow_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cdk deploy` takes the stack names from this table: an 80-column pipe must not cut them.
+    (The summary is what is under test; the synth itself is test_synth's.)"""
+    from deployline import synth as synth_module
 
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run(
-        [sys.executable, "-m", "deployline.cli", "synth", "--no-check", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env={**__import__("os").environ, "COLUMNS": "80"},
-        timeout=300,
-        check=True,
+    names = ("payment-processor-pipeline-shared", "payment-processor-service-production")
+    result = synth_module.SynthResult(
+        outdir=tmp_path,
+        stacks=[
+            synth_module.StackSummary(name, 50, 5, tmp_path / f"{name}.template.json")
+            for name in names
+        ],
     )
-    for name in ("payment-processor-pipeline-shared", "payment-processor-service-production"):
+    monkeypatch.setattr(synth_module, "synthesize", lambda *args, **kwargs: result)
+    monkeypatch.setenv("COLUMNS", "80")
+    done = runner.invoke(app, ["synth", "--no-check", "--out", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    for name in names:
         assert f" {name} " in done.stdout
         assert f"{name}.template.json" in done.stdout

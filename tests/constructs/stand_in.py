@@ -4,6 +4,8 @@ acknowledged as a test fixture. The real pipeline is tested in tests/stacks/."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Acknowledgment, Aws, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
@@ -122,3 +124,13 @@ def fixture_pipeline(
     assert cfn_pipeline is not None
     cfn_pipeline.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})  # type: ignore[attr-defined]
     return key, pipeline, project
+
+
+def nag_violations(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(rule, construct path) of every finding in a CDK validation report (cdk-nag's)."""
+    return [
+        (v["ruleName"], c["constructPath"])
+        for plugin in report.get("pluginReports", [])
+        for v in plugin["violations"]
+        for c in v["violatingConstructs"]
+    ]

@@ -20,7 +20,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import lint_file
-from stand_in import fixture_pipeline  # tests/constructs/stand_in.py
+from stand_in import fixture_pipeline, nag_violations  # tests/constructs/stand_in.py
 
 from deployline import defaults
 from deployline.app import feature_flags
@@ -572,12 +572,7 @@ def test_template_holds_no_literal_account_or_region(synth: Synth) -> None:
 
 
 def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(synth: Synth) -> None:
-    violations = [
-        (v["ruleName"], c["constructPath"])
-        for report in synth.report.get("pluginReports", [])
-        for v in report["violations"]
-        for c in v["violatingConstructs"]
-    ]
+    violations = nag_violations(synth.report)
     assert violations == []
     assert synth.synth_error is None
     assert [(r["pluginName"], r["conclusion"]) for r in synth.report["pluginReports"]] == [

@@ -8,7 +8,9 @@ import http.server
 import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -17,8 +19,11 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
+from deployline.runtime import recorder
+
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
+PIPELINE = "payment-processor-pipeline-shared"
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +238,40 @@ def create_deployments_table(dynamodb: Any, name: str) -> str:
         ],
     )
     return name
+
+
+# --- EventBridge events as AWS sends them ----------------------------------------------------
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def envelope(detail_type: str, source: str, when: datetime, detail: dict[str, Any]) -> dict:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": ACCOUNT,
+        "time": stamp(when),
+        "region": REGION,
+        "resources": [f"arn:aws:codepipeline:{REGION}:{ACCOUNT}:{PIPELINE}"],
+        "detail": detail,
+    }
+
+
+def stage_event(execution: str, stage: str, state: str, when: datetime) -> dict:
+    return envelope(
+        recorder.STAGE_EXECUTION,
+        "aws.codepipeline",
+        when,
+        {
+            "pipeline": PIPELINE,
+            "execution-id": execution,
+            "stage": stage,
+            "state": state,
+            "version": 3.0,
+            "pipeline-execution-attempt": 1.0,
+        },
+    )

@@ -10,7 +10,6 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from botocore.stub import Stubber
@@ -18,36 +17,14 @@ from botocore.stub import Stubber
 from deployline.runtime import recorder
 from deployline.runtime.recorder import Recorder, RecorderSettings
 
-from .conftest import ACCOUNT, REGION, create_deployments_table, make_client
+from .conftest import PIPELINE, REGION, create_deployments_table, make_client, stage_event
 
 TABLE = "payment-processor-deployments-shared"
-PIPELINE = "payment-processor-pipeline-shared"
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
 
 
 def _at(minutes: int) -> datetime:
     return START + timedelta(minutes=minutes)
-
-
-def _stage_event(execution: str, stage: str, state: str, when: datetime) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": recorder.STAGE_EXECUTION,
-        "source": "aws.codepipeline",
-        "account": ACCOUNT,
-        "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": REGION,
-        "resources": [f"arn:aws:codepipeline:{REGION}:{ACCOUNT}:{PIPELINE}"],
-        "detail": {
-            "pipeline": PIPELINE,
-            "execution-id": execution,
-            "stage": stage,
-            "state": state,
-            "version": 3.0,
-            "pipeline-execution-attempt": 1.0,
-        },
-    }
 
 
 @pytest.fixture(scope="module")
@@ -82,14 +59,14 @@ def seeded(moto_url: str) -> dict[str, str]:
         )
         first, failed, fixed, staged = (str(uuid.uuid4()) for _ in range(4))
         for event in (
-            _stage_event(staged, "Deploy-staging", "STARTED", _at(0)),
-            _stage_event(staged, "Deploy-staging", "SUCCEEDED", _at(6)),
-            _stage_event(first, "Deploy-production", "STARTED", _at(10)),
-            _stage_event(first, "Deploy-production", "SUCCEEDED", _at(25)),
-            _stage_event(failed, "Deploy-production", "STARTED", _at(100)),
-            _stage_event(failed, "Deploy-production", "FAILED", _at(110)),
-            _stage_event(fixed, "Deploy-production", "STARTED", _at(150)),
-            _stage_event(fixed, "Deploy-production", "SUCCEEDED", _at(170)),
+            stage_event(staged, "Deploy-staging", "STARTED", _at(0)),
+            stage_event(staged, "Deploy-staging", "SUCCEEDED", _at(6)),
+            stage_event(first, "Deploy-production", "STARTED", _at(10)),
+            stage_event(first, "Deploy-production", "SUCCEEDED", _at(25)),
+            stage_event(failed, "Deploy-production", "STARTED", _at(100)),
+            stage_event(failed, "Deploy-production", "FAILED", _at(110)),
+            stage_event(fixed, "Deploy-production", "STARTED", _at(150)),
+            stage_event(fixed, "Deploy-production", "SUCCEEDED", _at(170)),
         ):
             rec.handle(event)
     return {"url": moto_url, "first": first, "failed": failed, "fixed": fixed, "staged": staged}

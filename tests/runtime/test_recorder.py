@@ -20,10 +20,19 @@ from botocore.stub import Stubber
 from deployline.runtime import clients, recorder, records
 from deployline.runtime.recorder import Recorder, RecorderSettings, SettingsError
 
-from .conftest import ACCOUNT, REGION, create_deployments_table, make_client, throttle_dynamodb
+from .conftest import (
+    ACCOUNT,
+    PIPELINE,
+    REGION,
+    create_deployments_table,
+    envelope,
+    make_client,
+    stage_event,
+    stamp,
+    throttle_dynamodb,
+)
 
 TABLE = "payment-processor-deployments-shared"
-PIPELINE = "payment-processor-pipeline-shared"
 GROUP = "payment-processor-production"
 ENVIRONMENTS = [
     {"name": "staging", "stage": "Deploy-staging", "deployment_group": None},
@@ -35,24 +44,6 @@ T0 = NOW - timedelta(hours=3)
 
 def t(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
-
-
-def stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def envelope(detail_type: str, source: str, when: datetime, detail: dict[str, Any]) -> dict:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": detail_type,
-        "source": source,
-        "account": ACCOUNT,
-        "time": stamp(when),
-        "region": REGION,
-        "resources": [f"arn:aws:codepipeline:{REGION}:{ACCOUNT}:{PIPELINE}"],
-        "detail": detail,
-    }
 
 
 def pipeline_event(execution: str, state: str, when: datetime, pipeline: str = PIPELINE) -> dict:
@@ -67,22 +58,6 @@ def pipeline_event(execution: str, state: str, when: datetime, pipeline: str = P
             "version": 3.0,
             "pipeline-execution-attempt": 1.0,
             "execution-trigger": {"trigger-type": "Webhook", "trigger-detail": "arn:aws:..."},
-        },
-    )
-
-
-def stage_event(execution: str, stage: str, state: str, when: datetime) -> dict:
-    return envelope(
-        recorder.STAGE_EXECUTION,
-        "aws.codepipeline",
-        when,
-        {
-            "pipeline": PIPELINE,
-            "execution-id": execution,
-            "stage": stage,
-            "state": state,
-            "version": 3.0,
-            "pipeline-execution-attempt": 1.0,
         },
     )
 

@@ -1373,3 +1373,28 @@ def test_stack_refuses_a_namer_for_another_environment() -> None:
             namer=Namer(config.service, "production"),
             repository_name="payment-processor-images-shared",
         )
+
+
+@pytest.mark.parametrize(
+    ("image", "expected"),
+    [
+        ("public.ecr.aws/docker/library/caddy:2-alpine", True),
+        ("caddy", True),
+        ("public.ecr.aws/docker/library/caddy@sha256:" + "a" * 64, True),
+        ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/mirror/caddy:2", True),
+        ("public.ecr.aws/nginx/nginx:stable", False),
+        ("ghcr.io/acme/caddy-proxy:1", False),  # another image whose name merely starts so
+    ],
+)
+def test_the_placeholder_command_is_caddy_respond_for_caddy_images_only(
+    image: str, expected: bool
+) -> None:
+    from deployline.stacks.environment_stack import placeholder_image_command
+
+    command = placeholder_image_command(image, 9000)
+    if not expected:
+        assert command is None  # other images run their own command
+        return
+    assert command is not None
+    assert command[:4] == ["caddy", "respond", "--listen", ":9000"]
+    assert command[4:6] == ["--status", "200"]
