@@ -155,17 +155,17 @@ def test_a_light_command_does_not_import_heavy_modules() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_validate_prints_a_warning_for_a_test_listener_closed_to_the_hook(tmp_path: Path) -> None:
+def test_validate_prints_a_warning_for_a_test_listener_open_to_everyone(tmp_path: Path) -> None:
     import yaml
 
     root = Path(__file__).resolve().parent.parent
     data = yaml.safe_load((root / "deployline.yaml").read_text(encoding="utf-8"))
-    data["environments"][-1]["test_listener_cidrs"] = ["192.0.2.0/24"]
+    data["environments"][-1]["test_listener_cidrs"] = ["0.0.0.0/0"]
     path = tmp_path / "deployline.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     result = runner.invoke(app, ["validate", "--config", str(path)])
     assert result.exit_code == 0
-    assert "warning:" in result.stderr and "AfterAllowTestTraffic" in result.stderr
+    assert "warning:" in result.stderr and "test_listener_cidrs" in result.stderr
 
 
 def test_importing_the_cdk_app_prints_no_node_banner() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -261,18 +262,124 @@ def test_json_schema_rejects_unknown_keys_like_the_loader() -> None:
         jsonschema.validate(data, json_schema())
 
 
-def test_a_blue_green_test_listener_closed_to_the_hook_is_warned_about(tmp_path: Path) -> None:
+def test_a_test_listener_open_to_the_internet_is_warned_about(tmp_path: Path) -> None:
     import yaml
 
     data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     production = next(e for e in data["environments"] if e["name"] == "production")
-    production["test_listener_cidrs"] = ["192.0.2.0/24"]
+    production["test_listener_cidrs"] = ["0.0.0.0/0"]
     path = tmp_path / "deployline.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     config = load_config(path)
     (warning,) = config.warnings()
     assert warning.startswith("environments[1].test_listener_cidrs:")
-    assert "192.0.2.0/24" in warning and "0.0.0.0/0" in warning
+    assert "0.0.0.0/0" in warning and "'production'" in warning
+
+
+def test_the_test_listener_is_closed_by_default() -> None:
+    production = load_config(EXAMPLE).environment("production")
+    assert production.test_listener_cidrs == []
+
+
+def _example_with(tmp_path: Path, edit: Any) -> Path:
+    import yaml
+
+    data = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    edit(data)
+    path = tmp_path / "deployline.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_termination_wait_minutes_names_its_replacement(tmp_path: Path) -> None:
+    path = _example_with(
+        tmp_path, lambda d: d["environments"][1].update(termination_wait_minutes=15)
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    (problem,) = caught.value.problems
+    assert problem.field == "environments[1]"
+    assert "bake_minutes" in problem.message and problem.line is not None
+
+
+def test_bake_minutes_defaults_to_ten_in_production_and_zero_elsewhere(tmp_path: Path) -> None:
+    def edit(data: dict[str, Any]) -> None:
+        data["environments"][0].update(deployment="blue_green")
+
+    config = load_config(_example_with(tmp_path, edit))
+    assert [config.bake_minutes(e) for e in config.environments] == [0, 10]
+
+
+def test_bake_minutes_is_refused_on_a_rolling_environment(tmp_path: Path) -> None:
+    path = _example_with(tmp_path, lambda d: d["environments"][0].update(bake_minutes=5))
+    with pytest.raises(ConfigError, match="bake_minutes applies to deployment: blue_green"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("shifting", "strategy", "percent", "minutes"),
+    [
+        ("all_at_once", "BLUE_GREEN", None, None),
+        ("canary_10_percent_5_minutes", "CANARY", 10.0, 5),
+        ("canary_10_percent_15_minutes", "CANARY", 10.0, 15),
+        ("linear_10_percent_every_1_minute", "LINEAR", 10.0, 1),
+        ("linear_10_percent_every_3_minutes", "LINEAR", 10.0, 3),
+    ],
+)
+def test_traffic_shifting_maps_to_an_ecs_strategy(
+    shifting: str, strategy: str, percent: float | None, minutes: int | None
+) -> None:
+    from deployline.config import TrafficShifting
+
+    value = TrafficShifting(shifting)
+    assert (value.ecs_strategy, value.step_percent, value.step_minutes) == (
+        strategy,
+        percent,
+        minutes,
+    )
+
+
+def test_an_environment_in_another_account_needs_the_pipeline_account(tmp_path: Path) -> None:
+    path = _example_with(tmp_path, lambda d: d["environments"][1].update(account="333333333333"))
+    with pytest.raises(ConfigError, match=r"set pipeline.account and pipeline.region"):
+        load_config(path)
+
+
+def test_pipeline_account_and_region_go_together(tmp_path: Path) -> None:
+    path = _example_with(tmp_path, lambda d: d.update(pipeline={"account": "111111111111"}))
+    with pytest.raises(ConfigError, match=r"pipeline\.account and pipeline\.region go together"):
+        load_config(path)
+
+
+def test_environments_default_to_the_pipeline_account_and_region(tmp_path: Path) -> None:
+    def edit(data: dict[str, Any]) -> None:
+        data["pipeline"] = {"account": "111111111111", "region": "us-east-1"}
+        data["environments"][1].update(account="333333333333", region="eu-west-1")
+
+    config = load_config(_example_with(tmp_path, edit))
+    staging, production = config.environments
+    assert (config.account_of(staging), config.region_of(staging)) == ("111111111111", "us-east-1")
+    assert (config.account_of(production), config.region_of(production)) == (
+        "333333333333",
+        "eu-west-1",
+    )
+    assert not config.is_environment_agnostic
+    assert load_config(EXAMPLE).is_environment_agnostic
+
+
+def test_endpoints_mode_away_from_the_registry_region_is_refused(tmp_path: Path) -> None:
+    def edit(data: dict[str, Any]) -> None:
+        data["pipeline"] = {"account": "111111111111", "region": "us-east-1"}
+        data["environments"][1].update(region="eu-west-1", network={"mode": "endpoints"})
+
+    with pytest.raises(ConfigError, match="VPC endpoints reach ECR only in their own region"):
+        load_config(_example_with(tmp_path, edit))
+
+
+def test_the_synth_step_installs_this_deployline_by_default() -> None:
+    from deployline import __version__
+
+    assert load_config(EXAMPLE).pipeline.deployline_requirement == f"deployline=={__version__}"
 
 
 def test_the_example_config_has_no_warnings() -> None:

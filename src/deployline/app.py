@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from aws_cdk import App, DefaultStackSynthesizer, Stack, Tags
+from aws_cdk import App, DefaultStackSynthesizer, Environment, Stack, Tags
 
 import deployline._jsii_env  # noqa: F401  (must precede the aws_cdk import)
-from deployline.config import CONFIG_FILENAME, DeploylineConfig, load_config
+from deployline.config import CONFIG_FILENAME, DeploylineConfig, EnvironmentConfig, load_config
 from deployline.naming import Kind, Namer, tags
 from deployline.stacks.environment_stack import EnvironmentStack
 from deployline.stacks.pipeline_stack import PipelineStack
@@ -41,6 +41,22 @@ def _apply_tags(stack: Stack, config: DeploylineConfig, env: str) -> None:
         owner=config.owner,
     ).items():
         Tags.of(stack).add(key, value)
+
+
+def stack_environment(
+    config: DeploylineConfig, environment: EnvironmentConfig | None = None
+) -> Environment | None:
+    """Where a stack deploys: `environment`'s account and region (the pipeline's with None).
+
+    None when the config names no account (environment-agnostic templates, no literal account
+    or region). Otherwise the account and region are concrete: CDK then names the target
+    account's bootstrap roles, and the pipeline deploys across accounts and regions through them.
+    """
+    if config.is_environment_agnostic:
+        return None
+    if environment is None:
+        return Environment(account=config.pipeline.account, region=config.pipeline.region)
+    return Environment(account=config.account_of(environment), region=config.region_of(environment))
 
 
 def feature_flags() -> dict[str, Any]:

@@ -270,7 +270,13 @@ class DeploymentType(StrEnum):
 
 
 class TrafficShifting(StrEnum):
-    """CodeDeploy predefined ECS deployment configurations."""
+    """How an ECS blue/green deployment moves production traffic to the new (green) tasks.
+
+    `all_at_once` is the ECS `BLUE_GREEN` strategy; `canary_<p>_percent_<m>_minutes` is `CANARY`
+    (p percent, then the rest after m minutes); `linear_<p>_percent_every_<m>_minute(s)` is
+    `LINEAR` (p percent more every m minutes). The names are those of the CodeDeploy
+    configurations they replace, so configs written for the CodeDeploy mode keep their meaning.
+    """
 
     ALL_AT_ONCE = "all_at_once"
     CANARY_10_PERCENT_5_MINUTES = "canary_10_percent_5_minutes"
@@ -279,14 +285,23 @@ class TrafficShifting(StrEnum):
     LINEAR_10_PERCENT_EVERY_3_MINUTES = "linear_10_percent_every_3_minutes"
 
     @property
-    def codedeploy_name(self) -> str:
-        return {
-            "all_at_once": "CodeDeployDefault.ECSAllAtOnce",
-            "canary_10_percent_5_minutes": "CodeDeployDefault.ECSCanary10Percent5Minutes",
-            "canary_10_percent_15_minutes": "CodeDeployDefault.ECSCanary10Percent15Minutes",
-            "linear_10_percent_every_1_minute": "CodeDeployDefault.ECSLinear10PercentEvery1Minutes",
-            "linear_10_percent_every_3_minutes": "CodeDeployDefault.ECSLinear10PercentEvery3Minutes",
-        }[self.value]
+    def ecs_strategy(self) -> Literal["BLUE_GREEN", "CANARY", "LINEAR"]:
+        """The ECS deployment strategy (`DeploymentConfiguration.Strategy`)."""
+        if self is TrafficShifting.ALL_AT_ONCE:
+            return "BLUE_GREEN"
+        return "CANARY" if self.value.startswith("canary_") else "LINEAR"
+
+    @property
+    def step_percent(self) -> float | None:
+        """Percent of production traffic per step (canary: the first step); None all at once."""
+        match = re.search(r"_(\d+)_percent", self.value)
+        return float(match.group(1)) if match else None
+
+    @property
+    def step_minutes(self) -> int | None:
+        """Minutes between steps (canary: before the rest shifts); None all at once."""
+        match = re.search(r"_(\d+)_minutes?$", self.value)
+        return int(match.group(1)) if match else None
 
 
 class AlarmThresholds(_Model):
@@ -472,13 +487,12 @@ class EnvironmentConfig(_Model):
     test_listener_port: int | None = Field(
         default=None, ge=1, le=65535, description="blue_green: Default: 8080."
     )
-    test_listener_cidrs: list[Cidr] | None = Field(
-        default=None,
-        min_length=1,
-        description="Who may reach the test listener (green tasks before traffic shifts). "
-        "Default: ingress_cidrs, the audience of the production listener: the "
-        "AfterAllowTestTraffic hook runs outside the VPC and must reach the test listener, and "
-        "the test listener shows that audience nothing the production listener will not.",
+    test_listener_cidrs: list[Cidr] = Field(
+        default_factory=list,
+        description="blue_green: who may reach the test listener, which serves the new (green) "
+        "tasks before production traffic shifts to them. Default: nobody. The deployment's "
+        "validation hook needs no network path (it reads the load balancer's health checks of "
+        "the green tasks), so open it only to the people who test by hand, e.g. an office CIDR.",
     )
     ingress_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
     certificate_arn: CertificateArn | None = Field(
@@ -493,7 +507,14 @@ class EnvironmentConfig(_Model):
         description="The name the certificate covers, pointed (by you) at the load balancer; "
         "the service and test URLs use it. Required with certificate_arn.",
     )
-    termination_wait_minutes: int = Field(default=5, ge=0, le=2880)
+    bake_minutes: int | None = Field(
+        default=None,
+        ge=0,
+        le=1440,
+        description="blue_green: how long ECS keeps the old (blue) tasks after all production "
+        "traffic has moved, watching the alarms; a rollback meanwhile is instant. Default: 10 "
+        "minutes in production, 0 elsewhere.",
+    )
     alarms: AlarmThresholds = Field(default_factory=AlarmThresholds)
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     placeholder_image: str = Field(
@@ -576,11 +597,25 @@ class EnvironmentConfig(_Model):
         "Default: true when name is prod, production or prd, or when it is the last environment.",
     )
     account: Account | None = Field(
-        default=None, description="Recorded for cross-account deploys; not used yet."
+        default=None,
+        description="The AWS account the environment is deployed to (bootstrapped with `cdk "
+        "bootstrap --trust <pipeline account>`). Default: the pipeline's account.",
     )
     region: Region | None = Field(
-        default=None, description="Recorded for cross-region deploys; not used yet."
+        default=None,
+        description="The region the environment is deployed to. Default: the pipeline's region.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "termination_wait_minutes" in data:
+            raise ValueError(
+                "termination_wait_minutes was the CodeDeploy setting; blue/green now runs on "
+                "ECS itself, which keeps the old tasks for bake_minutes: rename the field to "
+                "bake_minutes"
+            )
+        return data
 
     @field_validator("container_user")
     @classmethod
@@ -651,8 +686,10 @@ class EnvironmentConfig(_Model):
                 )
             if self.test_listener_port is not None:
                 raise ValueError("test_listener_port applies to deployment: blue_green only")
-            if self.test_listener_cidrs is not None:
+            if self.test_listener_cidrs:
                 raise ValueError("test_listener_cidrs applies to deployment: blue_green only")
+            if self.bake_minutes is not None:
+                raise ValueError("bake_minutes applies to deployment: blue_green only")
         else:
             port = self.effective_test_listener_port
             if port == self.listener_port:
@@ -676,13 +713,6 @@ class EnvironmentConfig(_Model):
     @property
     def effective_test_listener_port(self) -> int:
         return self.test_listener_port if self.test_listener_port is not None else 8080
-
-    @property
-    def effective_test_listener_cidrs(self) -> list[str]:
-        """Who may reach the test listener. Default: ingress_cidrs."""
-        if self.test_listener_cidrs is not None:
-            return list(self.test_listener_cidrs)
-        return list(self.ingress_cidrs)
 
 
 class NotificationsConfig(_Model):
@@ -709,7 +739,38 @@ class NamingConfig(_Model):
     )
 
 
+#: The qualifier `cdk bootstrap` uses unless told otherwise.
+DEFAULT_BOOTSTRAP_QUALIFIER = "hnb659fds"
+
+
 class PipelineConfig(_Model):
+    account: Account | None = Field(
+        default=None,
+        description="The account the pipeline itself (and its image repository) lives in. "
+        "Required when an environment names another account or region. Default: the account "
+        "you deploy the pipeline stack with (templates stay environment-agnostic).",
+    )
+    region: Region | None = Field(
+        default=None,
+        description="The pipeline's region. Required with account. Default: the region you "
+        "deploy the pipeline stack to.",
+    )
+    bootstrap_qualifier: Annotated[
+        str, _pattern(re.compile(r"^[a-z0-9]{1,10}$"), "a CDK bootstrap qualifier like hnb659fds")
+    ] = Field(
+        default=DEFAULT_BOOTSTRAP_QUALIFIER,
+        description="The `--qualifier` every account was bootstrapped with; the pipeline "
+        "deploys through the roles `cdk bootstrap` made with it. Default: hnb659fds.",
+    )
+    deployline_requirement: str = Field(
+        default_factory=lambda: f"deployline=={_version()}",
+        min_length=1,
+        max_length=500,
+        pattern=r"^[^\s]+$",
+        description="What the pipeline's synth step installs with pip to synthesize this file "
+        "(a pinned version, a wheel URL or a git URL). Default: the deployline that wrote the "
+        "pipeline.",
+    )
     execution_mode: Literal["queued", "superseded"] = Field(
         default="queued",
         description="queued: every execution runs to its end, in order, so each change that "
@@ -782,6 +843,35 @@ class DeploylineConfig(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _accounts_and_regions(self) -> DeploylineConfig:
+        pipeline = self.pipeline
+        if (pipeline.account is None) != (pipeline.region is None):
+            raise ValueError(
+                "pipeline.account and pipeline.region go together: give both (the pipeline's "
+                "home) or neither (environment-agnostic templates, one account)"
+            )
+        placed = [e.name for e in self.environments if e.account or e.region]
+        if placed and pipeline.account is None:
+            raise ValueError(
+                f"environments {placed} name an account or region, so the pipeline must know "
+                "its own: set pipeline.account and pipeline.region (the tooling account that "
+                "holds the pipeline and its image repository)"
+            )
+        for env in self.environments:
+            if (
+                env.network.mode is NetworkMode.ENDPOINTS
+                and pipeline.region is not None
+                and self.region_of(env) != pipeline.region
+            ):
+                raise ValueError(
+                    f"environment {env.name} runs in network mode endpoints in "
+                    f"{self.region_of(env)}, but the image repository is in {pipeline.region}: "
+                    "VPC endpoints reach ECR only in their own region. Use network mode private "
+                    "for it, or run it in the pipeline's region"
+                )
+        return self
+
     # ---- derived views ------------------------------------------------------------------
 
     def is_production(self, env: EnvironmentConfig) -> bool:
@@ -798,6 +888,25 @@ class DeploylineConfig(_Model):
             return TrafficShifting.CANARY_10_PERCENT_5_MINUTES
         return TrafficShifting.ALL_AT_ONCE
 
+    def bake_minutes(self, env: EnvironmentConfig) -> int:
+        """How long a blue/green deployment keeps the old tasks after the traffic shift."""
+        if env.bake_minutes is not None:
+            return env.bake_minutes
+        return 10 if self.is_production(env) else 0
+
+    def account_of(self, env: EnvironmentConfig) -> str | None:
+        """The environment's account: its own, else the pipeline's (None: agnostic)."""
+        return env.account or self.pipeline.account
+
+    def region_of(self, env: EnvironmentConfig) -> str | None:
+        """The environment's region: its own, else the pipeline's (None: agnostic)."""
+        return env.region or self.pipeline.region
+
+    @property
+    def is_environment_agnostic(self) -> bool:
+        """True when no account or region is named: every template works in any account."""
+        return self.pipeline.account is None
+
     def destroy_on_delete(self, env: EnvironmentConfig) -> bool:
         if env.destroy_on_delete is not None:
             return env.destroy_on_delete
@@ -806,25 +915,18 @@ class DeploylineConfig(_Model):
     def warnings(self) -> list[str]:
         """Valid settings that will still surprise at deploy time, one sentence each with the fix.
 
-        A blue/green environment whose test listener admits only some CIDRs: the
-        AfterAllowTestTraffic hook is a Lambda function outside the VPC, calling the test
-        listener from AWS's public addresses, which those CIDRs do not admit; its check then
-        fails and CodeDeploy rolls every deployment back.
+        A blue/green test listener open to the whole internet: anyone can reach the new tasks
+        before production traffic moves to them, which is rarely meant.
         """
         out: list[str] = []
         for index, env in enumerate(self.environments):
-            if env.deployment is not DeploymentType.BLUE_GREEN:
-                continue
-            cidrs = env.test_listener_cidrs or env.ingress_cidrs
-            if "0.0.0.0/0" not in cidrs:
-                field = "test_listener_cidrs" if env.test_listener_cidrs else "ingress_cidrs"
+            if "0.0.0.0/0" in env.test_listener_cidrs:
                 out.append(
-                    f"environments[{index}].{field}: the test listener of {env.name!r} admits "
-                    f"only {', '.join(cidrs)}, but the AfterAllowTestTraffic hook reaches it "
-                    "from outside the VPC (AWS Lambda's public addresses): its check will time "
-                    "out and CodeDeploy will roll each deployment back. Admit 0.0.0.0/0 on "
-                    "test_listener_cidrs (the green tasks serve what production will), or use "
-                    "deployment: rolling for this environment."
+                    f"environments[{index}].test_listener_cidrs: the test listener of "
+                    f"{env.name!r} is open to 0.0.0.0/0, so anyone can reach the new tasks "
+                    "before production traffic moves to them. The deployment's validation hook "
+                    "does not need it (it reads the load balancer's health checks); admit only "
+                    "the CIDRs of the people who test by hand."
                 )
         return out
 
@@ -833,6 +935,12 @@ class DeploylineConfig(_Model):
             if env.name == name:
                 return env
         raise KeyError(name)
+
+
+def _version() -> str:
+    from deployline import __version__
+
+    return __version__
 
 
 def _ranges(values: Sequence[int]) -> str:

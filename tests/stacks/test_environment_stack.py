@@ -66,7 +66,7 @@ ENDPOINTS = {
     "max_capacity": 3,
     "test_listener_port": 9443,
     "test_listener_cidrs": ["192.0.2.0/24"],
-    "termination_wait_minutes": 15,
+    "bake_minutes": 15,
     "network": {"mode": "endpoints", "extra_endpoints": ["secretsmanager"]},
 }
 EXISTING_VPC = {
@@ -267,10 +267,10 @@ def test_tasks_admit_only_the_load_balancer_on_the_container_port(
     ("stack", "expected"),
     [
         (STAGING, [("0.0.0.0/0", 80, 80)]),
-        (PRODUCTION, [("0.0.0.0/0", 80, 80), ("0.0.0.0/0", 8080, 8080)]),
+        (PRODUCTION, [("0.0.0.0/0", 80, 80)]),
         (QA, [("198.51.100.0/24", 80, 80), ("203.0.113.0/24", 80, 80)]),
         (PERF, [("0.0.0.0/0", 80, 80), ("192.0.2.0/24", 9443, 9443)]),
-        (LIVE, [("0.0.0.0/0", 80, 80), ("0.0.0.0/0", 443, 443), ("0.0.0.0/0", 8443, 8443)]),
+        (LIVE, [("0.0.0.0/0", 80, 80), ("0.0.0.0/0", 443, 443)]),
     ],
 )
 def test_load_balancer_admits_exactly_the_configured_cidrs_on_its_listener_ports(
@@ -900,7 +900,7 @@ def test_blue_green_service_uses_codedeploy_and_starts_on_the_blue_target_group(
 
 @pytest.mark.parametrize(
     ("stack", "port", "cidrs"),
-    [(PRODUCTION, 8080, ["0.0.0.0/0"]), (PERF, 9443, ["192.0.2.0/24"])],
+    [(PRODUCTION, 8080, []), (PERF, 9443, ["192.0.2.0/24"])],
 )
 def test_test_listener_forwards_to_green_on_its_port_open_to_the_configured_cidrs_only(
     synth: Synthesized, stack: str, port: int, cidrs: list[str]
@@ -918,10 +918,10 @@ def test_test_listener_forwards_to_green_on_its_port_open_to_the_configured_cidr
 @pytest.mark.parametrize(
     ("stack", "config", "wait"),
     [
-        (PRODUCTION, "CodeDeployDefault.ECSCanary10Percent5Minutes", 5),
+        (PRODUCTION, "CodeDeployDefault.ECSCanary10Percent5Minutes", 10),
         (PERF, "CodeDeployDefault.ECSLinear10PercentEvery1Minutes", 15),
         # production: true without traffic_shifting: the canary default.
-        (LIVE, "CodeDeployDefault.ECSCanary10Percent5Minutes", 5),
+        (LIVE, "CodeDeployDefault.ECSCanary10Percent5Minutes", 10),
     ],
 )
 def test_deployment_group_shifts_traffic_as_configured_and_rolls_back_on_failure_or_alarm(

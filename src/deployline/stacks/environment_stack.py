@@ -186,9 +186,7 @@ class EnvironmentStack(Stack):
             domain_name=environment.domain_name,
             blue_green=self.is_blue_green,
             test_listener_port=environment.effective_test_listener_port,
-            test_listener_cidrs=(
-                environment.effective_test_listener_cidrs if self.is_blue_green else ()
-            ),
+            test_listener_cidrs=environment.test_listener_cidrs if self.is_blue_green else (),
             deregistration_delay=Duration.seconds(environment.deregistration_delay_seconds),
             access_log_expiry_days=environment.access_log_expiry_days,
             deletion_protection=self.is_production,
@@ -351,8 +349,16 @@ class EnvironmentStack(Stack):
                 blue_target_group=front.target_group,
                 green_target_group=front.green_target_group,
                 alarms=self.alarms,
-                deployment_config_name=config.traffic_shifting(environment).codedeploy_name,
-                termination_wait=Duration.minutes(environment.termination_wait_minutes),
+                deployment_config_name={
+                    "all_at_once": "CodeDeployDefault.ECSAllAtOnce",
+                    "canary_10_percent_5_minutes": "CodeDeployDefault.ECSCanary10Percent5Minutes",
+                    "canary_10_percent_15_minutes": "CodeDeployDefault.ECSCanary10Percent15Minutes",
+                    "linear_10_percent_every_1_minute": "CodeDeployDefault.ECSLinear10Percent"
+                    "Every1Minutes",
+                    "linear_10_percent_every_3_minutes": "CodeDeployDefault.ECSLinear10Percent"
+                    "Every3Minutes",
+                }[config.traffic_shifting(environment).value],
+                termination_wait=Duration.minutes(config.bake_minutes(environment)),
                 hook_function=hook.function,
             )
             self.deployment_group = blue_green.deployment_group

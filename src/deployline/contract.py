@@ -1,0 +1,65 @@
+"""The names the layers share: stack parameters and outputs, pipeline stages and actions, roles.
+
+A leaf module (standard library only): the stacks, the constructs, the runtime functions, the CLI
+and the checker import these names instead of spelling them again. docs/delivery.md explains the
+design they belong to.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---- environment stacks ------------------------------------------------------------------
+
+#: The stack parameter that carries the image tag the service runs. Empty: the placeholder image.
+IMAGE_TAG_PARAMETER: Final = "ImageTag"
+#: Outputs every environment stack has; validation and the CLI read them at run time.
+OUTPUT_SERVICE_URL: Final = "ServiceUrl"
+OUTPUT_CLUSTER_NAME: Final = "ClusterName"
+OUTPUT_SERVICE_NAME: Final = "ServiceName"
+
+# ---- pipeline stages and actions ---------------------------------------------------------
+
+SOURCE_STAGE: Final = "Source"
+BUILD_STAGE: Final = "Build"
+TEST_STAGE: Final = "Test"
+UPDATE_PIPELINE_STAGE: Final = "UpdatePipeline"
+BUILD_ACTION: Final = "BuildImage"
+SYNTH_ACTION: Final = "Synth"
+UNIT_TESTS_ACTION: Final = "UnitTests"
+SCAN_ACTION: Final = "SecurityScan"
+GATE_ACTION: Final = "SecurityGate"
+SELF_UPDATE_ACTION: Final = "SelfUpdate"
+PLAN_ACTION: Final = "Plan"
+CHANGE_SUMMARY_ACTION: Final = "ChangeSummary"
+APPROVE_ACTION: Final = "Approve"
+DEPLOY_ACTION: Final = "Deploy"
+VALIDATE_ACTION: Final = "Validate"
+#: The variable namespace of the image build (IMAGE_TAG, IMAGE_URI).
+BUILD_NAMESPACE: Final = "BuildVariables"
+
+
+def deploy_stage_name(environment: str) -> str:
+    """The stage that deploys `environment`: `Deploy-<environment>`."""
+    return f"Deploy-{environment}"
+
+
+def approve_stage_name(environment: str) -> str:
+    """The stage that plans and approves `environment`'s change: `Approve-<environment>`."""
+    return f"Approve-{environment}"
+
+
+# ---- the roles `cdk bootstrap` creates ----------------------------------------------------
+
+
+def bootstrap_role_name(kind: str, qualifier: str, account: str, region: str) -> str:
+    """`cdk-<qualifier>-<kind>-role-<account>-<region>`, kind one of deploy, cfn-exec,
+    file-publishing, image-publishing, lookup (the names the CDK bootstrap template gives)."""
+    if kind not in BOOTSTRAP_ROLE_KINDS:
+        raise ValueError(f"kind must be one of {sorted(BOOTSTRAP_ROLE_KINDS)}, got {kind!r}")
+    return f"cdk-{qualifier}-{kind}-role-{account}-{region}"
+
+
+BOOTSTRAP_ROLE_KINDS: Final = frozenset(
+    {"deploy", "cfn-exec", "file-publishing", "image-publishing", "lookup"}
+)
