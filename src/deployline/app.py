@@ -15,9 +15,11 @@ from aws_cdk import App, DefaultStackSynthesizer, Environment, Stack, Tags
 
 import deployline._jsii_env  # noqa: F401  (must precede the aws_cdk import)
 from deployline.config import CONFIG_FILENAME, DeploylineConfig, EnvironmentConfig, load_config
+from deployline.constructs.pipeline_settings import SelfUpdateTarget
 from deployline.naming import Kind, Namer, tags
 from deployline.stacks.environment_stack import EnvironmentStack
-from deployline.stacks.pipeline_stack import PipelineStack
+from deployline.stacks.pipeline_stack import PipelineStack, bootstrap_environment
+from deployline.stacks.regional_artifacts import RegionalArtifactsStack, regional_stack_name
 
 
 @dataclass
@@ -30,6 +32,8 @@ class DeploylineApp:
     stacks: list[Stack] = field(default_factory=list)
     #: One stack per entry of config.environments, by environment name, in config order.
     environments: dict[str, EnvironmentStack] = field(default_factory=dict)
+    #: The pipeline's artifact store in each other region an environment runs in, by region.
+    regional_artifacts: dict[str, RegionalArtifactsStack] = field(default_factory=dict)
 
 
 def _apply_tags(stack: Stack, config: DeploylineConfig, env: str) -> None:
@@ -102,15 +106,50 @@ def build_app(
         for key, value in feature_flags().items():
             if app.node.try_get_context(key) is None:
                 app.node.set_context(key, value)
-    synthesizer = lambda: DefaultStackSynthesizer()  # noqa: E731  one per stack
     prefix = config.naming.prefix
     shared = Namer(config.service, config.naming.pipeline_environment, prefix)
-    # The repository lives in the pipeline stack; environments reference it by this name only.
-    repository_name = shared.name("images", Kind.ECR_REPOSITORY)
+    environments = _environment_stacks(app, config, shared)
+    regional = _regional_artifact_stacks(app, config, shared)
+    pipeline = PipelineStack(
+        app,
+        shared.stack_name(),
+        stack_name=shared.stack_name(),
+        description=f"deployline: delivery pipeline of {config.service} ({config.project})",
+        config=config,
+        namer=shared,
+        env=stack_environment(config),
+        regional_artifacts=[stack.artifacts for stack in regional.values()],
+        regional_stacks=[
+            SelfUpdateTarget(
+                stack_name=stack.stack_name,
+                template_file=stack.template_file,
+                environment=bootstrap_environment(config).with_region(region),
+            )
+            for region, stack in regional.items()
+        ],
+        synthesizer=DefaultStackSynthesizer(),
+    )
+    _apply_tags(pipeline, config, shared.env)
+    for stack in regional.values():
+        pipeline.add_stack_dependency(stack, "the pipeline names the artifact store of each region")
+    return DeploylineApp(
+        app=app,
+        config=config,
+        pipeline=pipeline,
+        stacks=[*environments.values(), *regional.values(), pipeline],
+        environments=environments,
+        regional_artifacts=regional,
+    )
 
+
+def _environment_stacks(
+    app: App, config: DeploylineConfig, shared: Namer
+) -> dict[str, EnvironmentStack]:
+    # The repository lives in the pipeline stack; environments reference it by name only.
+    repository_name = shared.name("images", Kind.ECR_REPOSITORY)
     environments: dict[str, EnvironmentStack] = {}
     for env in config.environments:
-        namer = Namer(config.service, env.name, prefix)
+        namer = Namer(config.service, env.name, config.naming.prefix)
         stack = EnvironmentStack(
             app,
             namer.stack_name(),
@@ -120,29 +159,46 @@ def build_app(
             environment=env,
             namer=namer,
             repository_name=repository_name,
-            synthesizer=synthesizer(),
+            env=stack_environment(config, env),
+            synthesizer=DefaultStackSynthesizer(),
         )
         _apply_tags(stack, config, env.name)
         environments[env.name] = stack
+    return environments
 
-    pipeline = PipelineStack(
-        app,
-        shared.stack_name(),
-        stack_name=shared.stack_name(),
-        description=f"deployline: delivery pipeline of {config.service} ({config.project})",
-        config=config,
-        namer=shared,
-        environments=list(environments.values()),
-        synthesizer=synthesizer(),
-    )
-    _apply_tags(pipeline, config, shared.env)
-    return DeploylineApp(
-        app=app,
-        config=config,
-        pipeline=pipeline,
-        stacks=[*environments.values(), pipeline],
-        environments=environments,
-    )
+
+def _regional_artifact_stacks(
+    app: App, config: DeploylineConfig, shared: Namer
+) -> dict[str, RegionalArtifactsStack]:
+    """One artifact store per region (other than the pipeline's) an environment runs in."""
+    home = config.pipeline.region
+    by_region: dict[str, list[EnvironmentConfig]] = {}
+    for env in config.environments:
+        region = config.region_of(env)
+        if home is not None and region is not None and region != home:
+            by_region.setdefault(region, []).append(env)
+    stacks: dict[str, RegionalArtifactsStack] = {}
+    for region, envs in sorted(by_region.items()):
+        roles = [bootstrap_environment(config, e) for e in envs]
+        name = regional_stack_name(shared, region)
+        stack = RegionalArtifactsStack(
+            app,
+            name,
+            stack_name=name,
+            description=f"deployline: pipeline artifacts of {config.service} in {region}",
+            namer=shared,
+            readers=sorted({r.role_arn("deploy") for r in roles}),
+            foreign_readers=sorted(
+                {r.role_arn("deploy") for r in roles if r.account != config.pipeline.account}
+            ),
+            expiry_days=config.pipeline.artifact_expiry_days,
+            noncurrent_expiry_days=config.pipeline.noncurrent_expiry_days,
+            env=Environment(account=config.pipeline.account, region=region),
+            synthesizer=DefaultStackSynthesizer(),
+        )
+        _apply_tags(stack, config, shared.env)
+        stacks[region] = stack
+    return stacks
 
 
 def main() -> None:

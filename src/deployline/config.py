@@ -27,6 +27,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from deployline.contract import DEFAULT_BOOTSTRAP_QUALIFIER
+
 CONFIG_FILENAME = "deployline.yaml"
 
 # --------------------------------------------------------------------------------------------
@@ -737,10 +739,6 @@ class NamingConfig(_Model):
         default="shared",
         description="The {env} part of names for resources the pipeline itself owns.",
     )
-
-
-#: The qualifier `cdk bootstrap` uses unless told otherwise.
-DEFAULT_BOOTSTRAP_QUALIFIER = "hnb659fds"
 
 
 class PipelineConfig(_Model):

@@ -51,6 +51,9 @@ def approve_stage_name(environment: str) -> str:
 
 # ---- the roles `cdk bootstrap` creates ----------------------------------------------------
 
+#: The qualifier `cdk bootstrap` uses unless told otherwise (`--qualifier`).
+DEFAULT_BOOTSTRAP_QUALIFIER: Final = "hnb659fds"
+
 
 def bootstrap_role_name(kind: str, qualifier: str, account: str, region: str) -> str:
     """`cdk-<qualifier>-<kind>-role-<account>-<region>`, kind one of deploy, cfn-exec,

@@ -5,8 +5,8 @@ here, so a developer runs on their laptop exactly the commands the pipeline runs
 `Stage`: an ordered list of `Step`s (a name, one bash command and the buildspec phase it belongs
 to), the files it produces, and the environment variables the pipeline must set for it.
 
-    stage = build_stage(config)                  # or test_stage(config), scan_stage(config)
-    spec = build_buildspec(config, blue_green_envs=["production"])
+    stage = build_stage(config)        # or test_stage, scan_stage, synth_stage
+    spec = build_buildspec(config)
     codebuild.BuildSpec.from_object(spec)        # in the pipeline stack
 
 Pure Python, no aws_cdk import. The buildspecs are plain dicts for `BuildSpec.from_object`.
@@ -20,13 +20,12 @@ any command: the registry host comes from `$REPOSITORY_URI` and the region from 
 
 What the pipeline sets on each CodeBuild project (names from this module, so both sides agree):
 
-- build: `REPOSITORY_URI` (the ECR repository URI), and for every blue/green environment
-  `env_var(TASK_FAMILY, env)` (its task definition family) and, when it has a test-traffic hook,
-  `env_var(HOOK_FUNCTION, env)` (the Lambda function name). Needs privileged mode, and IAM:
+- build: `REPOSITORY_URI` (the ECR repository URI). Needs privileged mode, and IAM:
   `ecr:GetAuthorizationToken` (only `*` is allowed), push and `ecr:DescribeImages` on the
-  repository, `ecs:DescribeTaskDefinition` (only `*` is allowed), and
-  `secretsmanager:GetSecretValue` on `build.dockerhub_secret` when set. Exports `IMAGE_TAG` and
-  `IMAGE_URI` (exported-variables).
+  repository, and `secretsmanager:GetSecretValue` on `build.dockerhub_secret` when set. Exports
+  `IMAGE_TAG` and `IMAGE_URI` (exported-variables).
+- synth: nothing; IAM: `sts:AssumeRole` on the `cdk bootstrap` file-publishing role of every
+  account and region the app deploys to (cdk-assets assumes it, as the asset manifests name it).
 - scan: `REPOSITORY_URI` and `IMAGE_TAG` (pass the build action's exported `IMAGE_TAG`) when Trivy
   should scan the pushed image; pull access to the repository (`ecr:GetAuthorizationToken`,
   `ecr:BatchGetImage`, `ecr:GetDownloadUrlForLayer`). Without `REPOSITORY_URI` the image scan is
@@ -36,24 +35,19 @@ What the pipeline sets on each CodeBuild project (names from this module, so bot
 
 from __future__ import annotations
 
-import json
 import posixpath
-import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from deployline.config import DeploylineConfig, DeploymentType, EnvironmentConfig
+from deployline.config import CONFIG_FILENAME, DeploylineConfig
 from deployline.naming import CONTAINER_NAME
 
-StageName = Literal["test", "scan", "build"]
+StageName = Literal["test", "scan", "build", "synth"]
 Phase = Literal["install", "pre_build", "build", "post_build"]
 PHASES: tuple[Phase, ...] = ("install", "pre_build", "build", "post_build")
 
-#: Environment variable prefixes for per-environment values (see `env_var`).
-TASK_FAMILY = "TASK_FAMILY"
-HOOK_FUNCTION = "HOOK_FUNCTION"
 #: Environment variables the build and scan stages read.
 REPOSITORY_URI = "REPOSITORY_URI"
 IMAGE_TAG = "IMAGE_TAG"
@@ -89,48 +83,19 @@ TRIVY_SHA256: Mapping[str, str] = {
 }
 #: The scan stage's CodeBuild timeout (the test and build stages take theirs from the config).
 SCAN_TIMEOUT_MINUTES = 20
+#: The synth stage's CodeBuild timeout: installing deployline and aws-cdk-lib, synthesizing and
+#: publishing assets take a few minutes.
+SYNTH_TIMEOUT_MINUTES = 20
 
-#: Fields `aws ecs describe-task-definition` returns that `RegisterTaskDefinition` rejects.
-TASK_DEFINITION_READ_ONLY_FIELDS = (
-    "taskDefinitionArn",
-    "revision",
-    "status",
-    "requiresAttributes",
-    "compatibilities",
-    "registeredAt",
-    "registeredBy",
-    "deregisteredAt",
-)
+#: The CDK's own asset publisher (npm `cdk-assets`), pinned. Checked 2026-12: the newest 4.x.
+CDK_ASSETS_VERSION = "4.7.3"
+#: Where the synth stage writes the cloud assembly (the base directory of its artifact).
+SYNTH_OUTPUT_DIR = "cdk.out"
+#: Where the synth stage installs cdk-assets (outside the source tree, so it is never scanned).
+CDK_ASSETS_PREFIX = "/tmp/deployline-cdk-assets"  # noqa: S108  (CodeBuild's scratch space)
 
 #: Directories no scanner looks into (virtualenvs, caches, build output).
 _SCAN_EXCLUDES = (".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "cdk.out")
-
-_ENV_SUFFIX = re.compile(r"[^A-Z0-9]+")
-
-
-def env_var(prefix: str, env_name: str) -> str:
-    """The environment variable that carries a per-environment value.
-
-    `env_var(TASK_FAMILY, "production")` is `TASK_FAMILY_PRODUCTION`; `env_var(HOOK_FUNCTION,
-    "eu-prod")` is `HOOK_FUNCTION_EU_PROD`. The pipeline sets these variables on the build project
-    and the build commands read them, so both must use this function.
-    """
-    if not prefix or not re.fullmatch(r"[A-Z][A-Z0-9_]*", prefix):
-        raise ValueError(f"prefix must be upper-case letters, digits and '_', got {prefix!r}")
-    suffix = _ENV_SUFFIX.sub("_", env_name.upper()).strip("_")
-    if not suffix:
-        raise ValueError(f"env_name must contain a letter or digit, got {env_name!r}")
-    return f"{prefix}_{suffix}"
-
-
-def taskdef_file(env_name: str) -> str:
-    """`taskdef-<env>.json`: the task definition template CodeDeployToECS registers."""
-    return f"taskdef-{env_name}.json"
-
-
-def appspec_file(env_name: str) -> str:
-    """`appspec-<env>.yaml`: the ECS AppSpec CodeDeployToECS deploys with."""
-    return f"appspec-{env_name}.yaml"
 
 
 @dataclass(frozen=True)
@@ -517,26 +482,19 @@ def _trivy_fs_command(paths: Sequence[str]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def build_stage(config: DeploylineConfig, *, blue_green_envs: Sequence[str] | None = None) -> Stage:
-    """The image build: build, tag with the commit, push to ECR, write the deployment files.
+def build_stage(config: DeploylineConfig) -> Stage:
+    """The image build: build, tag with the commit, push to ECR, write the image files.
 
     The tag is the commit SHA (`$CODEBUILD_RESOLVED_SOURCE_VERSION`; `$IMAGE_TAG` overrides it).
     ECR tags are immutable, so when the tag already exists (a re-run of the same commit) the build
     and the push are skipped and the existing image is deployed. With `build.cache`, the build
     reuses layers of the newest image in the repository (BuildKit inline cache) and of the
-    project's local Docker layer cache. Writes, into `image-artifacts/`:
-
-    - `imagedefinitions.json` `[{"name": "app", "imageUri": ...}]` for rolling (ECS) deploys;
-    - `imageDetail.json` `{"ImageURI": ...}` for CodeDeployToECS;
-    - per blue/green environment, `taskdef-<env>.json` (the family's current task definition with
-      the app image replaced by `<IMAGE1_NAME>` and read-only fields removed) and
-      `appspec-<env>.yaml` (TaskDefinition `<TASK_DEFINITION>`, the load balancer's container and
-      port, and the AfterAllowTestTraffic hook when `HOOK_FUNCTION_<ENV>` is set).
-
-    `blue_green_envs` names the environments that deploy through CodeDeploy. Default: every
-    environment whose `deployment` is `blue_green`.
+    project's local Docker layer cache. Writes, into `image-artifacts/`,
+    `imagedefinitions.json` `[{"name": "app", "imageUri": ...}]` and `imageDetail.json`
+    `{"ImageURI": ...}`: the record of what was built. The image reaches the services through
+    CloudFormation (the environment stacks' `ImageTag` parameter, set from the exported
+    `IMAGE_TAG`), never through these files.
     """
-    envs = _blue_green_envs(config, blue_green_envs)
     out = BUILD_ARTIFACT_DIR
     context = _clean_path(config.build.context)
     dockerfile = _clean_path(posixpath.join(context, config.build.dockerfile))
@@ -656,93 +614,92 @@ def build_stage(config: DeploylineConfig, *, blue_green_envs: Sequence[str] | No
             phase="build",
         )
     )
-    outputs = [IMAGE_DEFINITIONS, IMAGE_DETAIL]
-    inputs = [REPOSITORY_URI]
-    for env in envs:
-        family_var = env_var(TASK_FAMILY, env.name)
-        hook_var = env_var(HOOK_FUNCTION, env.name)
-        inputs.extend([family_var, hook_var])
-        taskdef = f"{out}/{taskdef_file(env.name)}"
-        steps.append(
-            Step(
-                name=f"Write {taskdef_file(env.name)}",
-                command=(
-                    f'if [ -z "${{{family_var}:-}}" ]; then echo "{family_var} is not set: the '
-                    f'pipeline must set it to the task definition family of {env.name}" >&2; '
-                    f'false; else mkdir -p {out} && TMPDIR_DL="$(mktemp -d)" && '
-                    "aws ecs describe-task-definition "
-                    f'--task-definition "${family_var}" --query taskDefinition --output json '
-                    f'> "$TMPDIR_DL/{env.name}.json" && python3 -c {shlex.quote(_TASKDEF_SCRIPT)} '
-                    f'"$TMPDIR_DL/{env.name}.json" {taskdef} {CONTAINER_NAME}; fi'
-                ),
-                phase="build",
-                pipeline_only=True,
-                local_note="reads the deployed task definition from ECS",
-            )
-        )
-        steps.append(
-            Step(
-                name=f"Write {appspec_file(env.name)}",
-                command=_appspec_command(
-                    f"{out}/{appspec_file(env.name)}", env.container_port, hook_var
-                ),
-                phase="build",
-            )
-        )
-        outputs.extend([taskdef_file(env.name), appspec_file(env.name)])
     return Stage(
         name="build",
         steps=tuple(steps),
         output_dir=out,
-        outputs=tuple(outputs),
+        outputs=(IMAGE_DEFINITIONS, IMAGE_DETAIL),
         timeout_minutes=config.build.timeout_minutes,
-        inputs=tuple(inputs),
+        inputs=(REPOSITORY_URI,),
         secrets=secrets,
         exported=(IMAGE_TAG, IMAGE_URI),
     )
 
 
-def build_buildspec(
-    config: DeploylineConfig, *, blue_green_envs: Sequence[str] | None = None
-) -> dict[str, Any]:
+def build_buildspec(config: DeploylineConfig) -> dict[str, Any]:
     """The build project's buildspec; its artifact is `image-artifacts/` (see `build_stage`)."""
-    return build_stage(config, blue_green_envs=blue_green_envs).buildspec()
+    return build_stage(config).buildspec()
 
 
-_TASKDEF_SCRIPT = (
-    "import json, sys\n"
-    "src, dst, name = sys.argv[1:4]\n"
-    "with open(src) as f:\n"
-    "    td = json.load(f)\n"
-    f"for key in {json.dumps(list(TASK_DEFINITION_READ_ONLY_FIELDS))}:\n"
-    "    td.pop(key, None)\n"
-    'app = [c for c in td.get("containerDefinitions", []) if c.get("name") == name]\n'
-    "if not app:\n"
-    '    sys.exit(f"the task definition has no container named {name}")\n'
-    "for c in app:\n"
-    '    c["image"] = "<IMAGE1_NAME>"\n'
-    'with open(dst, "w") as f:\n'
-    "    json.dump(td, f, indent=2)\n"
-)
+# --------------------------------------------------------------------------------------------
+# synth
+# --------------------------------------------------------------------------------------------
 
 
-def _appspec_command(path: str, port: int, hook_var: str) -> str:
-    body = (
-        "version: 0.0\\n"
-        "Resources:\\n"
-        "  - TargetService:\\n"
-        "      Type: AWS::ECS::Service\\n"
-        "      Properties:\\n"
-        '        TaskDefinition: \\"<TASK_DEFINITION>\\"\\n'
-        "        LoadBalancerInfo:\\n"
-        f'          ContainerName: \\"{CONTAINER_NAME}\\"\\n'
-        f"          ContainerPort: {int(port)}\\n"
+def synth_stage(config: DeploylineConfig) -> Stage:
+    """The synth: this commit's `deployline.yaml` into CloudFormation, and its assets published.
+
+    Installs `pipeline.deployline_requirement` (the deployline that wrote the pipeline, pinned),
+    runs `deployline synth` (which also runs `deployline check` and fails at the configured
+    threshold), then publishes the file assets (the runtime functions' code) with the CDK's own
+    `cdk-assets`, once per account and region, every destination in parallel
+    (`python3 -m deployline.assets`). Its artifact is the cloud assembly: the templates the
+    CloudFormation actions deploy.
+    """
+    prefix = CDK_ASSETS_PREFIX
+    steps = (
+        Step(
+            name="Install deployline",
+            command=(
+                "python3 -m pip install --quiet --disable-pip-version-check "
+                f"{shlex.quote(config.pipeline.deployline_requirement)}"
+            ),
+            phase="install",
+            pipeline_only=True,
+            local_note="run-local uses the deployline it runs with",
+        ),
+        Step(
+            name=f"Install cdk-assets {CDK_ASSETS_VERSION}",
+            command=(
+                f"npm install --silent --no-save --no-fund --no-audit --prefix {prefix} "
+                f"cdk-assets@{CDK_ASSETS_VERSION}"
+            ),
+            phase="install",
+            pipeline_only=True,
+            local_note="publishing assets needs the pipeline's bootstrap roles",
+        ),
+        Step(
+            name="Synthesize and check the app",
+            command=(
+                f"rm -rf {SYNTH_OUTPUT_DIR} && deployline synth --config {CONFIG_FILENAME} "
+                f"--out {SYNTH_OUTPUT_DIR}"
+            ),
+            phase="build",
+        ),
+        Step(
+            name="Publish the file assets",
+            command=(
+                f"python3 -m deployline.assets {SYNTH_OUTPUT_DIR} "
+                f"--cdk-assets {prefix}/node_modules/.bin/cdk-assets"
+            ),
+            phase="post_build",
+            pipeline_only=True,
+            local_note="publishing assets needs the pipeline's bootstrap roles",
+        ),
     )
-    return (
-        f'mkdir -p {posixpath.dirname(path)} && {{ printf "{body}"; '
-        f'if [ -n "${{{hook_var}:-}}" ]; then '
-        f'printf \'Hooks:\\n  - AfterAllowTestTraffic: "%s"\\n\' "${hook_var}"; fi; }} > {path}'
+    return Stage(
+        name="synth",
+        steps=steps,
+        output_dir=SYNTH_OUTPUT_DIR,
+        outputs=("**/*",),
+        timeout_minutes=SYNTH_TIMEOUT_MINUTES,
+        cache_paths=("/root/.cache/pip/**/*", "/root/.npm/**/*"),
     )
+
+
+def synth_buildspec(config: DeploylineConfig) -> dict[str, Any]:
+    """The synth project's buildspec; its artifact is the cloud assembly `cdk.out/`."""
+    return synth_stage(config).buildspec()
 
 
 def _image_tag_command(*, required: bool) -> str:
@@ -771,25 +728,8 @@ def _image_tag_command(*, required: bool) -> str:
 
 
 def stages(config: DeploylineConfig) -> dict[StageName, Stage]:
-    """Every stage of the config, by name."""
+    """Every stage run-local can run, by name (the synth runs as `deployline synth` locally)."""
     return {"test": test_stage(config), "scan": scan_stage(config), "build": build_stage(config)}
-
-
-def _blue_green_envs(
-    config: DeploylineConfig, names: Sequence[str] | None
-) -> list[EnvironmentConfig]:
-    if names is None:
-        return [e for e in config.environments if e.deployment is DeploymentType.BLUE_GREEN]
-    known = {e.name: e for e in config.environments}
-    missing = [n for n in names if n not in known]
-    if missing:
-        raise ValueError(
-            f"blue_green_envs names {missing}, which are not environments of this config; "
-            f"choose from {sorted(known)}"
-        )
-    if len(set(names)) != len(names):
-        raise ValueError(f"blue_green_envs must not repeat a name, got {list(names)}")
-    return [known[n] for n in names]
 
 
 def _clean_path(path: str) -> str:

@@ -1,91 +1,83 @@
-"""`ContainerPipeline`: the whole delivery pipeline of a container service, as one construct.
+"""`ContainerPipeline`: the whole delivery of a container service, as one construct.
 
 Stages, in order (the names are public: alarms, the deployment record and `deployline diagram`
-use them):
+use them; `deployline.contract` spells them):
 
-    Source                  the source action (CodeStar connection, S3 or CodeCommit)
-    Build                   BuildImage: docker build, push to ECR, write the deployment files
-    Test                    UnitTests and SecurityScan in parallel (run order 1), then
-                            SecurityGate (run order 2), which fails on findings at the threshold
-    Approve-<env>           a manual approval, for each target with approval=True
-    Deploy-<env>            Deploy (ECS rolling, or CodeDeploy blue/green), then Validate
-                            (run order 2); the stage rolls back on failure
+    Source          the source action (CodeStar connection, S3 or CodeCommit)
+    Build           BuildImage (docker build, push to ECR, tag = commit) and Synth (the app's
+                    cloud assembly from the same commit, its assets published), in parallel
+    Test            UnitTests and SecurityScan in parallel, then SecurityGate, which fails on
+                    findings at the threshold
+    UpdatePipeline  SelfUpdate: CloudFormation updates the pipeline's own stack from the synth
+                    output (seconds when nothing changed; when it changed, CodePipeline cancels
+                    this execution and starts one on the new structure)
+    Approve-<env>   for a target with approval: Plan, ChangeSummary, Approve
+    Deploy-<env>    Deploy (CloudFormation, with the image tag), then Validate
+
+Every deploy goes through CloudFormation, into the target's account and region, as the roles
+`cdk bootstrap --trust <pipeline account>` created there (see `stack_delivery`). Nothing registers
+task definitions behind CloudFormation's back: the image reaches a service as its stack's
+`ImageTag` parameter.
 
 Execution mode: QUEUED. Every execution that starts runs to its end, in order: each commit that
-reaches staging is validated there, each approval decides on exactly the commit it shows, and the
-deployment record lists every change. SUPERSEDED would let a newer execution skip an older one
-waiting between stages, which is faster at the head of a busy branch but lets a change reach
-production without its own staging validation being the one that was approved.
+reaches staging is validated there, each approval decides on exactly the commit and change set it
+shows, and the deployment record lists every change. SUPERSEDED would let a newer execution skip
+an older one waiting between stages.
 
 Example, from plain CDK (no deployline.yaml):
 
-    from aws_cdk import Duration, Stack, aws_codedeploy as codedeploy, aws_ecs as ecs
     from deployline import ContainerPipeline
-    from deployline.constructs.container_pipeline import (
-        BlueGreenTarget, BuildSettings, RollingTarget, ScanSettings, TestSettings,
+    from deployline.constructs.pipeline_settings import (
+        BuildSettings, ScanSettings, StackTarget, SynthSettings, TestSettings,
     )
+    from deployline.constructs.bootstrap import BootstrapEnvironment
     from deployline.constructs.pipeline_source import ConnectionSource
     from deployline.naming import Namer
 
     pipeline = ContainerPipeline(
         stack, "Pipeline",
         namer=Namer("orders", "shared"),
-        source=ConnectionSource(
-            connection_arn=connection_arn, repository="acme/orders", branch="main",
-        ),
-        build=BuildSettings(buildspec=build_spec_dict),
-        test=TestSettings(buildspec=lambda reports: test_spec_dict(reports.junit)),
-        scan=ScanSettings(buildspec=scan_spec_dict, threshold="high"),
+        source=ConnectionSource(connection_arn=arn, repository="acme/orders", branch="main"),
+        build=BuildSettings(buildspec=build_spec),      # exports IMAGE_TAG and IMAGE_URI
+        synth=SynthSettings(buildspec=synth_spec),      # artifact: the cloud assembly
+        test=TestSettings(buildspec=test_spec),
+        scan=ScanSettings(buildspec=scan_spec, threshold="high"),
         targets=[
-            RollingTarget(
-                name="staging", service=staging_service,
-                task_definition=staging_task_definition, url=staging_url,
-            ),
-            BlueGreenTarget(
-                name="production", service=prod_service, deployment_group=prod_group,
-                task_definition=prod_task_definition, url=prod_url, approval=True,
-            ),
+            StackTarget(name="staging", stack_name="orders-staging",
+                        template_file="orders-staging.template.json"),
+            StackTarget(name="production", stack_name="orders-production",
+                        template_file="orders-production.template.json",
+                        environment=BootstrapEnvironment(account="333333333333",
+                                                         region="eu-west-1"),
+                        approval=True),
         ],
-        approval_topic=alerts_topic,
     )
-    pipeline.pipeline        # codepipeline.Pipeline
-    pipeline.repository      # ecr.IRepository the build pushes to
-
-The build runs the given buildspec with `REPOSITORY_URI`, `IMAGE_TAG` (the source revision) and,
-per blue/green target, `TASK_FAMILY_<ENV>` and `HOOK_FUNCTION_<ENV>` (see `deployline.stages`);
-it must export `IMAGE_TAG` and `IMAGE_URI` and write `imagedefinitions.json`,
-`imageDetail.json`, `taskdef-<env>.json` and `appspec-<env>.yaml` into its artifact.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
 
-from aws_cdk import ArnFormat, Aws, CfnResource, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import Arn, ArnFormat, Aws, CfnResource, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_codebuild as codebuild
-from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ecr as ecr
-from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from deployline import defaults, stages
+from deployline import contract, defaults, stages
 from deployline.constructs.artifact_store import ArtifactStore
+from deployline.constructs.bootstrap import BootstrapEnvironment
 from deployline.constructs.build_projects import (
     BuildProject,
-    TestReportGroupNames,
     TestReportGroups,
-    check_timeout,
     default_build_image,
     plaintext,
 )
@@ -93,52 +85,34 @@ from deployline.constructs.ecr_repository import DEFAULT_KEEP_IMAGES, ImageRepos
 from deployline.constructs.pipeline_roles import (
     ActionRole,
     acknowledge_iam5,
-    ecs_arn,
     nag_resource,
-    pass_roles,
     read_artifacts,
+)
+from deployline.constructs.pipeline_settings import (
+    BuildSettings,
+    ScanSettings,
+    SelfUpdateTarget,
+    StackTarget,
+    SynthSettings,
+    TestSettings,
+    validate_settings,
 )
 from deployline.constructs.pipeline_source import PipelineSource, PipelineSourceAction
 from deployline.constructs.runtime_function import RuntimeFunction, acknowledge_function_findings
+from deployline.constructs.stack_delivery import CAPABILITIES, StackDelivery, invoke_statement
 from deployline.naming import Kind, Namer
 
-# Public names: stages, actions, namespaces and artifacts.
-BUILD_STAGE = "Build"
-TEST_STAGE = "Test"
-BUILD_ACTION = "BuildImage"
-UNIT_TESTS_ACTION = "UnitTests"
-SCAN_ACTION = "SecurityScan"
-GATE_ACTION = "SecurityGate"
-APPROVE_ACTION = "Approve"
-DEPLOY_ACTION = "Deploy"
-VALIDATE_ACTION = "Validate"
-BUILD_NAMESPACE = "BuildVariables"
-GATE_NAMESPACE = "SecurityGate"
 BUILD_ARTIFACT = "BuildOutput"
+SYNTH_ARTIFACT = "SynthOutput"
 SCAN_ARTIFACT = "ScanReports"
-
-#: Default: the scan may run 20 minutes (Trivy's database download included).
-DEFAULT_SCAN_TIMEOUT = Duration.minutes(stages.SCAN_TIMEOUT_MINUTES)
-#: Default: unit tests may run 20 minutes.
-DEFAULT_TEST_TIMEOUT = Duration.minutes(20)
-#: Default: validation waits up to 15 minutes for the service to be healthy on the new image.
-DEFAULT_VALIDATION_TIMEOUT = Duration.minutes(15)
-#: Default: an ECS rolling deploy may take 30 minutes to reach a steady state.
-DEFAULT_DEPLOYMENT_TIMEOUT = Duration.minutes(30)
-SEVERITIES = ("critical", "high", "medium", "low")
-SCANNERS = ("bandit", "pip-audit", "trivy")
-_TARGET_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
-_CUSTOM_DATA_LIMIT = 500
-
-
-def deploy_stage_name(target_name: str) -> str:
-    """The stage that deploys `target_name`: `Deploy-<name>`."""
-    return f"Deploy-{target_name}"
-
-
-def approve_stage_name(target_name: str) -> str:
-    """The stage that waits for approval before `target_name`: `Approve-<name>`."""
-    return f"Approve-{target_name}"
+GATE_NAMESPACE = "SecurityGate"
+_ECR_PULL = ("ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage")
+_ECR_PUSH = (
+    "ecr:PutImage",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+)
 
 
 def project_name(namer: Namer, label: str) -> str:
@@ -151,214 +125,8 @@ def default_pipeline_name(namer: Namer) -> str:
     return namer.name("pipeline", Kind.CODEPIPELINE)
 
 
-# --------------------------------------------------------------------------------------------
-# Settings and targets
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class BuildSettings:
-    """The image build.
-
-    Attributes:
-        buildspec: the buildspec dict (e.g. `deployline.stages.build_buildspec(config)`).
-        timeout: Default: 15 minutes; 5 to 60.
-        platform: `linux/amd64` or `linux/arm64`; the build runs natively on it.
-            Default: linux/amd64.
-        compute_type: Default: BUILD_GENERAL1_MEDIUM (4 vCPU, 7 GB: Docker builds are CPU-bound).
-        cache: local Docker layer and source cache. Default: on.
-        docker_hub_secret_name: a Secrets Manager secret (JSON `username`, `password`) the
-            buildspec reads to log in to Docker Hub; the build role may read that secret only.
-            Default: none.
-    """
-
-    buildspec: Mapping[str, Any]
-    timeout: Duration = field(default_factory=lambda: Duration.minutes(15))
-    platform: str = "linux/amd64"
-    compute_type: codebuild.ComputeType = codebuild.ComputeType.MEDIUM
-    cache: bool = True
-    docker_hub_secret_name: str | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class TestSettings:
-    """The unit tests.
-
-    Attributes:
-        buildspec: the buildspec dict, or a function of the report groups' ARNs that returns it
-            (the groups are created by the pipeline).
-        timeout: Default: 20 minutes; 5 to 60.
-        compute_type: Default: BUILD_GENERAL1_SMALL.
-    """
-
-    __test__ = False  # not a pytest class
-
-    buildspec: Mapping[str, Any] | Callable[[TestReportGroupNames], Mapping[str, Any]]
-    timeout: Duration = field(default_factory=lambda: DEFAULT_TEST_TIMEOUT)
-    compute_type: codebuild.ComputeType = codebuild.ComputeType.SMALL
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScanSettings:
-    """The security scan and the gate that judges its reports.
-
-    Attributes:
-        buildspec: the buildspec dict (e.g. `deployline.stages.scan_buildspec(config)`); its
-            artifact holds the scanners' JSON reports.
-        threshold: the gate fails on findings of this severity or worse. Default: high.
-        scanners: the scanners whose reports the gate requires. Default: all three.
-        allow_unverified: accept dependencies a scanner could not audit. Default: false.
-        scan_image: give the scan `REPOSITORY_URI` and the built `IMAGE_TAG`, and pull access,
-            so Trivy scans the pushed image too. Default: true.
-        timeout: Default: 20 minutes; 5 to 60.
-        compute_type: Default: BUILD_GENERAL1_SMALL.
-    """
-
-    buildspec: Mapping[str, Any]
-    threshold: str = "high"
-    scanners: Sequence[str] = SCANNERS
-    allow_unverified: bool = False
-    scan_image: bool = True
-    timeout: Duration = field(default_factory=lambda: DEFAULT_SCAN_TIMEOUT)
-    compute_type: codebuild.ComputeType = codebuild.ComputeType.SMALL
-
-
-@dataclass(frozen=True, kw_only=True)
-class RollingTarget:
-    """An ECS service updated in place by the ECS deploy action (rolling, circuit breaker).
-
-    Attributes:
-        name: the environment, lowercase kebab-case, e.g. "staging".
-        service: the ECS service.
-        task_definition: its task definition (the deploy registers a revision of it, so the
-            action may pass exactly its task and execution roles).
-        url: the service's base URL, checked after the deploy.
-        health_path: Default: /health.
-        expected_status: Default: 200.
-        approval: a manual approval before this deploy. Default: false.
-        validation_timeout: Default: 15 minutes.
-        deployment_timeout: Default: 30 minutes; 1 to 60.
-    """
-
-    name: str
-    service: ecs.IBaseService
-    task_definition: ecs.TaskDefinition
-    url: str
-    health_path: str = "/health"
-    expected_status: int = 200
-    approval: bool = False
-    validation_timeout: Duration = field(default_factory=lambda: DEFAULT_VALIDATION_TIMEOUT)
-    deployment_timeout: Duration = field(default_factory=lambda: DEFAULT_DEPLOYMENT_TIMEOUT)
-
-
-@dataclass(frozen=True, kw_only=True)
-class BlueGreenTarget:
-    """An ECS service deployed blue/green through CodeDeploy (CodeDeployToECS).
-
-    Attributes:
-        name: the environment, lowercase kebab-case, e.g. "production".
-        service: the ECS service (CODE_DEPLOY controller), for validation.
-        deployment_group: its CodeDeploy ECS deployment group.
-        task_definition: its task definition (the build renders `taskdef-<env>.json` from its
-            family; the action may pass exactly its task and execution roles).
-        url: the production URL, checked after traffic has shifted.
-        hook_function: the AfterAllowTestTraffic hook the appspec names. Default: none.
-        health_path: Default: /health.
-        expected_status: Default: 200.
-        approval: a manual approval before this deploy. Default: false.
-        validation_timeout: Default: 15 minutes.
-    """
-
-    name: str
-    service: ecs.IBaseService
-    deployment_group: codedeploy.IEcsDeploymentGroup
-    task_definition: ecs.TaskDefinition
-    url: str
-    hook_function: lambda_.IFunction | None = None
-    health_path: str = "/health"
-    expected_status: int = 200
-    approval: bool = False
-    validation_timeout: Duration = field(default_factory=lambda: DEFAULT_VALIDATION_TIMEOUT)
-
-
-DeployTarget = RollingTarget | BlueGreenTarget
-
-
-def _seconds(d: Duration) -> int:
-    return int(d.to_seconds())
-
-
-def validate_targets(
-    targets: Sequence[DeployTarget], *, require_approval_before_last: bool
-) -> None:
-    """Raise ValueError naming the target, the field, the value and the fix."""
-    seen: set[str] = set()
-    for target in targets:
-        if not isinstance(target, RollingTarget | BlueGreenTarget):
-            raise ValueError(
-                f"targets must be RollingTarget or BlueGreenTarget, got {type(target).__name__}"
-            )
-        if not _TARGET_NAME.match(target.name) or len(target.name) > 40:
-            raise ValueError(
-                "target name must be lowercase kebab-case of at most 40 characters, like "
-                f"'staging', got {target.name!r}"
-            )
-        if target.name in seen:
-            raise ValueError(f"target names must be unique; {target.name!r} appears twice")
-        seen.add(target.name)
-        if not target.health_path.startswith("/"):
-            raise ValueError(
-                f"target {target.name}: health_path must start with '/', got {target.health_path!r}"
-            )
-        if not 100 <= target.expected_status <= 599:
-            raise ValueError(
-                f"target {target.name}: expected_status must be an HTTP status 100-599, "
-                f"got {target.expected_status}"
-            )
-        if not Token.is_unresolved(target.url) and not re.match(r"^https?://", target.url):
-            raise ValueError(
-                f"target {target.name}: url must start with http:// or https://, got {target.url!r}"
-            )
-        validation = _seconds(target.validation_timeout)
-        if not 30 <= validation <= 3600:
-            raise ValueError(
-                f"target {target.name}: validation_timeout must be 30 seconds to 60 minutes, "
-                f"got {validation} seconds"
-            )
-        if isinstance(target, RollingTarget):
-            deployment = target.deployment_timeout.to_minutes(integral=False)
-            if not 1 <= deployment <= 60 or deployment != int(deployment):
-                raise ValueError(
-                    f"target {target.name}: deployment_timeout must be a whole number of "
-                    f"minutes from 1 to 60 (the ECS action's limit), got {deployment:g}"
-                )
-    if require_approval_before_last and len(targets) > 1 and not targets[-1].approval:
-        raise ValueError(
-            f"the last target {targets[-1].name!r} is production and needs approval=True: a "
-            "pipeline with several deploy stages must wait for a person before the last one "
-            "(failure catalog DL405); set approval: true on it, or suppress DL405 with a reason"
-        )
-
-
-def _validate_scan(scan: ScanSettings) -> None:
-    if scan.threshold not in SEVERITIES:
-        raise ValueError(
-            f"scan threshold must be one of {list(SEVERITIES)}, got {scan.threshold!r}"
-        )
-    if not scan.scanners or isinstance(scan.scanners, str):
-        raise ValueError(f"scan scanners must be a non-empty list, got {scan.scanners!r}")
-    unknown = sorted(set(scan.scanners) - set(SCANNERS))
-    if unknown:
-        raise ValueError(f"scan scanners {unknown} are unknown; choose from {list(SCANNERS)}")
-
-
-# --------------------------------------------------------------------------------------------
-# The construct
-# --------------------------------------------------------------------------------------------
-
-
 class ContainerPipeline(Construct):
-    """Source -> build -> tests || scans -> gate -> deploy targets, each validated.
+    """Source -> build ∥ synth -> tests ∥ scans -> gate -> self-update -> each stack, validated.
 
     Attributes:
         pipeline: the CodePipeline (V2, QUEUED by default).
@@ -366,18 +134,20 @@ class ContainerPipeline(Construct):
         pipeline_name: its physical name.
         console_url: the pipeline in the AWS console (a token).
         key: the CMK for artifacts, logs and the repository.
-        artifact_bucket: the artifact store.
+        artifact_bucket: the artifact store of the pipeline's region.
         repository: the ECR repository the build pushes to.
         source: the source action and its trigger (`PipelineSourceAction`).
-        build: `BuildProject` of the image build; `build_project` is its CodeBuild project.
-        tests: `BuildProject` of the unit tests; `test_project` is its CodeBuild project.
-        scan: `BuildProject` of the security scan; `scan_project` is its CodeBuild project.
+        build, synth, tests, scan: the `BuildProject`s; `build_project`, `synth_project`,
+            `test_project`, `scan_project` are their CodeBuild projects.
         report_groups: the JUnit and coverage report groups.
         security_gate: the gate's `RuntimeFunction`.
         validation: the post-deploy validation's `RuntimeFunction` (None without targets).
-        action_roles: every action's `ActionRole`, by "<stage>/<action>".
+        change_summary: the change-set summary's `RuntimeFunction` (None without approvals).
+        deliveries: the `StackDelivery` of each target, in order.
+        action_roles: the roles of the actions deployline owns, by "<stage>/<action>".
         stage_names: the stages in order.
-        targets: the deploy targets, as given.
+        targets: the targets, as given.
+        image_tag, image_uri: the build action's exported variables.
     """
 
     def __init__(
@@ -388,11 +158,16 @@ class ContainerPipeline(Construct):
         namer: Namer,
         source: PipelineSource,
         build: BuildSettings,
+        synth: SynthSettings,
         test: TestSettings,
         scan: ScanSettings,
-        targets: Sequence[DeployTarget],
+        targets: Sequence[StackTarget],
+        self_update: bool = True,
+        self_update_first: Sequence[SelfUpdateTarget] = (),
+        environment: BootstrapEnvironment | None = None,
         key: kms.IKey | None = None,
         artifact_bucket: s3.IBucket | None = None,
+        cross_region_artifact_buckets: Mapping[str, s3.IBucket] | None = None,
         repository: ecr.IRepository | None = None,
         repository_name: str | None = None,
         keep_images: int = DEFAULT_KEEP_IMAGES,
@@ -410,13 +185,22 @@ class ContainerPipeline(Construct):
             namer: physical names, `{service}-{type}-{env}` (env "shared" for the pipeline).
             source: where the code comes from (`pipeline_source`).
             build: the image build.
+            synth: the synth of the app the targets belong to.
             test: the unit tests.
             scan: the security scan and its gate.
-            targets: the environments, in deploy order; the last one is production. With none,
-                the pipeline ends after the security gate (continuous integration only).
+            targets: the environments' stacks, in deploy order; the last one is production.
+                With none, the pipeline ends after the self-update (continuous integration).
+            self_update: update the pipeline's own stack from the synth output before any
+                target. Default: true.
+            self_update_first: other stacks of the pipeline's own, updated before it (the
+                artifact stores of other regions). Default: none.
+            environment: the pipeline's own account and region (its bootstrap roles). Default:
+                the stack's, as pseudo parameters when the stack is environment-agnostic.
             key: the CMK for artifacts, logs and images; it must allow CloudWatch Logs
                 (`defaults.allow_logs_to_use_key`). Default: a new key with rotation.
             artifact_bucket: encrypted with `key`. Default: a new `ArtifactStore`.
+            cross_region_artifact_buckets: an artifact bucket (KMS-encrypted) in each other
+                region a target deploys to, by region. Default: none.
             repository: the ECR repository. Default: a new `ImageRepository` named
                 `repository_name`.
             repository_name: Default: `{service}-images-{env}`.
@@ -435,29 +219,54 @@ class ContainerPipeline(Construct):
         """
         super().__init__(scope, id)
         targets = list(targets)
-        validate_targets(targets, require_approval_before_last=require_approval_before_last)
-        _validate_scan(scan)
-        check_timeout("build", build.timeout)
-        check_timeout("test", test.timeout)
-        check_timeout("scan", scan.timeout)
-        default_build_image(build.platform)  # validates the platform
-        if execution_mode == codepipeline.ExecutionMode.PARALLEL:
-            raise ValueError(
-                "execution_mode PARALLEL is not supported: parallel executions race each other "
-                "to the same environments and stage rollback is unavailable; use QUEUED or "
-                "SUPERSEDED"
-            )
+        validate_settings(
+            build=build,
+            synth=synth,
+            test=test,
+            scan=scan,
+            targets=targets,
+            require_approval_before_last=require_approval_before_last,
+        )
+        _check_execution_mode(execution_mode)
         self.targets = tuple(targets)
         self.namer = namer
+        self.environment = environment or _stack_environment(self)
+        self.action_roles: dict[str, ActionRole] = {}
+        self.stage_names: list[str] = []
+        self._self_updated: list[BootstrapEnvironment] = []
+        self._removal = removal
+        self._log_retention_days = log_retention_days
 
-        # ---- key, artifact store, repository ----------------------------------------------
+        self._storage(key, artifact_bucket, access_logs_bucket, repository, repository_name)
+        self._create_pipeline(
+            pipeline_name, execution_mode, cross_region_artifact_buckets or {}, keep_images
+        )
+        self._add_source(source)
+        build_action = self._add_build_stage(build, synth)
+        self._add_test_stage(test, scan, build_action, deployment_table)
+        if self_update:
+            self._add_update_stage(self_update_first)
+        self._add_deliveries(approval_topic)
+        self._admit_deployers()
+
+    # ---- storage and the pipeline ---------------------------------------------------------
+
+    def _storage(
+        self,
+        key: kms.IKey | None,
+        artifact_bucket: s3.IBucket | None,
+        access_logs_bucket: s3.IBucket | None,
+        repository: ecr.IRepository | None,
+        repository_name: str | None,
+    ) -> None:
+        namer = self.namer
         if key is None:
             key = defaults.secure_key(
                 self,
                 "Key",
                 alias=namer.name("pipeline-key"),
                 description=f"deployline: encrypts the {namer.service} pipeline",
-                removal=removal,
+                removal=self._removal,
             )
             defaults.allow_logs_to_use_key(
                 key,
@@ -471,7 +280,7 @@ class ContainerPipeline(Construct):
                 bucket_prefix=namer.bucket_prefix("artifacts"),
                 access_logs_prefix=namer.bucket_prefix("access-logs"),
                 key=key,
-                removal=removal,
+                removal=self._removal,
             )
             artifact_bucket = store.bucket
             access_logs_bucket = access_logs_bucket or store.access_logs
@@ -481,18 +290,28 @@ class ContainerPipeline(Construct):
                 "use; create it with defaults.secure_bucket(key=...)"
             )
         self.artifact_bucket = artifact_bucket
-        if repository is None:
-            repository = ImageRepository(
+        self._access_logs_bucket = access_logs_bucket
+        self._repository = repository
+        self._repository_name = repository_name or namer.name("images", Kind.ECR_REPOSITORY)
+
+    def _create_pipeline(
+        self,
+        pipeline_name: str | None,
+        execution_mode: codepipeline.ExecutionMode,
+        cross_region: Mapping[str, s3.IBucket],
+        keep_images: int,
+    ) -> None:
+        namer = self.namer
+        if self._repository is None:
+            self._repository = ImageRepository(
                 self,
                 "Images",
-                repository_name=repository_name or namer.name("images", Kind.ECR_REPOSITORY),
-                key=key,
+                repository_name=self._repository_name,
+                key=self.key,
                 keep_images=keep_images,
-                removal=removal,
+                removal=self._removal,
             ).repository
-        self.repository = repository
-
-        # ---- the pipeline -----------------------------------------------------------------
+        self.repository: ecr.IRepository = self._repository
         self.pipeline_name = pipeline_name or default_pipeline_name(namer)
         self.pipeline_role = iam.Role(
             self,
@@ -501,86 +320,113 @@ class ContainerPipeline(Construct):
             assumed_by=iam.ServicePrincipal("codepipeline.amazonaws.com"),
             description=f"deployline: service role of the pipeline {self.pipeline_name}",
         )
+        buckets = self._artifact_buckets(cross_region)
         self.pipeline = codepipeline.Pipeline(
             self,
             "Pipeline",
             pipeline_name=self.pipeline_name,
             pipeline_type=codepipeline.PipelineType.V2,
             execution_mode=execution_mode,
-            artifact_bucket=artifact_bucket,
+            artifact_bucket=None if buckets else self.artifact_bucket,
+            cross_region_replication_buckets=buckets or None,
             role=self.pipeline_role,
             cross_account_keys=False,
-            restart_execution_on_update=False,
+            # A self-update cancels the running execution; this starts one on the new structure.
+            restart_execution_on_update=True,
         )
         self._explain_pipeline_role()
         self.console_url = (
             f"https://{Aws.REGION}.console.aws.amazon.com/codesuite/codepipeline/pipelines/"
             f"{self.pipeline_name}/view?region={Aws.REGION}"
         )
-        self.action_roles: dict[str, ActionRole] = {}
-        self.stage_names: list[str] = []
 
-        # ---- Source -----------------------------------------------------------------------
+    def _artifact_buckets(self, cross_region: Mapping[str, s3.IBucket]) -> dict[str, s3.IBucket]:
+        """Every region's artifact bucket (the pipeline's own included), or {} in one region."""
+        if not cross_region:
+            return {}
+        home = Stack.of(self).region
+        if Token.is_unresolved(home):
+            raise ValueError(
+                "cross_region_artifact_buckets need a pipeline stack with a concrete region "
+                "(pipeline.region in deployline.yaml)"
+            )
+        for region, bucket in cross_region.items():
+            if bucket.encryption_key is None:
+                raise ValueError(
+                    f"the artifact bucket for {region} must be encrypted with a KMS key, so "
+                    "other accounts' deploy roles can read it"
+                )
+            self._use_key_by_alias(bucket.encryption_key.key_arn)
+        return {**cross_region, home: self.artifact_bucket}
+
+    def _use_key_by_alias(self, key_arn: str) -> None:
+        """A key named by its alias ARN (a key of another region, whose own ARN this stack
+        cannot know): the pipeline role may use the key of that account and region that
+        carries the alias, and no other."""
+        if ":alias/" not in key_arn:
+            return
+        parts = Arn.split(key_arn, ArnFormat.SLASH_RESOURCE_NAME)
+        self.pipeline_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "kms:Decrypt",
+                    "kms:DescribeKey",
+                    "kms:Encrypt",
+                    "kms:GenerateDataKey*",
+                    "kms:ReEncrypt*",
+                ],
+                resources=[f"arn:{parts.partition}:kms:{parts.region}:{parts.account}:key/*"],
+                conditions={
+                    "ForAnyValue:StringEquals": {
+                        "kms:ResourceAliases": f"alias/{parts.resource_name}"
+                    }
+                },
+            )
+        )
+
+    def _add_source(self, source: PipelineSource) -> None:
         self.source = PipelineSourceAction(
             self,
             "Source",
             source=source,
             pipeline=self.pipeline,
-            artifact_bucket=artifact_bucket,
-            key=key,
-            namer=namer,
-            removal=removal,
-            access_logs_bucket=access_logs_bucket,
+            artifact_bucket=self.artifact_bucket,
+            key=self.key,
+            namer=self.namer,
+            removal=self._removal,
+            access_logs_bucket=self._access_logs_bucket,
         )
-        self.action_roles["Source/Source"] = self.source.role
-        self.stage_names.append("Source")
+        self.action_roles[f"{contract.SOURCE_STAGE}/Source"] = self.source.role
+        self.stage_names.append(contract.SOURCE_STAGE)
 
-        # ---- Build ------------------------------------------------------------------------
-        blue_green = [t for t in targets if isinstance(t, BlueGreenTarget)]
-        build_env: dict[str, codebuild.BuildEnvironmentVariable] = {
-            stages.REPOSITORY_URI: plaintext(repository.repository_uri)
-        }
-        for bg in blue_green:
-            build_env[stages.env_var(stages.TASK_FAMILY, bg.name)] = plaintext(
-                bg.task_definition.family
-            )
-            if bg.hook_function is not None:
-                build_env[stages.env_var(stages.HOOK_FUNCTION, bg.name)] = plaintext(
-                    bg.hook_function.function_name
-                )
-        build_statements = [
+    # ---- Build: image ∥ synth ----------------------------------------------------------------
+
+    def _add_build_stage(
+        self, build: BuildSettings, synth: SynthSettings
+    ) -> actions.CodeBuildAction:
+        build_action = self._image_build(build)
+        synth_action = self._synth(synth)
+        self.pipeline.add_stage(
+            stage_name=contract.BUILD_STAGE, actions=[build_action, synth_action]
+        )
+        self.stage_names.append(contract.BUILD_STAGE)
+        self.image_tag = build_action.variable(stages.IMAGE_TAG)
+        self.image_uri = build_action.variable(stages.IMAGE_URI)
+        return build_action
+
+    def _image_build(self, build: BuildSettings) -> actions.CodeBuildAction:
+        namer = self.namer
+        statements = [
             _ecr_login_statement(),
             iam.PolicyStatement(
                 sid="PushImages",
                 actions=[*_ECR_PULL, *_ECR_PUSH, "ecr:DescribeImages"],
-                resources=[repository.repository_arn],
+                resources=[self.repository.repository_arn],
             ),
             *self.source.clone_statements,
         ]
-        if blue_green:
-            build_statements.append(
-                iam.PolicyStatement(
-                    sid="ReadTaskDefinitions",
-                    actions=["ecs:DescribeTaskDefinition"],
-                    resources=["*"],  # DescribeTaskDefinition allows only "*"
-                )
-            )
         if build.docker_hub_secret_name:
-            build_statements.append(
-                iam.PolicyStatement(
-                    sid="ReadDockerHubSecret",
-                    actions=["secretsmanager:GetSecretValue"],
-                    # Secrets Manager appends 6 random characters to a secret's ARN.
-                    resources=[
-                        Stack.of(self).format_arn(
-                            service="secretsmanager",
-                            resource="secret",
-                            resource_name=f"{build.docker_hub_secret_name}-??????",
-                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                        )
-                    ],
-                )
-            )
+            statements.append(_read_secret_statement(self, build.docker_hub_secret_name))
         self.build = BuildProject(
             self,
             "Build",
@@ -588,8 +434,8 @@ class ContainerPipeline(Construct):
             role_name=namer.name("build-project", Kind.IAM_ROLE),
             description=f"deployline: builds and pushes the {namer.service} image",
             buildspec=build.buildspec,
-            key=key,
-            artifact_bucket=artifact_bucket,
+            key=self.key,
+            artifact_bucket=self.artifact_bucket,
             writes_artifacts=True,
             build_image=default_build_image(build.platform),
             compute_type=build.compute_type,
@@ -602,35 +448,109 @@ class ContainerPipeline(Construct):
                 if build.cache
                 else None
             ),
-            environment_variables=build_env,
-            log_retention_days=log_retention_days,
-            removal=removal,
-            statements=build_statements,
+            environment_variables={
+                stages.REPOSITORY_URI: plaintext(self.repository.repository_uri)
+            },
+            log_retention_days=self._log_retention_days,
+            removal=self._removal,
+            statements=statements,
         )
         self.build_project = self.build.project
-        build_output = codepipeline.Artifact(BUILD_ARTIFACT)
-        build_action = actions.CodeBuildAction(
-            action_name=BUILD_ACTION,
+        return actions.CodeBuildAction(
+            action_name=contract.BUILD_ACTION,
             project=self.build_project,
             input=self.source.output,
-            outputs=[build_output],
-            variables_namespace=BUILD_NAMESPACE,
+            outputs=[codepipeline.Artifact(BUILD_ARTIFACT)],
+            variables_namespace=contract.BUILD_NAMESPACE,
             environment_variables={stages.IMAGE_TAG: plaintext(self.source.revision)},
-            role=self._project_action_role(BUILD_STAGE, BUILD_ACTION, self.build_project),
+            run_order=1,
+            role=self._project_action_role(
+                contract.BUILD_STAGE, contract.BUILD_ACTION, self.build_project
+            ),
         )
-        self.pipeline.add_stage(stage_name=BUILD_STAGE, actions=[build_action])
-        self.stage_names.append(BUILD_STAGE)
 
-        # ---- Test: unit tests || scan, then the gate -------------------------------------
+    def _synth(self, synth: SynthSettings) -> actions.CodeBuildAction:
+        namer = self.namer
+        publishing = _unique(
+            self, [e.role_arn("file-publishing") for e in self._deployed_environments()]
+        )
+        self.synth = BuildProject(
+            self,
+            "Synth",
+            project_name=project_name(namer, "synth"),
+            role_name=namer.name("synth-project", Kind.IAM_ROLE),
+            description=f"deployline: synthesizes {namer.service}'s app and publishes its assets",
+            buildspec=synth.buildspec,
+            key=self.key,
+            artifact_bucket=self.artifact_bucket,
+            writes_artifacts=True,
+            build_image=default_build_image(),
+            compute_type=synth.compute_type,
+            timeout=synth.timeout,
+            cache=codebuild.Cache.local(
+                codebuild.LocalCacheMode.CUSTOM, codebuild.LocalCacheMode.SOURCE
+            ),
+            log_retention_days=self._log_retention_days,
+            removal=self._removal,
+            statements=[
+                *self.source.clone_statements,
+                iam.PolicyStatement(
+                    sid="PublishAssets",
+                    # cdk-assets assumes the file-publishing role each asset manifest names.
+                    actions=["sts:AssumeRole", "sts:TagSession"],
+                    resources=publishing,
+                ),
+            ],
+        )
+        self.synth_project = self.synth.project
+        self.synth_output = codepipeline.Artifact(SYNTH_ARTIFACT)
+        return actions.CodeBuildAction(
+            action_name=contract.SYNTH_ACTION,
+            project=self.synth_project,
+            input=self.source.output,
+            outputs=[self.synth_output],
+            run_order=1,
+            role=self._project_action_role(
+                contract.BUILD_STAGE, contract.SYNTH_ACTION, self.synth_project
+            ),
+        )
+
+    def _deployed_environments(self) -> list[BootstrapEnvironment]:
+        """Every account and region the synth publishes assets to: the pipeline's and the
+        targets', each once."""
+        seen: dict[tuple[str | None, str | None], BootstrapEnvironment] = {}
+        for env in [self.environment, *(t.environment for t in self.targets)]:
+            seen.setdefault((env.account, env.region), env)
+        return list(seen.values())
+
+    # ---- Test: unit tests ∥ scan, then the gate ----------------------------------------------
+
+    def _add_test_stage(
+        self,
+        test: TestSettings,
+        scan: ScanSettings,
+        build_action: actions.CodeBuildAction,
+        deployment_table: dynamodb.ITable | None,
+    ) -> None:
+        test_action = self._unit_tests(test)
+        scan_action, scan_output = self._scan(scan, build_action)
+        gate_action = self._gate(scan, scan_output, deployment_table)
+        self.pipeline.add_stage(
+            stage_name=contract.TEST_STAGE, actions=[test_action, scan_action, gate_action]
+        )
+        self.stage_names.append(contract.TEST_STAGE)
+
+    def _unit_tests(self, test: TestSettings) -> actions.CodeBuildAction:
+        namer = self.namer
         self.report_groups = TestReportGroups(
             self,
             "Reports",
             junit_name=namer.name("unit-tests-junit", Kind.CODEBUILD_PROJECT),
             coverage_name=namer.name("unit-tests-coverage", Kind.CODEBUILD_PROJECT),
-            export_bucket=artifact_bucket,
-            removal=removal,
+            export_bucket=self.artifact_bucket,
+            removal=self._removal,
         )
-        test_spec = (
+        spec = (
             test.buildspec(self.report_groups.names) if callable(test.buildspec) else test.buildspec
         )
         self.tests = BuildProject(
@@ -639,9 +559,9 @@ class ContainerPipeline(Construct):
             project_name=project_name(namer, "unit-tests"),
             role_name=namer.name("unit-tests-project", Kind.IAM_ROLE),
             description=f"deployline: runs the {namer.service} unit tests",
-            buildspec=test_spec,
-            key=key,
-            artifact_bucket=artifact_bucket,
+            buildspec=spec,
+            key=self.key,
+            artifact_bucket=self.artifact_bucket,
             report_groups=[self.report_groups.junit, self.report_groups.coverage],
             build_image=default_build_image(),
             compute_type=test.compute_type,
@@ -649,15 +569,38 @@ class ContainerPipeline(Construct):
             cache=codebuild.Cache.local(
                 codebuild.LocalCacheMode.CUSTOM, codebuild.LocalCacheMode.SOURCE
             ),
-            log_retention_days=log_retention_days,
-            removal=removal,
+            log_retention_days=self._log_retention_days,
+            removal=self._removal,
             statements=self.source.clone_statements,
         )
         self.test_project = self.tests.project
+        return actions.CodeBuildAction(
+            action_name=contract.UNIT_TESTS_ACTION,
+            project=self.test_project,
+            input=self.source.output,
+            type=actions.CodeBuildActionType.TEST,
+            run_order=1,
+            role=self._project_action_role(
+                contract.TEST_STAGE, contract.UNIT_TESTS_ACTION, self.test_project
+            ),
+        )
 
-        scan_env: dict[str, codebuild.BuildEnvironmentVariable] = {}
-        if scan.scan_image:
-            scan_env[stages.REPOSITORY_URI] = plaintext(repository.repository_uri)
+    def _scan(
+        self, scan: ScanSettings, build_action: actions.CodeBuildAction
+    ) -> tuple[actions.CodeBuildAction, codepipeline.Artifact]:
+        namer = self.namer
+        pull = (
+            [
+                _ecr_login_statement(),
+                iam.PolicyStatement(
+                    sid="PullImages",
+                    actions=list(_ECR_PULL),
+                    resources=[self.repository.repository_arn],
+                ),
+            ]
+            if scan.scan_image
+            else []
+        )
         self.scan = BuildProject(
             self,
             "SecurityScan",
@@ -665,8 +608,8 @@ class ContainerPipeline(Construct):
             role_name=namer.name("security-scan-project", Kind.IAM_ROLE),
             description=f"deployline: scans the {namer.service} code, dependencies and image",
             buildspec=scan.buildspec,
-            key=key,
-            artifact_bucket=artifact_bucket,
+            key=self.key,
+            artifact_bucket=self.artifact_bucket,
             writes_artifacts=True,
             build_image=default_build_image(),
             compute_type=scan.compute_type,
@@ -674,80 +617,22 @@ class ContainerPipeline(Construct):
             cache=codebuild.Cache.local(
                 codebuild.LocalCacheMode.CUSTOM, codebuild.LocalCacheMode.SOURCE
             ),
-            environment_variables=scan_env,
-            log_retention_days=log_retention_days,
-            removal=removal,
-            statements=[
-                *self.source.clone_statements,
-                *(
-                    [
-                        _ecr_login_statement(),
-                        iam.PolicyStatement(
-                            sid="PullImages",
-                            actions=list(_ECR_PULL),
-                            resources=[repository.repository_arn],
-                        ),
-                    ]
-                    if scan.scan_image
-                    else []
-                ),
-            ],
+            environment_variables=(
+                {stages.REPOSITORY_URI: plaintext(self.repository.repository_uri)}
+                if scan.scan_image
+                else {}
+            ),
+            log_retention_days=self._log_retention_days,
+            removal=self._removal,
+            statements=[*self.source.clone_statements, *pull],
         )
         self.scan_project = self.scan.project
-        scan_output = codepipeline.Artifact(SCAN_ARTIFACT)
-
-        self.security_gate = RuntimeFunction(
-            self,
-            "SecurityGateFunction",
-            namer=namer,
-            name="security-gate",
-            handler="security_gate.handler",
-            description=f"deployline: fails {namer.service}'s pipeline on security findings",
-            key=key,
-            environment=({"TABLE_NAME": deployment_table.table_name} if deployment_table else None),
-            timeout=Duration.minutes(2),
-            memory_size=512,
-            log_retention_days=log_retention_days,
-            removal=removal,
-            statements=[_put_job_result_statement()],
-        )
-        if deployment_table is not None:
-            # The gate reads and writes one execution's record: the table itself, no index.
-            self.security_gate.role.add_to_policy(
-                iam.PolicyStatement(
-                    sid="RecordVerdict",
-                    actions=["dynamodb:GetItem", "dynamodb:PutItem"],
-                    resources=[deployment_table.table_arn],
-                )
-            )
-            if deployment_table.encryption_key is not None:
-                self.security_gate.role.add_to_policy(
-                    iam.PolicyStatement(
-                        sid="UseTableKey",
-                        actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                        resources=[deployment_table.encryption_key.key_arn],
-                    )
-                )
-        self._explain_function(
-            self.security_gate,
-            "CodePipeline invokes the security gate once per execution and waits for its job "
-            "result",
-            wildcard="codepipeline:PutJobSuccessResult/PutJobFailureResult allow only '*'",
-        )
-
-        test_action = actions.CodeBuildAction(
-            action_name=UNIT_TESTS_ACTION,
-            project=self.test_project,
-            input=self.source.output,
-            type=actions.CodeBuildActionType.TEST,
-            run_order=1,
-            role=self._project_action_role(TEST_STAGE, UNIT_TESTS_ACTION, self.test_project),
-        )
-        scan_action = actions.CodeBuildAction(
-            action_name=SCAN_ACTION,
+        output = codepipeline.Artifact(SCAN_ARTIFACT)
+        action = actions.CodeBuildAction(
+            action_name=contract.SCAN_ACTION,
             project=self.scan_project,
             input=self.source.output,
-            outputs=[scan_output],
+            outputs=[output],
             type=actions.CodeBuildActionType.TEST,
             run_order=1,
             environment_variables=(
@@ -755,20 +640,44 @@ class ContainerPipeline(Construct):
                 if scan.scan_image
                 else None
             ),
-            role=self._project_action_role(TEST_STAGE, SCAN_ACTION, self.scan_project),
+            role=self._project_action_role(
+                contract.TEST_STAGE, contract.SCAN_ACTION, self.scan_project
+            ),
         )
-        gate_role = self._action_role(
-            TEST_STAGE,
-            GATE_ACTION,
-            "security-gate-action",
-            [
-                _invoke_statement(self.security_gate.function),
-                # The gate reads the scan reports with the job's artifact credentials.
-                *read_artifacts(artifact_bucket, key),
-            ],
+        return action, output
+
+    def _gate(
+        self,
+        scan: ScanSettings,
+        scan_output: codepipeline.Artifact,
+        deployment_table: dynamodb.ITable | None,
+    ) -> actions.LambdaInvokeAction:
+        namer = self.namer
+        self.security_gate = RuntimeFunction(
+            self,
+            "SecurityGateFunction",
+            namer=namer,
+            name="security-gate",
+            handler="security_gate.handler",
+            description=f"deployline: fails {namer.service}'s pipeline on security findings",
+            key=self.key,
+            environment=({"TABLE_NAME": deployment_table.table_name} if deployment_table else None),
+            timeout=Duration.minutes(2),
+            memory_size=512,
+            log_retention_days=self._log_retention_days,
+            removal=self._removal,
+            statements=[_put_job_result_statement()],
         )
-        gate_action = actions.LambdaInvokeAction(
-            action_name=GATE_ACTION,
+        if deployment_table is not None:
+            self._let_gate_record(deployment_table)
+        self._explain_function(
+            self.security_gate,
+            "CodePipeline invokes the security gate once per execution and waits for its job "
+            "result",
+            wildcard="codepipeline:PutJobSuccessResult/PutJobFailureResult allow only '*'",
+        )
+        return actions.LambdaInvokeAction(
+            action_name=contract.GATE_ACTION,
             lambda_=self.security_gate.function,
             inputs=[scan_output],
             user_parameters={
@@ -779,63 +688,238 @@ class ContainerPipeline(Construct):
             },
             variables_namespace=GATE_NAMESPACE,
             run_order=2,
-            role=gate_role,
+            role=self._action_role(
+                contract.TEST_STAGE,
+                contract.GATE_ACTION,
+                "security-gate-action",
+                [
+                    invoke_statement(self.security_gate.function),
+                    # The gate reads the scan reports with the job's artifact credentials.
+                    *read_artifacts(self.artifact_bucket, self.key),
+                ],
+            ),
         )
-        self.pipeline.add_stage(
-            stage_name=TEST_STAGE, actions=[test_action, scan_action, gate_action]
-        )
-        self.stage_names.append(TEST_STAGE)
 
-        # ---- Deploy targets ---------------------------------------------------------------
+    def _let_gate_record(self, table: dynamodb.ITable) -> None:
+        """The gate reads and writes one execution's record: the table itself, no index."""
+        self.security_gate.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="RecordVerdict",
+                actions=["dynamodb:GetItem", "dynamodb:PutItem"],
+                resources=[table.table_arn],
+            )
+        )
+        if table.encryption_key is not None:
+            self.security_gate.role.add_to_policy(
+                iam.PolicyStatement(
+                    sid="UseTableKey",
+                    actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+                    resources=[table.encryption_key.key_arn],
+                )
+            )
+
+    # ---- UpdatePipeline ------------------------------------------------------------------------
+
+    def _add_update_stage(self, first: Sequence[SelfUpdateTarget]) -> None:
+        stack = Stack.of(self)
+        own = SelfUpdateTarget(
+            stack_name=stack.stack_name,
+            template_file=stack.template_file,
+            environment=self.environment,
+        )
+        update_actions = [
+            self._self_update_action(t, f"{contract.SELF_UPDATE_ACTION}-{t.environment.region}", 1)
+            for t in first
+        ]
+        update_actions.append(
+            self._self_update_action(own, contract.SELF_UPDATE_ACTION, 2 if first else 1)
+        )
+        self.pipeline.add_stage(stage_name=contract.UPDATE_PIPELINE_STAGE, actions=update_actions)
+        self.stage_names.append(contract.UPDATE_PIPELINE_STAGE)
+
+    def _self_update_action(
+        self, target: SelfUpdateTarget, name: str, run_order: int
+    ) -> actions.CloudFormationCreateUpdateStackAction:
+        environment = target.environment
+        scope = Construct(self, f"{name}Roles".replace("-", ""))
+        self._self_updated.append(environment)
+        return actions.CloudFormationCreateUpdateStackAction(
+            action_name=name,
+            stack_name=target.stack_name,
+            template_path=self.synth_output.at_path(target.template_file),
+            admin_permissions=False,
+            role=environment.role(scope, "DeployRole", "deploy"),
+            deployment_role=environment.role(scope, "ExecutionRole", "cfn-exec"),
+            cfn_capabilities=CAPABILITIES,
+            region=self._region_if_other(environment),
+            run_order=run_order,
+        )
+
+    # ---- the environments ----------------------------------------------------------------------
+
+    def _add_deliveries(self, approval_topic: sns.ITopic | None) -> None:
         self.validation: RuntimeFunction | None = None
-        if not targets:
+        self.change_summary: RuntimeFunction | None = None
+        self.deliveries: list[StackDelivery] = []
+        if not self.targets:
             return
-        validation = RuntimeFunction(
-            self,
+        lookups = [t.environment.role_arn("lookup") for t in self.targets]
+        self.validation = self._reader_function(
             "ValidationFunction",
-            namer=namer,
             name="validate",
             handler="validation.handler",
-            description=f"deployline: checks {namer.service} after each deploy",
-            key=key,
+            description=f"deployline: checks {self.namer.service} after each deploy",
+            lookups=lookups,
+            invoked="CodePipeline invokes the validation once per deploy (again with a "
+            "continuation token while it waits) and waits for its job result",
+        )
+        if any(t.approval for t in self.targets):
+            self.change_summary = self._reader_function(
+                "ChangeSummaryFunction",
+                name="change-summary",
+                handler="change_summary.handler",
+                description=f"deployline: summarizes {self.namer.service}'s change sets for "
+                "the approver",
+                lookups=[t.environment.role_arn("lookup") for t in self.targets if t.approval],
+                invoked="CodePipeline invokes the change summary once per approval and waits "
+                "for its job result",
+            )
+        for target in self.targets:
+            delivery = StackDelivery(
+                self,
+                f"Deliver-{target.name}",
+                pipeline=self.pipeline,
+                pipeline_role=self.pipeline_role,
+                pipeline_name=self.pipeline_name,
+                namer=self.namer,
+                target=target,
+                synth_output=self.synth_output,
+                image_tag=self.image_tag,
+                image_uri=self.image_uri,
+                validation=self.validation.function,
+                change_summary=self.change_summary.function if self.change_summary else None,
+                approval_topic=approval_topic,
+                approval_message=self._approval_message(target),
+                same_region=self._region_if_other(target.environment) is None,
+            )
+            self.deliveries.append(delivery)
+            self.stage_names.extend(delivery.stage_names)
+            self.action_roles.update(delivery.action_roles)
+
+    def _reader_function(
+        self,
+        id: str,
+        *,
+        name: str,
+        handler: str,
+        description: str,
+        lookups: Sequence[str],
+        invoked: str,
+    ) -> RuntimeFunction:
+        """A job function that reads the targets' accounts through their lookup roles."""
+        roles = _unique(self, lookups)
+        function = RuntimeFunction(
+            self,
+            id,
+            namer=self.namer,
+            name=name,
+            handler=handler,
+            description=description,
+            key=self.key,
             timeout=Duration.minutes(2),
-            log_retention_days=log_retention_days,
-            removal=removal,
+            log_retention_days=self._log_retention_days,
+            removal=self._removal,
             statements=[
                 _put_job_result_statement(),
                 iam.PolicyStatement(
-                    sid="DescribeServices",
-                    actions=["ecs:DescribeServices"],
-                    resources=[t.service.service_arn for t in targets],
-                ),
-                iam.PolicyStatement(
-                    sid="DescribeTaskDefinitions",
-                    actions=["ecs:DescribeTaskDefinition"],
-                    resources=["*"],  # DescribeTaskDefinition allows only "*"
+                    sid="ReadTargetAccounts",
+                    # the read-only lookup roles `cdk bootstrap` made in each target account
+                    actions=["sts:AssumeRole"],
+                    resources=roles,
                 ),
             ],
         )
-        self.validation = validation
         self._explain_function(
-            validation,
-            "CodePipeline invokes the validation once per deploy (again with a continuation "
-            "token while it waits) and waits for its job result",
-            wildcard="codepipeline:PutJob*Result and ecs:DescribeTaskDefinition allow only '*'",
+            function,
+            invoked,
+            wildcard="codepipeline:PutJobSuccessResult/PutJobFailureResult allow only '*'",
         )
-        branch = getattr(source, "branch", None)
-        for target in targets:
-            if target.approval:
-                self._add_approval(
-                    target,
-                    approval_topic=approval_topic,
-                    build_action=build_action,
-                    branch=branch,
+        return function
+
+    def _approval_message(self, target: StackTarget) -> str:
+        """The approval's custom data before the change summary."""
+        revision = self.source.revision
+        branch = getattr(self.source, "branch", None)
+        on_branch = f" on {branch}" if branch and not Token.is_unresolved(branch) else ""
+        return (
+            f"Deploy {self.namer.service} to {target.name}: commit {revision}{on_branch}, image "
+            f"{self.image_tag}. Unit tests: passed. Security: "
+            f"#{{{GATE_NAMESPACE}.SECURITY_SUMMARY}}."
+        )
+
+    # ---- who may read what ------------------------------------------------------------------
+
+    def _admit_deployers(self) -> None:
+        """The artifact bucket and key admit exactly the deploy roles of the targets (and of the
+        pipeline's own stacks); the repository admits exactly the targets' accounts (pull)."""
+        environments = [*self._self_updated, *(t.environment for t in self.targets)]
+        home = [e for e in environments if self._region_if_other(e) is None]
+        readers = _unique(self, [e.role_arn("deploy") for e in home])
+        if readers:
+            self.artifact_bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="DeployRolesReadArtifacts",
+                    principals=[iam.ArnPrincipal(arn) for arn in readers],
+                    actions=["s3:GetObject", "s3:GetObjectVersion", "s3:GetBucketLocation"],
+                    resources=[
+                        self.artifact_bucket.bucket_arn,
+                        self.artifact_bucket.arn_for_objects("*"),
+                    ],
                 )
-            self._add_deploy(
-                target, build_output=build_output, build_action=build_action, validation=validation
+            )
+        decrypters = _unique(
+            self, [e.role_arn("deploy") for e in home if self._is_other_account(e)]
+        )
+        if decrypters and isinstance(self.key, kms.Key):
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="DeployRolesDecryptArtifacts",
+                    principals=[iam.ArnPrincipal(arn) for arn in decrypters],
+                    actions=["kms:Decrypt", "kms:DescribeKey"],
+                    resources=["*"],  # a key policy's resource is always the key itself
+                )
+            )
+        pullers = sorted(
+            {e.account for e in self.targets_environments() if self._is_other_account(e)} - {None}
+        )
+        if pullers:
+            self.repository.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="TargetAccountsPullImages",
+                    principals=[iam.AccountPrincipal(account) for account in pullers],
+                    actions=list(_ECR_PULL),
+                )
             )
 
-    # ---- helpers --------------------------------------------------------------------------
+    def targets_environments(self) -> list[BootstrapEnvironment]:
+        """The accounts and regions the targets deploy to, in target order."""
+        return [t.environment for t in self.targets]
+
+    def _is_other_account(self, environment: BootstrapEnvironment) -> bool:
+        home = Stack.of(self).account
+        return environment.account is not None and (
+            Token.is_unresolved(home) or environment.account != home
+        )
+
+    def _region_if_other(self, environment: BootstrapEnvironment) -> str | None:
+        """The environment's region when it is not the pipeline's, else None."""
+        home = Stack.of(self).region
+        region = environment.region
+        if region is None or (not Token.is_unresolved(home) and region == home):
+            return None
+        return region
+
+    # ---- helpers ---------------------------------------------------------------------------
 
     def _explain_pipeline_role(self) -> None:
         """Record why the pipeline role's grant (written by aws-cdk's Pipeline) has wildcards."""
@@ -908,7 +992,7 @@ class ContainerPipeline(Construct):
         return self._action_role(
             stage,
             action,
-            f"{self._label(action)}-action",
+            f"{_label(action)}-action",
             [
                 iam.PolicyStatement(
                     sid="RunBuild",
@@ -922,239 +1006,35 @@ class ContainerPipeline(Construct):
             ],
         )
 
-    @staticmethod
-    def _label(action: str) -> str:
-        return re.sub(r"(?<!^)(?=[A-Z])", "-", action).lower()
 
-    def _add_approval(
-        self,
-        target: DeployTarget,
-        *,
-        approval_topic: sns.ITopic | None,
-        build_action: actions.CodeBuildAction,
-        branch: str | None,
-    ) -> None:
-        statements: list[iam.PolicyStatement] = []
-        if approval_topic is not None:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="AnnounceApproval",
-                    actions=["sns:Publish"],
-                    resources=[approval_topic.topic_arn],
-                )
-            )
-            if approval_topic.master_key is not None:
-                statements.append(
-                    iam.PolicyStatement(
-                        sid="EncryptAnnouncement",
-                        actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                        resources=[approval_topic.master_key.key_arn],
-                    )
-                )
-        else:
-            # Without a topic the action publishes nothing; the role still must allow something.
-            statements.append(
-                iam.PolicyStatement(
-                    sid="ReadOwnPipeline",
-                    actions=["codepipeline:GetPipelineState"],
-                    resources=[self.pipeline.pipeline_arn],
-                )
-            )
-        stage = approve_stage_name(target.name)
-        revision = self.source.revision
-        on_branch = f" on {branch}" if branch and not Token.is_unresolved(branch) else ""
-        custom_data = (
-            f"Deploy {self.namer.service} to {target.name}: commit {revision}{on_branch}, "
-            f"image tag {build_action.variable(stages.IMAGE_TAG)}. "
-            "Unit tests: passed. "
-            f"Security: #{{{GATE_NAMESPACE}.SECURITY_SUMMARY}}"
-        )
-        if len(custom_data) > _CUSTOM_DATA_LIMIT:
-            raise ValueError(
-                f"the approval message for {target.name} is {len(custom_data)} characters; "
-                f"CodePipeline allows {_CUSTOM_DATA_LIMIT}. Use a shorter service name"
-            )
-        approve = actions.ManualApprovalAction(
-            action_name=APPROVE_ACTION,
-            notification_topic=approval_topic,
-            additional_information=custom_data,
-            external_entity_link=(
-                f"https://{Aws.REGION}.console.aws.amazon.com/codesuite/codepipeline/pipelines/"
-                f"{self.pipeline_name}/executions/#{{codepipeline.PipelineExecutionId}}/timeline"
-                f"?region={Aws.REGION}"
-            ),
-            run_order=1,
-            role=self._action_role(
-                stage, APPROVE_ACTION, f"approve-{target.name}-action", statements
-            ),
-        )
-        self.pipeline.add_stage(stage_name=stage, actions=[approve])
-        self.stage_names.append(stage)
-
-    def _add_deploy(
-        self,
-        target: DeployTarget,
-        *,
-        build_output: codepipeline.Artifact,
-        build_action: actions.CodeBuildAction,
-        validation: RuntimeFunction,
-    ) -> None:
-        stage = deploy_stage_name(target.name)
-        task_definition = target.task_definition
-        roles: list[iam.IRole] = [task_definition.task_role]
-        if task_definition.execution_role is not None:
-            roles.append(task_definition.execution_role)
-        family_arn = ecs_arn(f"task-definition/{task_definition.family}:*")
-        common = [
-            iam.PolicyStatement(
-                sid="RegisterTaskDefinition",
-                actions=["ecs:RegisterTaskDefinition", "ecs:DescribeTaskDefinition"],
-                resources=["*"],  # these two allow only "*"
-            ),
-            iam.PolicyStatement(
-                sid="TagTaskDefinition", actions=["ecs:TagResource"], resources=[family_arn]
-            ),
-            pass_roles(roles),
-            *read_artifacts(self.artifact_bucket, self.key),
-        ]
-        deploy: codepipeline.IAction
-        if isinstance(target, RollingTarget):
-            service = target.service
-            tasks_arn = ecs_arn("task/*")
-            instances_arn = ecs_arn("container-instance/*")
-            statements = [
-                iam.PolicyStatement(
-                    sid="UpdateService",
-                    actions=["ecs:DescribeServices", "ecs:UpdateService"],
-                    resources=[service.service_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="WatchTasks",
-                    actions=["ecs:DescribeTasks"],
-                    # Task IDs are random; the condition keeps the role to this one cluster.
-                    resources=[tasks_arn],
-                    conditions={"ArnEquals": {"ecs:cluster": service.cluster.cluster_arn}},
-                ),
-                iam.PolicyStatement(
-                    sid="ListTasks",
-                    actions=["ecs:ListTasks"],
-                    # ListTasks is authorized on container instances (IAM's service reference);
-                    # the ecs:cluster condition scopes it to this cluster.
-                    resources=[instances_arn],
-                    conditions={"ArnEquals": {"ecs:cluster": service.cluster.cluster_arn}},
-                ),
-                *common,
-            ]
-            deploy = actions.EcsDeployAction(
-                action_name=DEPLOY_ACTION,
-                service=service,
-                image_file=build_output.at_path(stages.IMAGE_DEFINITIONS),
-                deployment_timeout=target.deployment_timeout,
-                run_order=1,
-                role=self._action_role(
-                    stage, DEPLOY_ACTION, f"deploy-{target.name}-action", statements
-                ),
-            )
-        else:
-            group = target.deployment_group
-            statements = [
-                iam.PolicyStatement(
-                    sid="RegisterRevision",
-                    actions=[
-                        "codedeploy:GetApplication",
-                        "codedeploy:GetApplicationRevision",
-                        "codedeploy:RegisterApplicationRevision",
-                    ],
-                    resources=[group.application.application_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="CreateDeployment",
-                    actions=["codedeploy:CreateDeployment", "codedeploy:GetDeployment"],
-                    resources=[group.deployment_group_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="ReadDeploymentConfig",
-                    actions=["codedeploy:GetDeploymentConfig"],
-                    resources=[group.deployment_config.deployment_config_arn],
-                ),
-                *common,
-            ]
-            deploy = actions.CodeDeployEcsDeployAction(
-                action_name=DEPLOY_ACTION,
-                deployment_group=group,
-                task_definition_template_file=build_output.at_path(
-                    stages.taskdef_file(target.name)
-                ),
-                app_spec_template_file=build_output.at_path(stages.appspec_file(target.name)),
-                container_image_inputs=[
-                    actions.CodeDeployEcsContainerImageInput(
-                        input=build_output, task_definition_placeholder="IMAGE1_NAME"
-                    )
-                ],
-                run_order=1,
-                role=self._action_role(
-                    stage, DEPLOY_ACTION, f"deploy-{target.name}-action", statements
-                ),
-            )
-        deploy_role = self.action_roles[f"{stage}/{DEPLOY_ACTION}"].role
-        what = f"deploying {self.namer.service} to {target.name}"
-        findings = {
-            "Resource::*": f"{what}: ecs:RegisterTaskDefinition and "
-            "ecs:DescribeTaskDefinition allow only '*'",
-            f"Resource::{nag_resource(self, family_arn)}": f"{what} registers a "
-            f"new revision of task family {task_definition.family} only; revision numbers are "
-            "assigned by ECS",
-        }
-        if isinstance(target, RollingTarget):
-            findings[f"Resource::{nag_resource(self, ecs_arn('task/*'))}"] = (
-                f"{what} watches tasks whose IDs ECS assigns; the ecs:cluster "
-                "condition limits it to the service's cluster"
-            )
-            findings[f"Resource::{nag_resource(self, ecs_arn('container-instance/*'))}"] = (
-                f"{what} lists the tasks of the service's cluster only (ecs:cluster condition)"
-            )
-        acknowledge_iam5(deploy_role, findings)
-        defaults.skip_checkov(
-            deploy_role,
-            "CKV_AWS_111",
-            f"ecs:RegisterTaskDefinition allows only '*' ({what}); every other "
-            "write is scoped to the service, the task family and the two task roles",
-        )
-        validate = actions.LambdaInvokeAction(
-            action_name=VALIDATE_ACTION,
-            lambda_=validation.function,
-            user_parameters={
-                "cluster": target.service.cluster.cluster_name,
-                "service": target.service.service_name,
-                "url": target.url,
-                "health_path": target.health_path,
-                "expected_image": build_action.variable(stages.IMAGE_URI),
-                "timeout_seconds": _seconds(target.validation_timeout),
-                "expected_status": target.expected_status,
-            },
-            run_order=2,
-            role=self._action_role(
-                stage,
-                VALIDATE_ACTION,
-                f"validate-{target.name}-action",
-                [_invoke_statement(validation.function)],
-            ),
-        )
-        self.pipeline.add_stage(
-            stage_name=stage,
-            actions=[deploy, validate],
-            on_failure=codepipeline.FailureConditions(result=codepipeline.Result.ROLLBACK),
-        )
-        self.stage_names.append(stage)
+def _unique(scope: Construct, values: Sequence[str]) -> list[str]:
+    """`values` (strings that may hold tokens) without repeats, in a stable order."""
+    stack = Stack.of(scope)
+    found: dict[str, str] = {}
+    for value in values:
+        found.setdefault(json.dumps(stack.resolve(value), sort_keys=True), value)
+    return [found[k] for k in sorted(found)]
 
 
-_ECR_PULL = ("ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage")
-_ECR_PUSH = (
-    "ecr:PutImage",
-    "ecr:InitiateLayerUpload",
-    "ecr:UploadLayerPart",
-    "ecr:CompleteLayerUpload",
-)
+def _label(action: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", action).lower()
+
+
+def _check_execution_mode(mode: codepipeline.ExecutionMode) -> None:
+    if mode == codepipeline.ExecutionMode.PARALLEL:
+        raise ValueError(
+            "execution_mode PARALLEL is not supported: parallel executions race each other "
+            "to the same environments and stage rollback is unavailable; use QUEUED or "
+            "SUPERSEDED"
+        )
+
+
+def _stack_environment(scope: Construct) -> BootstrapEnvironment:
+    """The stack's own account and region; pseudo parameters when it is agnostic."""
+    stack = Stack.of(scope)
+    account = None if Token.is_unresolved(stack.account) else stack.account
+    region = None if Token.is_unresolved(stack.region) else stack.region
+    return BootstrapEnvironment(account=account, region=region)
 
 
 def _ecr_login_statement() -> iam.PolicyStatement:
@@ -1173,9 +1053,17 @@ def _put_job_result_statement() -> iam.PolicyStatement:
     )
 
 
-def _invoke_statement(function: lambda_.IFunction) -> iam.PolicyStatement:
+def _read_secret_statement(scope: Construct, secret_name: str) -> iam.PolicyStatement:
     return iam.PolicyStatement(
-        sid="InvokeFunction",
-        actions=["lambda:InvokeFunction"],
-        resources=[function.function_arn],
+        sid="ReadDockerHubSecret",
+        actions=["secretsmanager:GetSecretValue"],
+        # Secrets Manager appends 6 random characters to a secret's ARN.
+        resources=[
+            Stack.of(scope).format_arn(
+                service="secretsmanager",
+                resource="secret",
+                resource_name=f"{secret_name}-??????",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+        ],
     )

@@ -1,29 +1,33 @@
 """Post-deploy validation: a CodePipeline Lambda invoke action that runs after each deploy.
 
-UserParameters (a JSON object):
+UserParameters (a JSON object), naming the environment's stack:
 
-    {"cluster": "payment-processor-cluster-staging",   # required
-     "service": "payment-processor-service-staging",   # required
-     "url": "http://my-alb-123.eu-west-1.elb.amazonaws.com",  # required: the service's base URL
+    {"stack_name": "payment-processor-service-staging",   # the environment stack
+     "region": "eu-west-1",                               # Default: the function's own
+     "role_arn": "arn:aws:iam::222222222222:role/cdk-hnb659fds-lookup-role-222222222222-eu-west-1",
+                                      # read-only role in the environment's account; Default: none
      "health_path": "/health",        # Default: /health
-     "expected_image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/payment-processor",
+     "expected_image": "111111111111.dkr.ecr.us-east-1.amazonaws.com/payment-processor:abc123",
                                       # Default: null (no image check); the primary deployment's
                                       # task definition must run an image starting with it
      "timeout_seconds": 900,          # Default: 900 (15 minutes), 30 to 3600
      "expected_status": 200}          # Default: 200
 
-The job passes once (1) the ECS service reached a steady state on the new task definition
-(ECS controller: the PRIMARY deployment's rolloutState is COMPLETED, its runningCount equals its
-desiredCount and no other deployment is still active; CODE_DEPLOY controller: the PRIMARY task
-set is STEADY_STATE with all its tasks running), then (2) the health URL answered
-`expected_status` three times in a row. Between checks it backs off exponentially.
+The stack's outputs name the cluster (`ClusterName`), the service (`ServiceName`) and the URL
+(`ServiceUrl`); or, for a service deployline did not build, give `cluster`, `service` and `url`
+instead of `stack_name`.
+
+The job passes once (1) the ECS service reached a steady state on the new task definition (the
+PRIMARY deployment's rolloutState is COMPLETED, its runningCount equals its desiredCount and no
+other deployment is still active: rolling and ECS blue/green alike), then (2) the health URL
+answered `expected_status` three times in a row. Between checks it backs off exponentially.
 
 The function never sleeps for minutes: when its invocation is about to end it returns the job
 with a continuation token (JSON: when the first attempt started, the phase reached, the last
 observation), and CodePipeline invokes it again. Once `timeout_seconds` have passed since the
-first attempt, or on a definite failure (the deployment FAILED, the wrong image, the service
-missing), it fails the job with a message that says what was expected, what was seen and where to
-look. Malformed UserParameters fail the job at once.
+first attempt, or on a definite failure (the deployment FAILED, the wrong image, the service or
+stack missing, a role that cannot be assumed), it fails the job with a message that says what was
+expected, what was seen and where to look. Malformed UserParameters fail the job at once.
 """
 
 from __future__ import annotations
@@ -32,11 +36,11 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from . import clients, http_check
+from . import accounts, clients, http_check
 from .jobs import JobEventError, ParameterError, Parameters, PipelineJob, put_failure, put_success
 
 ACTION = "deployline validation"
@@ -49,12 +53,20 @@ REQUIRED_SUCCESSES = 3
 #: Budget assumed when the handler runs without a Lambda context. Default: 60 s.
 DEFAULT_BUDGET_MS = 60_000
 
+#: The outputs every environment stack has (deployline.contract.OUTPUT_*).
+OUTPUT_CLUSTER_NAME = "ClusterName"
+OUTPUT_SERVICE_NAME = "ServiceName"
+OUTPUT_SERVICE_URL = "ServiceUrl"
+
 _EXAMPLE = (
-    '{"cluster": "svc-cluster-staging", "service": "svc-service-staging", '
-    '"url": "http://my-alb.elb.amazonaws.com", "health_path": "/health", '
-    '"expected_image": "<account>.dkr.ecr.<region>.amazonaws.com/svc", "timeout_seconds": 900}'
+    '{"stack_name": "svc-service-staging", "region": "eu-west-1", "role_arn": '
+    '"arn:aws:iam::<account>:role/cdk-hnb659fds-lookup-role-<account>-eu-west-1", '
+    '"health_path": "/health", "expected_image": "<registry>/svc:<tag>", "timeout_seconds": 900}'
 )
 _KEYS = (
+    "stack_name",
+    "region",
+    "role_arn",
     "cluster",
     "service",
     "url",
@@ -76,11 +88,18 @@ _log = clients.logger("validation")
 
 @dataclass(frozen=True)
 class ValidationParams:
-    """Validated UserParameters (see the module docstring for meaning and defaults)."""
+    """Validated UserParameters (see the module docstring for meaning and defaults).
 
-    cluster: str
-    service: str
-    url: str
+    `cluster`, `service` and `url` are empty when `stack_name` names them through its outputs
+    (see `resolve`).
+    """
+
+    cluster: str = ""
+    service: str = ""
+    url: str = ""
+    stack_name: str | None = None
+    region: str | None = None
+    role_arn: str | None = None
     health_path: str = "/health"
     expected_image: str | None = None
     timeout_seconds: int = 900
@@ -94,26 +113,97 @@ class ValidationParams:
     def parse(cls, raw: str | None) -> ValidationParams:
         """Raises ParameterError with a message that names the key, the value and the fix."""
         params = Parameters(raw, action=ACTION, example=_EXAMPLE, known=_KEYS)
-        url = params.string("url")
-        try:
-            http_check.check_url(url)
-        except ValueError as exc:
-            raise ParameterError(f"{ACTION}: UserParameters.url: {exc}") from None
+        stack_name = params.string("stack_name", None, nullable=True)
+        direct = [k for k in ("cluster", "service", "url") if k in params.values]
+        if stack_name is None and len(direct) < 3:
+            raise ParameterError(
+                f"{ACTION}: UserParameters needs stack_name (whose outputs name the service), "
+                f"or all of cluster, service and url; expected e.g. {_EXAMPLE}"
+            )
+        if stack_name is not None and direct:
+            raise ParameterError(
+                f"{ACTION}: give stack_name or cluster/service/url, not both (got "
+                f"{', '.join(direct)} with stack_name)"
+            )
+        url = params.string("url", "")
+        if url:
+            _check_url(url)
         health_path = params.string("health_path", "/health")
         if not health_path.startswith("/"):
             raise ParameterError(
                 f"{ACTION}: UserParameters.health_path must start with '/', got "
                 f"{json.dumps(health_path)}"
             )
+        region = params.string("region", None, nullable=True)
+        role_arn = params.string("role_arn", None, nullable=True)
+        try:
+            if region is not None:
+                accounts.check_region(region)
+            if role_arn is not None:
+                accounts.check_role_arn(role_arn)
+        except accounts.AccountError as exc:
+            raise ParameterError(f"{ACTION}: UserParameters.{exc}") from None
         return cls(
-            cluster=params.string("cluster"),
-            service=params.string("service"),
+            cluster=params.string("cluster", ""),
+            service=params.string("service", ""),
             url=url,
+            stack_name=stack_name,
+            region=region,
+            role_arn=role_arn,
             health_path=health_path,
             expected_image=params.string("expected_image", None, nullable=True),
             timeout_seconds=params.integer("timeout_seconds", 900, minimum=30, maximum=3600),
             expected_status=params.integer("expected_status", 200, minimum=100, maximum=599),
         )
+
+
+def _check_url(url: str) -> None:
+    try:
+        http_check.check_url(url)
+    except ValueError as exc:
+        raise ParameterError(f"{ACTION}: UserParameters.url: {exc}") from None
+
+
+class StackError(Exception):
+    """The stack named by stack_name cannot tell where the service is (a definite failure)."""
+
+
+def resolve(params: ValidationParams, cloudformation: Any) -> ValidationParams:
+    """`params` with cluster, service and url read from the stack's outputs (when stack_name)."""
+    from botocore.exceptions import ClientError
+
+    if params.stack_name is None:
+        return params
+    try:
+        stacks = cloudformation.describe_stacks(StackName=params.stack_name).get("Stacks") or []
+    except ClientError as exc:
+        raise StackError(
+            f"stack {params.stack_name} cannot be read ({clients.error_code(exc)}: {exc}); "
+            "check that it exists in the environment's account and region"
+        ) from None
+    outputs = (
+        {o.get("OutputKey"): o.get("OutputValue") for o in (stacks[0].get("Outputs") or ())}
+        if stacks
+        else {}
+    )
+    wanted = (OUTPUT_CLUSTER_NAME, OUTPUT_SERVICE_NAME, OUTPUT_SERVICE_URL)
+    missing = [k for k in wanted if not outputs.get(k)]
+    if missing:
+        raise StackError(
+            f"stack {params.stack_name} has no output(s) {missing}; it must output the "
+            "service's cluster, name and URL (every deployline environment stack does)"
+        )
+    url = str(outputs[OUTPUT_SERVICE_URL])
+    try:
+        _check_url(url)
+    except ParameterError as exc:
+        raise StackError(f"stack {params.stack_name}: output {OUTPUT_SERVICE_URL}: {exc}") from None
+    return replace(
+        params,
+        cluster=str(outputs[OUTPUT_CLUSTER_NAME]),
+        service=str(outputs[OUTPUT_SERVICE_NAME]),
+        url=url,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,11 +230,10 @@ def short_task_definition(arn: str | None) -> str:
 
 
 def primary_task_definition(service: Mapping[str, Any]) -> str | None:
-    """The task definition the service is moving to (PRIMARY deployment or task set)."""
-    for group in ("deployments", "taskSets"):
-        for entry in service.get(group) or ():
-            if entry.get("status") == "PRIMARY" and entry.get("taskDefinition"):
-                return str(entry["taskDefinition"])
+    """The task definition the service is moving to (its PRIMARY deployment)."""
+    for entry in service.get("deployments") or ():
+        if entry.get("status") == "PRIMARY" and entry.get("taskDefinition"):
+            return str(entry["taskDefinition"])
     return None
 
 
@@ -186,14 +275,19 @@ def assess_service(
         return ServiceCheck(
             "failed",
             f"service {name} runs task definition {td} with image(s) {sorted(images)}, but the "
-            f"image should start with {expected_image}. The deploy action used a stale image "
-            f"definition: check the build's imagedefinitions.json/imageDetail.json and the "
-            f"deploy action's input artifact.",
+            f"image should start with {expected_image}. The stack's ImageTag parameter is not "
+            f"the tag this execution built: check the Deploy action's parameter overrides and "
+            f"the stack's parameters in the CloudFormation console.",
             task_definition,
         )
-    if controller == "ECS":
-        return _assess_rolling(service, name, desired, task_definition, event)
-    return _assess_task_sets(service, name, task_definition, event)
+    if controller != "ECS":
+        return ServiceCheck(
+            "failed",
+            f"service {name} uses the {controller} deployment controller; deployline validates "
+            "services on the ECS controller (rolling or ECS blue/green)",
+            task_definition,
+        )
+    return _assess_rolling(service, name, desired, task_definition, event)
 
 
 def _assess_rolling(
@@ -249,34 +343,6 @@ def _assess_rolling(
     return ServiceCheck(
         "ready",
         f"service {name} is steady on {td}: deployment {deployment_id} COMPLETED with "
-        f"{running}/{wanted} task(s) running",
-        task_definition,
-    )
-
-
-def _assess_task_sets(
-    service: Mapping[str, Any], name: str, task_definition: str | None, event: str
-) -> ServiceCheck:
-    # Blue/green: the deploy action has already shifted traffic to the PRIMARY task set. The
-    # original task set may linger for the termination wait; it no longer serves production.
-    task_sets = list(service.get("taskSets") or ())
-    primary = next((t for t in task_sets if t.get("status") == "PRIMARY"), None)
-    td = short_task_definition(task_definition)
-    if primary is None:
-        return ServiceCheck("waiting", f"service {name} has no PRIMARY task set yet.{event}")
-    stability = primary.get("stabilityStatus")
-    running = int(primary.get("runningCount", 0))
-    wanted = int(primary.get("computedDesiredCount", 0))
-    if stability != "STEADY_STATE" or running < wanted:
-        return ServiceCheck(
-            "waiting",
-            f"primary task set {primary.get('id', '?')} ({td}) is {stability}: "
-            f"{running}/{wanted} task(s) running.{event}",
-            task_definition,
-        )
-    return ServiceCheck(
-        "ready",
-        f"service {name} is steady on {td}: primary task set STEADY_STATE with "
         f"{running}/{wanted} task(s) running",
         task_definition,
     )
@@ -399,10 +465,21 @@ def _timeout_message(params: ValidationParams, state: ValidationState, now: floa
     )
 
 
+#: Connects to the environment's account and region: `connect(params)("ecs")` is an ECS client.
+Connect = Callable[[ValidationParams], Callable[[str], Any]]
+
+
+def connect(params: ValidationParams) -> Callable[[str], Any]:
+    """Clients in the environment's region, through its lookup role when one is given."""
+    return accounts.client_factory(
+        role_arn=params.role_arn, region=params.region, session_name="deployline-validation"
+    )
+
+
 def run(
     job: PipelineJob,
     *,
-    ecs: Any,
+    connect: Connect = connect,
     codepipeline: Any,
     remaining_ms: Callable[[], int],
     clock: Callable[[], float] = time.time,
@@ -413,16 +490,34 @@ def run(
 ) -> Outcome:
     """Validate, then report the job's result (success, failure or a continuation token).
 
-    `clock` is wall-clock seconds (the first attempt's time travels in the token); `sleep`,
-    `poll_interval` (Default: 10 s), `margin` (Default: 5 s) and `probe_timeout` (Default: 5 s)
-    are parameters so tests can run the whole loop without waiting.
+    `connect` gives the clients of the environment's account and region (Default: through
+    `role_arn`, in `region`). `clock` is wall-clock seconds (the first attempt's time travels in
+    the token); `sleep`, `poll_interval` (Default: 10 s), `margin` (Default: 5 s) and
+    `probe_timeout` (Default: 5 s) are parameters so tests can run the whole loop without waiting.
     """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         params = ValidationParams.parse(job.user_parameters)
         state = ValidationState.from_token(job.continuation_token, now=clock())
     except ParameterError as exc:
         put_failure(codepipeline, job.id, str(exc))
         return Outcome("failed", str(exc))
+    try:
+        aws = connect(params)
+        params = resolve(params, aws("cloudformation"))
+        ecs = aws("ecs")
+    except StackError as exc:
+        message = f"Validation failed: {exc}"
+        put_failure(codepipeline, job.id, message)
+        return Outcome("failed", message)
+    except (ClientError, BotoCoreError) as exc:
+        message = (
+            f"Validation could not reach the environment's account through {params.role_arn}: "
+            f"{exc}. Bootstrap that account with `cdk bootstrap --trust <pipeline account>`."
+        )
+        put_failure(codepipeline, job.id, message)
+        return Outcome("failed", message)
     state.invocations += 1
     overall_deadline = state.started + params.timeout_seconds
     invocation_deadline = clock() + remaining_ms() / 1000.0 - margin
@@ -496,9 +591,7 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         lambda: DEFAULT_BUDGET_MS
     )
     try:
-        outcome = run(
-            job, ecs=clients.client("ecs"), codepipeline=codepipeline, remaining_ms=remaining
-        )
+        outcome = run(job, codepipeline=codepipeline, remaining_ms=remaining)
     except Exception as exc:  # the job must end in a result, whatever went wrong
         message = (
             f"Validation could not run: {type(exc).__name__}: {exc}. See the log of the "

@@ -1,33 +1,31 @@
 """The pipeline's own stack: key, artifact store, image repository, alerts, records, pipeline.
 
 `PipelineStack` maps a `DeploylineConfig` onto `ContainerPipeline`: the source section becomes a
-`ConnectionSource`, `BucketSource` or `CodeCommitRepositorySource`; build, test and security
-become the projects' settings with buildspecs from `deployline.stages`; each environment stack
-becomes a rolling or blue/green deploy target, in the order of `environments:`. The stack
-depends on the environment stacks (it reads their services, task definitions and deployment
-groups); they never reference it: they find the image repository by name.
+`ConnectionSource`, `BucketSource` or `CodeCommitRepositorySource`; build, synth, test and
+security become the projects' settings with buildspecs from `deployline.stages`; each
+environment becomes a `StackTarget` (its stack, by name; its account and region, through their
+`cdk bootstrap` roles), in the order of `environments:`. The stack references no environment
+stack: environments deploy after it, possibly in other accounts and regions.
 
-No account ID appears in the template: a CodeStar connection ARN given in the config becomes the
-default of a CloudFormation parameter, and `connection_parameter` becomes an SSM-typed parameter
-resolved at deploy time.
+No account ID appears in the template of an environment-agnostic config: a CodeStar connection
+ARN given in the config becomes the default of a CloudFormation parameter, and
+`connection_parameter` becomes an SSM-typed parameter resolved at deploy time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from aws_cdk import Aws, CfnOutput, CfnParameter, Duration, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codecommit as codecommit
-from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_codepipeline as codepipeline
-from aws_cdk import aws_ecs as ecs
-from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from deployline import defaults, stages
+from deployline import contract, defaults, stages
 from deployline.config import (
     CodeCommitSource,
     DeploylineConfig,
@@ -36,26 +34,24 @@ from deployline.config import (
     S3Source,
 )
 from deployline.constructs.artifact_store import ArtifactStore
+from deployline.constructs.bootstrap import BootstrapEnvironment
 from deployline.constructs.build_projects import TestReportGroupNames
 from deployline.constructs.container_pipeline import (
-    BlueGreenTarget,
-    BuildSettings,
     ContainerPipeline,
-    DeployTarget,
-    RollingTarget,
-    ScanSettings,
-    TestSettings,
     default_pipeline_name,
-    deploy_stage_name,
     project_name,
 )
-from deployline.constructs.deployment_history import (
-    CodeDeployTarget,
-    DeployedEnvironment,
-    DeploymentHistory,
-)
+from deployline.constructs.deployment_history import DeployedEnvironment, DeploymentHistory
 from deployline.constructs.notifications import Notifications
 from deployline.constructs.pipeline_monitoring import MonitoredBuild, PipelineMonitoring
+from deployline.constructs.pipeline_settings import (
+    BuildSettings,
+    ScanSettings,
+    SelfUpdateTarget,
+    StackTarget,
+    SynthSettings,
+    TestSettings,
+)
 from deployline.constructs.pipeline_source import (
     BucketSource,
     CodeCommitRepositorySource,
@@ -63,18 +59,31 @@ from deployline.constructs.pipeline_source import (
     PipelineSource,
 )
 from deployline.naming import Kind, Namer
+from deployline.stacks.regional_artifacts import RegionalArtifacts
 
 
-class DeployedStack(Protocol):
-    """What the pipeline reads from an environment stack (`EnvironmentStack` provides it)."""
+def bootstrap_environment(
+    config: DeploylineConfig, environment: EnvironmentConfig | None = None
+) -> BootstrapEnvironment:
+    """Where `environment` (the pipeline itself with None) deploys, as its bootstrap roles see
+    it: None account and region for an environment-agnostic config."""
+    qualifier = config.pipeline.bootstrap_qualifier
+    if config.is_environment_agnostic:
+        return BootstrapEnvironment(qualifier=qualifier)
+    if environment is None:
+        return BootstrapEnvironment(
+            account=config.pipeline.account, region=config.pipeline.region, qualifier=qualifier
+        )
+    return BootstrapEnvironment(
+        account=config.account_of(environment),
+        region=config.region_of(environment),
+        qualifier=qualifier,
+    )
 
-    environment_name: str
-    is_blue_green: bool
-    service: ecs.FargateService
-    task_definition: ecs.FargateTaskDefinition
-    service_url: str
-    deployment_group: codedeploy.IEcsDeploymentGroup | None
-    hook_function: lambda_.IFunction | None
+
+def environment_stack_name(config: DeploylineConfig, environment: EnvironmentConfig) -> str:
+    """The environment's stack name (also its construct ID, so its template file's name)."""
+    return Namer(config.service, environment.name, config.naming.prefix).stack_name()
 
 
 def connection_parameter(scope: Construct, source: GitHubSource) -> CfnParameter:
@@ -117,7 +126,7 @@ class PipelineStack(Stack):
         container_pipeline: the `ContainerPipeline`.
         pipeline: the CodePipeline.
         repository: the ECR repository.
-        environments: the environment stacks deployed, in order.
+        targets: the environments deployed, in order, as `StackTarget`s.
     """
 
     def __init__(
@@ -127,25 +136,24 @@ class PipelineStack(Stack):
         *,
         config: DeploylineConfig,
         namer: Namer,
-        environments: Sequence[DeployedStack] = (),
+        regional_artifacts: Sequence[RegionalArtifacts] = (),
+        regional_stacks: Sequence[SelfUpdateTarget] = (),
         **kwargs: Any,
     ) -> None:
         """
         Args:
             config: the validated deployline.yaml.
             namer: names with env = `naming.pipeline_environment`.
-            environments: the environment stacks, one per `environments:` entry, in that order.
-                Default: none (the pipeline then ends after the security gate).
-            kwargs: Stack properties (stack_name, description, synthesizer, ...).
+            regional_artifacts: the artifact store of each other region an environment runs
+                in (`RegionalArtifactsStack.artifacts`). Default: none.
+            regional_stacks: the stacks holding them, updated before this one by the
+                pipeline's self-update. Default: none.
+            kwargs: Stack properties (stack_name, description, env, synthesizer, ...).
         """
         super().__init__(scope, id, **kwargs)
         self.namer = namer
         self.config = config
-        self.environments = tuple(environments)
-        env_configs = self._match_environments(config, self.environments)
         removal = defaults.removal_policy(destroy=False)
-        retention_days = config.pipeline.log_retention_days
-
         self.key = defaults.secure_key(
             self,
             "PipelineKey",
@@ -168,27 +176,43 @@ class PipelineStack(Stack):
             expiry_days=config.pipeline.artifact_expiry_days,
             noncurrent_expiry_days=config.pipeline.noncurrent_expiry_days,
         )
+        self.targets = [self._target(env) for env in config.environments]
+        self._alerts_and_records(removal)
+        self.container_pipeline = self._container_pipeline(
+            self._regional_buckets(regional_artifacts), regional_stacks, removal
+        )
+        self.pipeline = self.container_pipeline.pipeline
+        self.repository = self.container_pipeline.repository
+        self._monitoring(removal)
+        self._outputs()
 
-        # Alerts and the deployment record watch the pipeline by name: they are built first so
-        # the approvals can announce on the topic and the gate can write to the table.
-        name = default_pipeline_name(namer)
+    def _regional_buckets(self, stores: Sequence[RegionalArtifacts]) -> dict[str, s3.IBucket]:
+        """The other regions' artifact buckets, by name (they live in stacks of their own
+        regions, which this stack cannot reference)."""
+        buckets: dict[str, s3.IBucket] = {}
+        for store in stores:
+            key = kms.Key.from_key_arn(self, f"ArtifactsKey-{store.region}", store.key_alias_arn)
+            buckets[store.region] = s3.Bucket.from_bucket_attributes(
+                self,
+                f"Artifacts-{store.region}",
+                bucket_name=store.bucket_name,
+                encryption_key=key,
+                region=store.region,
+            )
+        return buckets
+
+    def _alerts_and_records(self, removal: Any) -> None:
+        """Alerts and the deployment record watch the pipeline by name: they are built first so
+        the approvals can announce on the topic and the gate can write to the table."""
+        config, namer = self.config, self.namer
         pipeline_ref = codepipeline.Pipeline.from_pipeline_arn(
-            self, "PipelineRef", self.format_arn(service="codepipeline", resource=name)
+            self,
+            "PipelineRef",
+            self.format_arn(service="codepipeline", resource=default_pipeline_name(namer)),
         )
         deployed = [
-            DeployedEnvironment(
-                name=env.environment_name,
-                stage=deploy_stage_name(env.environment_name),
-                codedeploy=(
-                    CodeDeployTarget(
-                        application=env.deployment_group.application.application_name,
-                        deployment_group=env.deployment_group.deployment_group_name,
-                    )
-                    if env.deployment_group is not None
-                    else None
-                ),
-            )
-            for env in self.environments
+            DeployedEnvironment(name=t.name, stage=contract.deploy_stage_name(t.name))
+            for t in self.targets
         ]
         alerts = config.notifications
         self.notifications: Notifications | None = None
@@ -202,7 +226,7 @@ class PipelineStack(Stack):
                     codebuild.Project.from_project_name(
                         self, f"{label}Ref", project_name(namer, label)
                     )
-                    for label in ("build", "unit-tests", "security-scan")
+                    for label in ("build", "synth", "unit-tests", "security-scan")
                 ],
                 environments=deployed,
                 emails=list(alerts.emails),
@@ -212,7 +236,7 @@ class PipelineStack(Stack):
             )
         self.history: DeploymentHistory | None = None
         if deployed:
-            production = [e.name for e in env_configs if config.is_production(e)]
+            production = [e.name for e in config.environments if config.is_production(e)]
             self.history = DeploymentHistory(
                 self,
                 "DeploymentHistory",
@@ -222,27 +246,30 @@ class PipelineStack(Stack):
                 environments=deployed,
                 production_environment=production[-1] if production else None,
                 removal=removal,
-                log_retention_days=retention_days,
+                log_retention_days=config.pipeline.log_retention_days,
             )
 
+    def _container_pipeline(
+        self,
+        regional_artifacts: dict[str, s3.IBucket],
+        regional_stacks: Sequence[SelfUpdateTarget],
+        removal: Any,
+    ) -> ContainerPipeline:
+        config, namer = self.config, self.namer
         suppressed = {s.id for s in config.checks.suppress if s.resource is None}
-        self.container_pipeline = ContainerPipeline(
+        return ContainerPipeline(
             self,
             "Delivery",
             namer=namer,
             source=self._source(config),
             build=BuildSettings(
-                buildspec=stages.build_buildspec(
-                    config,
-                    blue_green_envs=[
-                        e.environment_name for e in self.environments if e.is_blue_green
-                    ],
-                ),
+                buildspec=stages.build_buildspec(config),
                 timeout=Duration.minutes(config.build.timeout_minutes),
                 platform=config.build.platform,
                 cache=config.build.cache,
                 docker_hub_secret_name=config.build.dockerhub_secret,
             ),
+            synth=SynthSettings(buildspec=stages.synth_buildspec(config)),
             test=TestSettings(
                 buildspec=lambda groups: _test_buildspec(config, groups),
                 timeout=Duration.minutes(config.test.timeout_minutes),
@@ -254,17 +281,17 @@ class PipelineStack(Stack):
                 allow_unverified=config.security.allow_unverified,
                 scan_image="trivy" in config.security.scanners,
             ),
-            targets=[
-                self._target(env, cfg)
-                for env, cfg in zip(self.environments, env_configs, strict=True)
-            ],
+            targets=self.targets,
+            self_update_first=regional_stacks,
+            environment=bootstrap_environment(config),
             key=self.key,
             artifact_bucket=self.artifact_store.bucket,
+            cross_region_artifact_buckets=regional_artifacts,
             repository_name=namer.name("images", Kind.ECR_REPOSITORY),
             keep_images=config.pipeline.ecr_keep_images,
             approval_topic=self.notifications.topic if self.notifications else None,
             deployment_table=self.history.table if self.history else None,
-            pipeline_name=name,
+            pipeline_name=default_pipeline_name(namer),
             execution_mode=(
                 codepipeline.ExecutionMode.SUPERSEDED
                 if config.pipeline.execution_mode == "superseded"
@@ -272,61 +299,51 @@ class PipelineStack(Stack):
             ),
             require_approval_before_last="DL405" not in suppressed,
             access_logs_bucket=self.artifact_store.access_logs,
-            log_retention_days=retention_days,
+            log_retention_days=config.pipeline.log_retention_days,
             removal=removal,
         )
-        self.pipeline = self.container_pipeline.pipeline
-        self.repository = self.container_pipeline.repository
 
+    def _monitoring(self, removal: Any) -> None:
         self.monitoring: PipelineMonitoring | None = None
-        if self.notifications is not None:
-            cp = self.container_pipeline
-            self.monitoring = PipelineMonitoring(
-                self,
-                "Monitoring",
-                namer=namer,
-                key=self.key,
-                pipeline=self.pipeline,
-                notifications=self.notifications,
-                builds=[
-                    MonitoredBuild(
-                        label="build",
-                        project=cp.build_project,
-                        timeout=_minutes(config.build.timeout_minutes),
-                    ),
-                    MonitoredBuild(
-                        label="unit-tests",
-                        project=cp.test_project,
-                        timeout=_minutes(config.test.timeout_minutes),
-                    ),
-                    MonitoredBuild(
-                        label="security-scan",
-                        project=cp.scan_project,
-                        timeout=_minutes(stages.SCAN_TIMEOUT_MINUTES),
-                    ),
-                ],
-                history=self.history,
-                max_execution_duration=_minutes(alerts.max_execution_minutes),
-                log_retention_days=retention_days,
-                removal=removal,
-            )
-        self._outputs()
+        if self.notifications is None:
+            return
+        config, cp = self.config, self.container_pipeline
+        self.monitoring = PipelineMonitoring(
+            self,
+            "Monitoring",
+            namer=self.namer,
+            key=self.key,
+            pipeline=self.pipeline,
+            notifications=self.notifications,
+            builds=[
+                MonitoredBuild(
+                    label="build",
+                    project=cp.build_project,
+                    timeout=_minutes(config.build.timeout_minutes),
+                ),
+                MonitoredBuild(
+                    label="synth",
+                    project=cp.synth_project,
+                    timeout=_minutes(stages.SYNTH_TIMEOUT_MINUTES),
+                ),
+                MonitoredBuild(
+                    label="unit-tests",
+                    project=cp.test_project,
+                    timeout=_minutes(config.test.timeout_minutes),
+                ),
+                MonitoredBuild(
+                    label="security-scan",
+                    project=cp.scan_project,
+                    timeout=_minutes(stages.SCAN_TIMEOUT_MINUTES),
+                ),
+            ],
+            history=self.history,
+            max_execution_duration=_minutes(config.notifications.max_execution_minutes),
+            log_retention_days=config.pipeline.log_retention_days,
+            removal=removal,
+        )
 
     # ---- mapping ----------------------------------------------------------------------------
-
-    @staticmethod
-    def _match_environments(
-        config: DeploylineConfig, environments: Sequence[DeployedStack]
-    ) -> list[EnvironmentConfig]:
-        if not environments:
-            return []
-        given = [e.environment_name for e in environments]
-        expected = [e.name for e in config.environments]
-        if given != expected:
-            raise ValueError(
-                f"environments must be the stacks of {expected}, in that order, got {given}"
-            )
-        return [config.environment(n) for n in given]
 
     def _source(self, config: DeploylineConfig) -> PipelineSource:
         src = config.source
@@ -356,30 +373,16 @@ class PipelineStack(Stack):
             )
         raise ValueError(f"source.type {type(src).__name__} is not supported")
 
-    def _target(self, env: DeployedStack, cfg: EnvironmentConfig) -> DeployTarget:
-        if env.is_blue_green:
-            if env.deployment_group is None:
-                raise ValueError(
-                    f"environment {cfg.name} deploys blue/green but its stack has no "
-                    "CodeDeploy deployment group"
-                )
-            return BlueGreenTarget(
-                name=cfg.name,
-                service=env.service,
-                deployment_group=env.deployment_group,
-                task_definition=env.task_definition,
-                url=env.service_url,
-                hook_function=env.hook_function,
-                health_path=cfg.health_check_path,
-                approval=cfg.approval,
-            )
-        return RollingTarget(
-            name=cfg.name,
-            service=env.service,
-            task_definition=env.task_definition,
-            url=env.service_url,
-            health_path=cfg.health_check_path,
-            approval=cfg.approval,
+    def _target(self, environment: EnvironmentConfig) -> StackTarget:
+        stack_name = environment_stack_name(self.config, environment)
+        return StackTarget(
+            name=environment.name,
+            stack_name=stack_name,
+            template_file=f"{stack_name}.template.json",
+            environment=bootstrap_environment(self.config, environment),
+            approval=environment.approval,
+            image_parameter=contract.IMAGE_TAG_PARAMETER,
+            health_path=environment.health_check_path,
         )
 
     def _outputs(self) -> None:
