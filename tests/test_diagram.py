@@ -363,9 +363,12 @@ def test_example_config_is_synthesized_and_drawn(example_mermaid: str) -> None:
     assert titles[:3] == ["Source", "Build", "Test"]
     assert "Test__UnitTests & Test__SecurityScan --> Test__SecurityGate" in example_mermaid
     assert "Git source (connection)" in example_mermaid
-    # Every deploy stage drawn rolls back on failure and validates after deploying.
-    for title in titles[3:]:
-        if title.startswith("Deploy-"):
-            assert title.endswith("(rolls back on failure)")
-            env = title.split()[0].replace("-", "_")
-            assert f"{env}__Deploy --> {env}__Validate" in example_mermaid
+    # Every deploy stage drawn validates after deploying; staging's (CloudFormation create or
+    # update) rolls back on failure, production's (the approved change set) does not.
+    deploys = [t for t in titles[3:] if t.startswith("Deploy-")]
+    assert [t.split()[0] for t in deploys] == ["Deploy-staging", "Deploy-production"]
+    assert deploys[0].endswith("(rolls back on failure)")
+    assert not deploys[1].endswith("(rolls back on failure)")
+    for title in deploys:
+        env = title.split()[0].replace("-", "_")
+        assert f"{env}__Deploy --> {env}__Validate" in example_mermaid

@@ -309,12 +309,8 @@ def test_build_without_docker_skips_the_image_and_writes_the_deployment_files(
     assert status["Build the image"] == ("skipped", "no Docker engine answers `docker info`")
     assert status["Log in to Amazon ECR"][0] == "skipped"
     assert status["Log in to Amazon ECR"][1].startswith("pipeline only:")
-    assert result.collected == (
-        "imagedefinitions.json",
-        "imageDetail.json",
-        "appspec-production.yaml",
-    )
-    assert result.missing == ("taskdef-production.json",)
+    assert result.collected == ("imagedefinitions.json", "imageDetail.json")
+    assert result.missing == ()
     definitions = json.loads((tmp_path / "out" / "imagedefinitions.json").read_text())
     assert definitions == [{"name": "app", "imageUri": "deployline-local/payment-processor:local"}]
     assert any("Docker" in n for n in result.notes)

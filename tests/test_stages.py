@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from deployline import stages
 from deployline.config import DeploylineConfig, load_config, parse_config_text
@@ -26,26 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_CONFIG = ROOT / "examples" / "payment-processor" / "deployline.yaml"
 REPOSITORY_URI = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/payment-processor-app-shared"
 SHA = "0123456789abcdef0123456789abcdef01234567"
-# What `aws ecs describe-task-definition --query taskDefinition` prints for a deployed family.
-DESCRIBED_TASK_DEFINITION: dict[str, Any] = {
-    "taskDefinitionArn": "arn:aws:ecs:eu-west-1:123456789012:task-definition/pp-production:7",
-    "family": "pp-production",
-    "revision": 7,
-    "status": "ACTIVE",
-    "requiresAttributes": [{"name": "com.amazonaws.ecs.capability.logging-driver.awslogs"}],
-    "compatibilities": ["EC2", "FARGATE"],
-    "registeredAt": "2026-05-01T10:00:00.000Z",
-    "registeredBy": "arn:aws:sts::123456789012:assumed-role/deploy/session",
-    "requiresCompatibilities": ["FARGATE"],
-    "networkMode": "awsvpc",
-    "cpu": "512",
-    "memory": "1024",
-    "executionRoleArn": "arn:aws:iam::123456789012:role/exec",
-    "containerDefinitions": [
-        {"name": "app", "image": "public.ecr.aws/docker/library/caddy:2-alpine", "essential": True},
-        {"name": "log-router", "image": "public.ecr.aws/aws-observability/fluent-bit:2"},
-    ],
-}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +68,6 @@ case "$1 $2" in
     else
       echo "${STUB_CACHE_TAG:-None}"
     fi ;;
-  "ecs describe-task-definition") cat "$STUB_TASKDEF" ;;
   *) echo "unexpected aws call: $*" >&2; exit 2 ;;
 esac
 """
@@ -158,21 +136,18 @@ def stub_env(tmp_path: Path) -> dict[str, str]:
     _executable(bindir / "python3", _PYTHON3)
     (bindir / "write_report.py").write_text(_WRITE_REPORT, encoding="utf-8")
     _executable(bindir / "trivy", '#!/usr/bin/env bash\nexec scanner-stub trivy "$@"\n')
-    taskdef = tmp_path / "described.json"
-    taskdef.write_text(json.dumps(DESCRIBED_TASK_DEFINITION), encoding="utf-8")
     return {
         "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
         "HOME": str(tmp_path),
         "REAL_PYTHON": sys.executable,
         "STUB_DIR": str(bindir),
         "STUB_LOG": str(tmp_path / "calls.log"),
-        "STUB_TASKDEF": str(taskdef),
         "STUB_REPORT_JSON": json.dumps(_REPORTS),
         "AWS_DEFAULT_REGION": "eu-west-1",
         "CODEBUILD_RESOLVED_SOURCE_VERSION": SHA,
         "REPOSITORY_URI": REPOSITORY_URI,
-        "TASK_FAMILY_PRODUCTION": "pp-production",
-        "HOOK_FUNCTION_PRODUCTION": "payment-processor-deploy-hook-production",
+        # `python3 -m deployline.assets` imports this deployline, wherever it is installed.
+        "PYTHONPATH": str(Path(stages.__file__).resolve().parents[1]),
     }
 
 
@@ -193,17 +168,6 @@ def _calls(env: dict[str, str]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # env_var and the stage model
 # --------------------------------------------------------------------------------------------
-
-
-def test_env_var_upper_cases_the_environment_and_replaces_hyphens() -> None:
-    assert stages.env_var(stages.TASK_FAMILY, "production") == "TASK_FAMILY_PRODUCTION"
-    assert stages.env_var(stages.HOOK_FUNCTION, "eu-prod-2") == "HOOK_FUNCTION_EU_PROD_2"
-
-
-@pytest.mark.parametrize(("prefix", "env"), [("task_family", "prod"), ("", "prod"), ("X", "--")])
-def test_env_var_rejects_bad_input_with_the_value(prefix: str, env: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(repr(prefix) if prefix != "X" else repr(env))):
-        stages.env_var(prefix, env)
 
 
 def test_stage_rejects_steps_out_of_phase_order() -> None:
@@ -231,7 +195,8 @@ def test_every_buildspec_runs_in_bash_and_aborts_on_failure(config: DeploylineCo
     specs = [
         stages.test_buildspec(config, junit_report_group="j", coverage_report_group="c"),
         stages.scan_buildspec(config),
-        stages.build_buildspec(config, blue_green_envs=["production"]),
+        stages.build_buildspec(config),
+        stages.synth_buildspec(config),
     ]
     for spec in specs:
         assert spec["version"] == "0.2"
@@ -247,7 +212,8 @@ def test_no_buildspec_holds_a_literal_account_id_or_region(config: DeploylineCon
         [
             stages.test_buildspec(hub, junit_report_group="j", coverage_report_group="c"),
             stages.scan_buildspec(hub),
-            stages.build_buildspec(hub, blue_green_envs=["production"]),
+            stages.build_buildspec(hub),
+            stages.synth_buildspec(hub),
         ]
     )
     assert not re.search(r"(?<![0-9a-f])\d{12}(?![0-9a-f])", text)
@@ -429,38 +395,20 @@ def test_pip_audit_without_requirements_files_writes_no_report_and_says_why(
 # --------------------------------------------------------------------------------------------
 
 
-def test_build_buildspec_writes_every_deployment_file(config: DeploylineConfig) -> None:
-    spec = stages.build_buildspec(config, blue_green_envs=["production"])
+def test_build_buildspec_writes_the_image_record_and_exports_the_tag(
+    config: DeploylineConfig,
+) -> None:
+    spec = stages.build_buildspec(config)
     assert spec["artifacts"] == {
-        "files": [
-            "imagedefinitions.json",
-            "imageDetail.json",
-            "taskdef-production.json",
-            "appspec-production.yaml",
-        ],
+        "files": ["imagedefinitions.json", "imageDetail.json"],
         "base-directory": "image-artifacts",
     }
     assert spec["env"]["exported-variables"] == ["IMAGE_TAG", "IMAGE_URI"]
     assert "secrets-manager" not in spec["env"]
+    assert stages.build_stage(config).inputs == ("REPOSITORY_URI",)
 
 
-def test_blue_green_envs_default_to_the_configs_blue_green_environments(
-    config: DeploylineConfig,
-) -> None:
-    assert stages.build_buildspec(config) == stages.build_buildspec(
-        config, blue_green_envs=["production"]
-    )
-    rolling_only = stages.build_stage(config, blue_green_envs=[])
-    assert rolling_only.outputs == ("imagedefinitions.json", "imageDetail.json")
-    assert rolling_only.inputs == ("REPOSITORY_URI",)
-
-
-def test_blue_green_envs_must_name_environments_of_the_config(config: DeploylineConfig) -> None:
-    with pytest.raises(ValueError, match=r"\['prod'\].*choose from \['production', 'staging'\]"):
-        stages.build_buildspec(config, blue_green_envs=["prod"])
-
-
-def test_build_pushes_the_commit_and_writes_the_files_codedeploy_and_ecs_read(
+def test_build_pushes_the_commit_and_records_the_image(
     config: DeploylineConfig, stub_env: dict[str, str], tmp_path: Path
 ) -> None:
     stub_env["STUB_CACHE_TAG"] = "previous-commit"
@@ -474,33 +422,7 @@ def test_build_pushes_the_commit_and_writes_the_files_codedeploy_and_ecs_read(
         {"name": "app", "imageUri": image}
     ]
     assert json.loads((out / "imageDetail.json").read_text()) == {"ImageURI": image}
-
-    taskdef = json.loads((out / "taskdef-production.json").read_text())
-    for field_name in stages.TASK_DEFINITION_READ_ONLY_FIELDS:
-        assert field_name not in taskdef
-    containers = {c["name"]: c["image"] for c in taskdef["containerDefinitions"]}
-    assert containers == {
-        "app": "<IMAGE1_NAME>",
-        "log-router": "public.ecr.aws/aws-observability/fluent-bit:2",
-    }
-    assert taskdef["family"] == "pp-production" and taskdef["cpu"] == "512"
-
-    appspec = yaml.safe_load((out / "appspec-production.yaml").read_text())
-    assert appspec == {
-        "version": 0.0,
-        "Resources": [
-            {
-                "TargetService": {
-                    "Type": "AWS::ECS::Service",
-                    "Properties": {
-                        "TaskDefinition": "<TASK_DEFINITION>",
-                        "LoadBalancerInfo": {"ContainerName": "app", "ContainerPort": 8080},
-                    },
-                }
-            }
-        ],
-        "Hooks": [{"AfterAllowTestTraffic": "payment-processor-deploy-hook-production"}],
-    }
+    assert sorted(p.name for p in out.iterdir()) == ["imageDetail.json", "imagedefinitions.json"]
 
     calls = _calls(stub_env)
     assert "aws ecr get-login-password --region eu-west-1" in calls
@@ -515,10 +437,8 @@ def test_build_pushes_the_commit_and_writes_the_files_codedeploy_and_ecs_read(
     assert "--build-arg BUILDKIT_INLINE_CACHE=1" in build
     assert build.endswith(f"--tag {image} examples/payment-processor")
     assert f"docker push {image}" in calls
-    assert any(
-        c.startswith("aws ecs describe-task-definition --task-definition pp-production")
-        for c in calls
-    )
+    # The image reaches the services through CloudFormation, not through ECS's API.
+    assert not any(c.startswith("aws ecs") for c in calls)
 
 
 def test_rerun_of_the_same_commit_skips_build_and_push_but_still_deploys(
@@ -544,16 +464,6 @@ def test_build_fails_when_ecr_answers_with_an_unexpected_error(
     assert not any(c.startswith("docker build") for c in _calls(stub_env))
 
 
-def test_build_fails_clearly_without_the_task_family_variable(
-    config: DeploylineConfig, stub_env: dict[str, str], tmp_path: Path
-) -> None:
-    del stub_env["TASK_FAMILY_PRODUCTION"]
-    outcomes = _run_all(stages.build_stage(config), tmp_path / "src", stub_env)
-    failed = next(o for o in outcomes if o.status == "failed")
-    assert failed.name == "Write taskdef-production.json"
-    assert "TASK_FAMILY_PRODUCTION is not set" in failed.output
-
-
 def test_build_fails_clearly_without_a_repository_uri(
     config: DeploylineConfig, stub_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -561,17 +471,6 @@ def test_build_fails_clearly_without_a_repository_uri(
     outcomes = _run_all(stages.build_stage(config), tmp_path / "src", stub_env)
     assert outcomes[0].status == "failed"
     assert "REPOSITORY_URI is not set" in outcomes[0].output
-
-
-def test_appspec_has_no_hook_when_no_hook_function_is_set(
-    config: DeploylineConfig, stub_env: dict[str, str], tmp_path: Path
-) -> None:
-    del stub_env["HOOK_FUNCTION_PRODUCTION"]
-    _run_all(stages.build_stage(config), tmp_path / "src", stub_env)
-    appspec = yaml.safe_load(
-        (tmp_path / "src" / "image-artifacts" / "appspec-production.yaml").read_text()
-    )
-    assert "Hooks" not in appspec
 
 
 def test_image_tag_is_sanitized_to_ecr_tag_rules(
@@ -642,3 +541,97 @@ def test_a_minimal_config_gets_default_stages() -> None:
         "trivy-fs.json",
         "trivy-image.json",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# synth
+# --------------------------------------------------------------------------------------------
+
+# A `deployline` stand-in: records its arguments and writes a cloud assembly with one asset
+# manifest per stack, as `deployline synth` does.
+_DEPLOYLINE = r"""#!/usr/bin/env bash
+echo "deployline $*" >> "$STUB_LOG"
+out="${@: -1}"
+mkdir -p "$out"
+for stack in svc-service-staging svc-service-production; do
+  cat > "$out/$stack.assets.json" <<JSON
+{"version": "48.0.0", "files": {"abc": {"source": {"path": "asset.abc", "packaging": "zip"},
+ "destinations": {"current_account-current_region": {"bucketName": "b", "objectKey": "abc.zip",
+ "assumeRoleArn": "arn:aws:iam::123456789012:role/cdk-hnb659fds-file-publishing-role"}}}}}
+JSON
+  echo '{"Resources": {}}' > "$out/$stack.template.json"
+done
+[ -z "${STUB_SYNTH_FAILS:-}" ] || { echo "DL405: production needs approval" >&2; exit 1; }
+"""
+
+_CDK_ASSETS = r"""#!/usr/bin/env bash
+echo "cdk-assets $*" >> "$STUB_LOG"
+"""
+
+_NPM = r"""#!/usr/bin/env bash
+echo "npm $*" >> "$STUB_LOG"
+"""
+
+
+@pytest.fixture
+def synth_env(stub_env: dict[str, str]) -> dict[str, str]:
+    bindir = Path(stub_env["STUB_DIR"])
+    _executable(bindir / "deployline", _DEPLOYLINE)
+    _executable(bindir / "cdk-assets", _CDK_ASSETS)
+    _executable(bindir / "npm", _NPM)
+    return {**stub_env, "CDK_ASSETS": str(bindir / "cdk-assets")}
+
+
+def test_synth_buildspec_installs_the_pinned_deployline_and_cdk_assets(
+    config: DeploylineConfig,
+) -> None:
+    spec = stages.synth_buildspec(config)
+    install = spec["phases"]["install"]["commands"]
+    assert install == [
+        "python3 -m pip install --quiet --disable-pip-version-check "
+        f"{config.pipeline.deployline_requirement}",
+        "npm install --silent --no-save --no-fund --no-audit --prefix "
+        f"{stages.CDK_ASSETS_PREFIX} cdk-assets@{stages.CDK_ASSETS_VERSION}",
+    ]
+    assert spec["artifacts"] == {"files": ["**/*"], "base-directory": "cdk.out"}
+    assert "post_build" not in spec["phases"]
+
+
+def test_a_requirement_with_shell_characters_is_quoted(config: DeploylineConfig) -> None:
+    pinned = _with(
+        config,
+        pipeline={"deployline_requirement": "deployline[extra]>=0.1,<0.2"},
+    )
+    (install, _) = stages.synth_stage(pinned).commands("install")
+    assert install.endswith("'deployline[extra]>=0.1,<0.2'")
+
+
+def test_synth_synthesizes_the_config_then_publishes_each_asset_once(
+    config: DeploylineConfig, synth_env: dict[str, str], tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    outcomes = _run_all(stages.synth_stage(config), src, synth_env)
+    assert all(o.status == "passed" for o in outcomes), [(o.name, o.output) for o in outcomes]
+
+    calls = _calls(synth_env)
+    assert "deployline synth --config deployline.yaml --out cdk.out" in calls
+    publishes = [c for c in calls if c.startswith("cdk-assets")]
+    # Two stacks share the asset in one destination: cdk-assets is asked once.
+    assert publishes == [
+        "cdk-assets --path cdk.out/svc-service-production.assets.json publish "
+        "abc:current_account-current_region"
+    ]
+    assert calls.index("deployline synth --config deployline.yaml --out cdk.out") < calls.index(
+        publishes[0]
+    )
+
+
+def test_a_synth_that_fails_publishes_nothing(
+    config: DeploylineConfig, synth_env: dict[str, str], tmp_path: Path
+) -> None:
+    synth_env["STUB_SYNTH_FAILS"] = "1"
+    outcomes = _run_all(stages.synth_stage(config), tmp_path / "src", synth_env)
+    failed = next(o for o in outcomes if o.status == "failed")
+    assert failed.name == "Synthesize and check the app"
+    assert "DL405" in failed.output
+    assert not any(c.startswith("cdk-assets") for c in _calls(synth_env))

@@ -106,9 +106,25 @@ def build_app(
         for key, value in feature_flags().items():
             if app.node.try_get_context(key) is None:
                 app.node.set_context(key, value)
-    prefix = config.naming.prefix
-    shared = Namer(config.service, config.naming.pipeline_environment, prefix)
+    shared = Namer(config.service, config.naming.pipeline_environment, config.naming.prefix)
     environments = _environment_stacks(app, config, shared)
+    pipeline, regional = pipeline_stacks(app, config)
+    return DeploylineApp(
+        app=app,
+        config=config,
+        pipeline=pipeline,
+        stacks=[*environments.values(), *regional.values(), pipeline],
+        environments=environments,
+        regional_artifacts=regional,
+    )
+
+
+def pipeline_stacks(
+    app: App, config: DeploylineConfig
+) -> tuple[PipelineStack, dict[str, RegionalArtifactsStack]]:
+    """The pipeline's own stacks: the pipeline stack, and an artifact store per other region
+    an environment runs in (deployed before it, updated before it by its self-update)."""
+    shared = Namer(config.service, config.naming.pipeline_environment, config.naming.prefix)
     regional = _regional_artifact_stacks(app, config, shared)
     pipeline = PipelineStack(
         app,
@@ -132,14 +148,7 @@ def build_app(
     _apply_tags(pipeline, config, shared.env)
     for stack in regional.values():
         pipeline.add_stack_dependency(stack, "the pipeline names the artifact store of each region")
-    return DeploylineApp(
-        app=app,
-        config=config,
-        pipeline=pipeline,
-        stacks=[*environments.values(), *regional.values(), pipeline],
-        environments=environments,
-        regional_artifacts=regional,
-    )
+    return pipeline, regional
 
 
 def _environment_stacks(

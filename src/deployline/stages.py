@@ -680,9 +680,10 @@ def synth_stage(config: DeploylineConfig) -> Stage:
             name="Publish the file assets",
             command=(
                 f"python3 -m deployline.assets {SYNTH_OUTPUT_DIR} "
-                f"--cdk-assets {prefix}/node_modules/.bin/cdk-assets"
+                f'--cdk-assets "${{CDK_ASSETS:-{prefix}/node_modules/.bin/cdk-assets}}"'
             ),
-            phase="post_build",
+            # build, not post_build: post_build runs even after a failed synth.
+            phase="build",
             pipeline_only=True,
             local_note="publishing assets needs the pipeline's bootstrap roles",
         ),

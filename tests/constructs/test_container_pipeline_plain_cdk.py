@@ -1,5 +1,5 @@
 """ContainerPipeline as a CDK user meets it: imported from the package root into a plain CDK app,
-with their own ECS service and buildspecs, no deployline.yaml anywhere."""
+with their own stacks and buildspecs, no deployline.yaml anywhere."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 from aws_cdk import App, Stack
-from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_ecs as ecs
 from aws_cdk.assertions import Match, Template
 
 import deployline._jsii_env  # noqa: F401  (quiet jsii's Node banner before aws_cdk loads)
@@ -32,6 +30,11 @@ TEST_SPEC: dict[str, Any] = {
     "version": "0.2",
     "phases": {"build": {"commands": ["make test"]}},
 }
+SYNTH_SPEC: dict[str, Any] = {
+    "version": "0.2",
+    "phases": {"build": {"commands": ["npm ci", "npx cdk synth", "npx cdk-assets publish"]}},
+    "artifacts": {"files": ["**/*"], "base-directory": "cdk.out"},
+}
 SCAN_SPEC: dict[str, Any] = {
     "version": "0.2",
     "phases": {"build": {"commands": ["bandit -r . -f json -o bandit.json || true"]}},
@@ -42,10 +45,11 @@ SCAN_SPEC: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def template() -> Template:
     from deployline import ContainerPipeline
-    from deployline.constructs.container_pipeline import (
+    from deployline.constructs.pipeline_settings import (
         BuildSettings,
-        RollingTarget,
         ScanSettings,
+        StackTarget,
+        SynthSettings,
         TestSettings,
     )
     from deployline.constructs.pipeline_source import ConnectionSource
@@ -53,22 +57,6 @@ def template() -> Template:
 
     app = App()
     stack = Stack(app, "OrdersPipeline")
-    vpc = ec2.Vpc(stack, "Vpc", max_azs=2, nat_gateways=0)
-    cluster = ecs.Cluster(stack, "Cluster", vpc=vpc)
-    task = ecs.FargateTaskDefinition(stack, "Task", cpu=256, memory_limit_mib=512)
-    task.add_container(
-        "web",
-        image=ecs.ContainerImage.from_registry("public.ecr.aws/docker/library/caddy:2-alpine"),
-        port_mappings=[ecs.PortMapping(container_port=8080)],
-    )
-    service = ecs.FargateService(
-        stack,
-        "Service",
-        cluster=cluster,
-        task_definition=task,
-        assign_public_ip=True,
-        vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
-    )
     ContainerPipeline(
         stack,
         "Pipeline",
@@ -79,14 +67,15 @@ def template() -> Template:
             branch="main",
         ),
         build=BuildSettings(buildspec=BUILD_SPEC),
+        synth=SynthSettings(buildspec=SYNTH_SPEC),
         test=TestSettings(buildspec=TEST_SPEC),
         scan=ScanSettings(buildspec=SCAN_SPEC, threshold="high", scanners=("bandit",)),
         targets=[
-            RollingTarget(
+            StackTarget(
                 name="staging",
-                service=service,
-                task_definition=task,
-                url="https://staging.orders.example.com",
+                stack_name="OrdersStaging",
+                template_file="OrdersStaging.template.json",
+                image_parameter="WebImageTag",
             )
         ],
     )
@@ -100,12 +89,20 @@ def test_the_pipeline_runs_source_build_tests_and_scan_then_deploys_and_validate
     props = pipeline["Properties"]
     assert props["PipelineType"] == "V2" and props["Name"] == "orders-pipeline-shared"
     stages = {s["Name"]: s["Actions"] for s in props["Stages"]}
-    assert list(stages) == ["Source", "Build", "Test", "Deploy-staging"]
+    assert list(stages) == ["Source", "Build", "Test", "UpdatePipeline", "Deploy-staging"]
+    assert {a["Name"] for a in stages["Build"]} == {"BuildImage", "Synth"}
     test_actions = {a["Name"]: a["RunOrder"] for a in stages["Test"]}
     assert test_actions["UnitTests"] == test_actions["SecurityScan"] == 1
     assert test_actions["SecurityGate"] == 2
+    (update,) = stages["UpdatePipeline"]
+    assert update["Configuration"]["StackName"] == "OrdersPipeline"
+    assert update["Configuration"]["TemplatePath"] == "SynthOutput::OrdersPipeline.template.json"
     deploy = {a["Name"]: a for a in stages["Deploy-staging"]}
-    assert deploy["Deploy"]["ActionTypeId"]["Provider"] == "ECS"
+    assert deploy["Deploy"]["ActionTypeId"]["Provider"] == "CloudFormation"
+    assert deploy["Deploy"]["Configuration"]["StackName"] == "OrdersStaging"
+    assert deploy["Deploy"]["Configuration"]["ParameterOverrides"] == (
+        '{"WebImageTag":"#{BuildVariables.IMAGE_TAG}"}'
+    )
     assert deploy["Validate"]["RunOrder"] == 2
 
 

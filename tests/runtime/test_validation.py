@@ -1,8 +1,8 @@
-"""Post-deploy validation against a moto ECS server and a local health endpoint.
+"""Post-deploy validation against a moto server and a local health endpoint.
 
-moto implements ECS (DescribeServices, DescribeTaskDefinition) but not CodePipeline's
-PutJobSuccessResult/PutJobFailureResult: those go to botocore's Stubber, and a CallLog captures
-what the function sent.
+moto implements ECS (DescribeServices, DescribeTaskDefinition), CloudFormation (stack outputs)
+and STS (AssumeRole), but not CodePipeline's PutJobSuccessResult/PutJobFailureResult: those go to
+botocore's Stubber, and a CallLog captures what the function sent.
 """
 
 from __future__ import annotations
@@ -87,11 +87,21 @@ def params(cluster: str, service: str, url: str, path: str, **extra: Any) -> dic
     }
 
 
+def on_moto(ecs: Any) -> validation.Connect:
+    """Clients of the moto server (whatever role and region the parameters name)."""
+    url = ecs.meta.endpoint_url
+
+    def connect(_: validation.ValidationParams) -> Any:
+        return lambda service: ecs if service == "ecs" else make_client(service, url)
+
+    return connect
+
+
 def run(job_: PipelineJob, ecs: Any, codepipeline: Any, clock: FakeClock, budget: float) -> Any:
     context = FakeContext(clock, budget)
     return validation.run(
         job_,
-        ecs=ecs,
+        connect=on_moto(ecs),
         codepipeline=codepipeline,
         remaining_ms=context.get_remaining_time_in_millis,
         clock=clock,
@@ -180,7 +190,7 @@ def test_fails_when_the_service_runs_another_image(
     message = failure_message(log)
     assert f"should start with {REPO}" in message
     assert "public.ecr.aws/docker/library/caddy:2-alpine" in message
-    assert "imagedefinitions.json" in message
+    assert "ImageTag parameter is not the tag this execution built" in message
 
 
 def test_fails_when_the_service_does_not_exist(
@@ -208,7 +218,10 @@ def test_fails_when_the_service_does_not_exist(
     [
         ("not json", "UserParameters is not valid JSON"),
         ('["cluster"]', "must be a JSON object, got list"),
-        ('{"service": "s", "url": "http://a"}', "UserParameters.cluster is required"),
+        ('{"service": "s", "url": "http://a"}', "needs stack_name (whose outputs name the"),
+        ('{"stack_name": "x", "cluster": "c"}', "give stack_name or cluster/service/url"),
+        ('{"stack_name": "x", "role_arn": "arn:aws:iam::1:role/x"}', "role_arn must be an IAM"),
+        ('{"stack_name": "x", "region": "Europe"}', "region must be an AWS region name"),
         ('{"cluster": "c", "service": "s", "url": "ftp://a"}', "http:// or https://"),
         (
             '{"cluster": "c", "service": "s", "url": "http://a", "timeout_seconds": 5}',
@@ -399,55 +412,55 @@ def test_a_corrupt_continuation_token_fails_the_job(ecs: Any, pipeline: Any) -> 
 
 
 # ---------------------------------------------------------------------------------------------
-# Blue/green services (CODE_DEPLOY controller) and the handler
+# ECS blue/green services, other controllers, and the handler
 # ---------------------------------------------------------------------------------------------
 
 
-def _blue_green(stability: str, running: int) -> dict[str, Any]:
+def _blue_green(rollout: str, running: int) -> dict[str, Any]:
+    """An ECS-native blue/green service: the ECS controller, a PRIMARY deployment (green)."""
     return {
         "serviceName": "payment-processor-service-production",
         "status": "ACTIVE",
         "desiredCount": 2,
         "runningCount": running,
-        "deploymentController": {"type": "CODE_DEPLOY"},
-        "deployments": [],
-        "taskSets": [
+        "deploymentController": {"type": "ECS"},
+        "deploymentConfiguration": {"strategy": "CANARY", "bakeTimeInMinutes": 10},
+        "deployments": [
             {
                 "id": "ecs-svc/2",
                 "status": "PRIMARY",
                 "taskDefinition": "arn:x:task-definition/pp:8",
-                "stabilityStatus": stability,
-                "computedDesiredCount": 2,
+                "rolloutState": rollout,
+                "desiredCount": 2,
                 "runningCount": running,
-            },
-            {
-                "id": "ecs-svc/1",
-                "status": "ACTIVE",
-                "taskDefinition": "arn:x:task-definition/pp:7",
-                "stabilityStatus": "STEADY_STATE",
-                "computedDesiredCount": 2,
-                "runningCount": 2,
-            },
+            }
         ],
     }
 
 
-def test_blue_green_service_is_ready_when_primary_task_set_is_steady() -> None:
+def test_blue_green_service_is_ready_when_its_deployment_completed() -> None:
     check = validation.assess_service(
-        _blue_green("STEADY_STATE", 2), expected_image=REPO, images=[f"{REPO}:abc"]
+        _blue_green("COMPLETED", 2), expected_image=REPO, images=[f"{REPO}:abc"]
     )
     assert check.state == "ready"
     assert "pp:8" in check.message
 
 
-def test_blue_green_service_waits_while_primary_task_set_stabilizes() -> None:
-    check = validation.assess_service(_blue_green("STABILIZING", 1))
+def test_blue_green_service_waits_while_traffic_shifts_or_bakes() -> None:
+    check = validation.assess_service(_blue_green("IN_PROGRESS", 2))
     assert check.state == "waiting"
-    assert "STABILIZING: 1/2" in check.message
+    assert "IN_PROGRESS" in check.message
+
+
+def test_a_codedeploy_controlled_service_is_refused_with_the_reason() -> None:
+    service = _blue_green("COMPLETED", 2) | {"deploymentController": {"type": "CODE_DEPLOY"}}
+    check = validation.assess_service(service)
+    assert check.state == "failed"
+    assert "CODE_DEPLOY deployment controller" in check.message
 
 
 def test_fails_when_desired_count_is_zero() -> None:
-    service = _blue_green("STEADY_STATE", 0) | {"desiredCount": 0}
+    service = _blue_green("COMPLETED", 0) | {"desiredCount": 0}
     check = validation.assess_service(service)
     assert check.state == "failed"
     assert "desiredCount 0" in check.message
@@ -539,3 +552,119 @@ def test_handler_uses_aws_endpoint_url_and_reports_success(
         f"service {service} is steady"
         in log.named("PutJobSuccessResult")[0]["executionDetails"]["summary"]
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The environment stack names the service; another account is read through its lookup role
+# ---------------------------------------------------------------------------------------------
+
+OUTPUTS_TEMPLATE = """
+Resources:
+  Marker:
+    Type: AWS::SNS::Topic
+Outputs:
+  ClusterName:
+    Value: {cluster}
+  ServiceName:
+    Value: {service}
+  ServiceUrl:
+    Value: {url}
+"""
+
+
+def environment_stack(moto_url: str, cluster: str, service: str, url: str) -> str:
+    name = f"payment-processor-service-{uuid.uuid4().hex[:6]}"
+    make_client("cloudformation", moto_url).create_stack(
+        StackName=name,
+        TemplateBody=OUTPUTS_TEMPLATE.format(cluster=cluster, service=service, url=url),
+    )
+    return name
+
+
+def test_the_stack_outputs_name_the_cluster_service_and_url(
+    ecs: Any,
+    moto_url: str,
+    pipeline: Any,
+    health_server: HealthServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster, service = create_service(ecs, monkeypatch, running=2)
+    path = health_server.route("/from-outputs/health", 200)
+    stack = environment_stack(moto_url, cluster, service, health_server.url)
+    client, stub, log = pipeline
+    expect_success(stub)
+
+    outcome = run(
+        job({"stack_name": stack, "health_path": path, "expected_image": REPO}),
+        ecs,
+        client,
+        FakeClock(),
+        60,
+    )
+
+    assert outcome.result == "succeeded", outcome.message
+    (call,) = log.named("PutJobSuccessResult")
+    assert health_server.url in call["executionDetails"]["summary"]
+    assert service in call["executionDetails"]["summary"]
+
+
+def test_a_stack_without_the_outputs_fails_with_what_is_missing(
+    moto_url: str, pipeline: Any, ecs: Any
+) -> None:
+    name = f"other-{uuid.uuid4().hex[:6]}"
+    make_client("cloudformation", moto_url).create_stack(
+        StackName=name,
+        TemplateBody="Resources:\n  M:\n    Type: AWS::SNS::Topic\n",
+    )
+    client, stub, log = pipeline
+    expect_failure(stub)
+
+    outcome = run(job({"stack_name": name}), ecs, client, FakeClock(), 60)
+
+    assert outcome.result == "failed"
+    message = failure_message(log)
+    assert f"stack {name} has no output(s) ['ClusterName', 'ServiceName', 'ServiceUrl']" in message
+
+
+def test_a_missing_stack_fails_at_once(moto_url: str, pipeline: Any, ecs: Any) -> None:
+    client, stub, log = pipeline
+    expect_failure(stub)
+
+    run(job({"stack_name": "no-such-stack"}), ecs, client, FakeClock(), 60)
+
+    assert "stack no-such-stack cannot be read" in failure_message(log)
+
+
+def test_another_account_is_read_through_the_role_assumed_in_its_region(
+    ecs: Any,
+    moto_url: str,
+    pipeline: Any,
+    health_server: HealthServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The default connection: STS AssumeRole on the lookup role, clients in its region."""
+    cluster, service = create_service(ecs, monkeypatch, running=2)
+    path = health_server.route("/cross-account/health", 200)
+    stack = environment_stack(moto_url, cluster, service, health_server.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    clients.reset()
+    sts = make_client("sts", moto_url)
+    sts_log = CallLog(sts)
+    monkeypatch.setattr(clients, "client", lambda service_: sts)
+    role = f"arn:aws:iam::{ACCOUNT}:role/cdk-hnb659fds-lookup-role-{ACCOUNT}-{REGION}"
+    client, stub, log = pipeline
+    expect_success(stub)
+
+    outcome = validation.run(
+        job({"stack_name": stack, "region": REGION, "role_arn": role, "health_path": path}),
+        codepipeline=client,
+        remaining_ms=lambda: 60_000,
+        clock=FakeClock(),
+        sleep=lambda _: None,
+        probe_timeout=0.5,
+    )
+
+    assert outcome.result == "succeeded", outcome.message
+    (assumed,) = sts_log.named("AssumeRole")
+    assert assumed["RoleArn"] == role
+    assert assumed["RoleSessionName"] == "deployline-validation"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Token
+from aws_cdk import Aws, Fn, Token
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -72,10 +72,12 @@ class BootstrapEnvironment:
         """The ARN of the bootstrap role `kind` (deploy, cfn-exec, file-publishing, lookup)."""
         if kind not in BOOTSTRAP_ROLE_KINDS:
             raise ValueError(f"kind must be one of {sorted(BOOTSTRAP_ROLE_KINDS)}, got {kind!r}")
-        name = bootstrap_role_name(
-            kind, self.qualifier, self.account_or_pseudo, self.region_or_pseudo
-        )
-        return f"arn:{Aws.PARTITION}:iam::{self.account_or_pseudo}:role/{name}"
+        account = self.account if self.account is not None else "${AWS::AccountId}"
+        region = self.region if self.region is not None else "${AWS::Region}"
+        name = bootstrap_role_name(kind, self.qualifier, account, region)
+        # One Fn::Sub rather than a Join of pseudo parameters (what cfn-lint prefers in an
+        # action's configuration).
+        return Fn.sub(f"arn:${{AWS::Partition}}:iam::{account}:role/{name}")
 
     def role(self, scope: Construct, id: str, kind: str) -> iam.IRole:
         """The bootstrap role `kind`, imported immutable: deployline never adds policies to it."""

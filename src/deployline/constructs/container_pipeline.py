@@ -357,6 +357,16 @@ class ContainerPipeline(Construct):
                     "other accounts' deploy roles can read it"
                 )
             self._use_key_by_alias(bucket.encryption_key.key_arn)
+            store = f"the artifact bucket of {self.pipeline_name} in {region}"
+            acknowledge_iam5(
+                self.pipeline_role,
+                {
+                    f"Resource::{nag_resource(self, bucket.arn_for_objects('*'))}": (
+                        f"{self.pipeline_name} copies artifacts under keys it generates per "
+                        f"execution, only into {store}"
+                    )
+                },
+            )
         return {**cross_region, home: self.artifact_bucket}
 
     def _use_key_by_alias(self, key_arn: str) -> None:
@@ -366,6 +376,15 @@ class ContainerPipeline(Construct):
         if ":alias/" not in key_arn:
             return
         parts = Arn.split(key_arn, ArnFormat.SLASH_RESOURCE_NAME)
+        keys = f"arn:{parts.partition}:kms:{parts.region}:{parts.account}:key/*"
+        acknowledge_iam5(
+            self.pipeline_role,
+            {
+                f"Resource::{nag_resource(self, keys)}": f"{self.pipeline_name} uses the key of "
+                f"its artifact store in {parts.region} by its alias (kms:ResourceAliases "
+                f"alias/{parts.resource_name}): the key's own ARN is not known in this region"
+            },
+        )
         self.pipeline_role.add_to_policy(
             iam.PolicyStatement(
                 actions=[

@@ -20,7 +20,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from deployline import defaults
-from deployline.naming import Kind, Namer
+from deployline.naming import Kind, Namer, fit
 
 
 @dataclass(frozen=True)
@@ -95,13 +95,11 @@ class RegionalArtifactsStack(Stack):
         self.alias = kms.Alias(
             self, "Alias", alias_name=alias_name, target_key=self.key, removal_policy=removal
         )
-        prefix = namer.bucket_prefix(f"artifacts-{_short(region)}")
-        bucket_name = f"{prefix}-{self.account}-{region}"
+        bucket_name = regional_bucket_name(namer, "artifacts", self.account, region)
         self.access_logs = defaults.secure_bucket(
             self,
             "AccessLogs",
-            bucket_name=f"{namer.bucket_prefix(f'access-logs-{_short(region)}')}-"
-            f"{self.account}-{region}",
+            bucket_name=regional_bucket_name(namer, "access-logs", self.account, region),
             key=None,
             removal=removal,
             versioned=False,
@@ -162,10 +160,12 @@ class RegionalArtifactsStack(Stack):
         )
 
 
-def _short(region: str) -> str:
-    """`eu-west-1` -> `euw1`: bucket names have little room."""
-    parts = region.split("-")
-    return "".join([parts[0], *(p[0] for p in parts[1:-1]), parts[-1]])
+def regional_bucket_name(namer: Namer, type_: str, account: str, region: str) -> str:
+    """`{service}-{type}-{account}-{region}-{env}`, at most 63 characters: bucket names are
+    global, so the account and region make it unique; the environment ends it, as every
+    deployline name does (checker rule DL702); a long service name is cut, never the rest."""
+    tail = f"-{account}-{region}-{namer.env}"
+    return fit(f"{namer.base}-{type_}", Kind.S3_BUCKET.limit - len(tail)) + tail
 
 
 def regional_stack_name(namer: Namer, region: str) -> str:
