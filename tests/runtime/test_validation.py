@@ -652,7 +652,7 @@ def test_another_account_is_read_through_the_role_assumed_in_its_region(
     sts_log = CallLog(sts)
     monkeypatch.setattr(clients, "client", lambda service_: sts)
     role = f"arn:aws:iam::{ACCOUNT}:role/cdk-hnb659fds-lookup-role-{ACCOUNT}-{REGION}"
-    client, stub, log = pipeline
+    client, stub, _ = pipeline
     expect_success(stub)
 
     outcome = validation.run(
