@@ -909,7 +909,11 @@ class ContainerPipeline(Construct):
                 )
             )
         pullers = sorted(
-            {e.account for e in self.targets_environments() if self._is_other_account(e)} - {None}
+            {
+                e.account
+                for e in self.targets_environments()
+                if e.account is not None and self._is_other_account(e)
+            }
         )
         if pullers:
             self.repository.add_to_resource_policy(
