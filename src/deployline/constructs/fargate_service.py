@@ -172,15 +172,7 @@ class FargateWebService(Construct):
             health_check_path=health_check_path,
         )
         self.blue_green = blue_green
-
-        self.cluster = ecs.Cluster(
-            self,
-            "Cluster",
-            cluster_name=namer.name("cluster", Kind.ECS),
-            vpc=vpc,
-            container_insights_v2=ecs.ContainerInsights.ENHANCED,
-        )
-
+        self.cluster = self._cluster(namer, vpc)
         self.log_group = defaults.encrypted_log_group(
             self,
             "Logs",
@@ -189,27 +181,89 @@ class FargateWebService(Construct):
             retention_days=log_retention_days,
             removal=removal,
         )
+        self.execution_role = self._execution_role(namer, repository, execution_role_statements)
+        self.task_role = self._task_role(namer)
+        self.task_definition = self._task_definition(namer, cpu, memory, cpu_architecture)
+        self.container = self._container(
+            image=image,
+            command=command,
+            environment={"PORT": str(container_port), **(environment or {})},
+            container_port=container_port,
+            user=user,
+            read_only_root_filesystem=read_only_root_filesystem,
+            writable_paths=writable_paths,
+            health_check=self._health_check(
+                container_health_check,
+                container_health_check_command
+                or default_health_check_command(container_port, health_check_path),
+                health_check_grace_period,
+            ),
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"{namer.name('service')}: tasks, reachable from the load balancer only",
+            allow_all_outbound=True,  # the application's own egress is unknown
+        )
+        self.service = self._service(
+            namer,
+            subnets=subnets,
+            desired_count=desired_count,
+            assign_public_ip=assign_public_ip,
+            grace_period=health_check_grace_period,
+            alarm_names=deployment_alarm_names,
+        )
+        self._register(target_groups[0], container_port, load_balancer_security_group)
+        self._acknowledge(namer)
+        self.scalable_target = self._autoscaling(
+            namer,
+            target_groups=target_groups,
+            min_capacity=min_capacity,
+            max_capacity=max_capacity,
+            target_cpu_percent=target_cpu_percent,
+            target_requests_per_task=target_requests_per_task,
+        )
 
-        self.execution_role = iam.Role(
+    # ---- the pieces, in the order they are built ----------------------------------------
+
+    def _cluster(self, namer: Namer, vpc: ec2.IVpc) -> ecs.Cluster:
+        return ecs.Cluster(
+            self,
+            "Cluster",
+            cluster_name=namer.name("cluster", Kind.ECS),
+            vpc=vpc,
+            container_insights_v2=ecs.ContainerInsights.ENHANCED,
+        )
+
+    def _execution_role(
+        self,
+        namer: Namer,
+        repository: ecr.IRepository,
+        statements: Sequence[iam.PolicyStatement],
+    ) -> iam.Role:
+        role = iam.Role(
             self,
             "ExecutionRole",
             role_name=namer.name("task-execution", Kind.IAM_ROLE),
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description=f"deployline: pulls the image and writes logs for {namer.name('service')}",
         )
-        repository.grant_pull(self.execution_role)
-        self.execution_role.add_to_policy(
+        repository.grant_pull(role)
+        role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteAppLogs",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[f"{self.log_group.log_group_arn}:*"],
             )
         )
-        for statement in execution_role_statements:
-            self.execution_role.add_to_policy(statement)
+        for statement in statements:
+            role.add_to_policy(statement)
+        return role
 
+    def _task_role(self, namer: Namer) -> iam.Role:
         # Confused-deputy guard: only ECS tasks of this account and region may assume it.
-        self.task_role = iam.Role(
+        return iam.Role(
             self,
             "TaskRole",
             role_name=namer.name("task", Kind.IAM_ROLE),
@@ -226,7 +280,10 @@ class FargateWebService(Construct):
             "grant it what the application calls",
         )
 
-        self.task_definition = ecs.FargateTaskDefinition(
+    def _task_definition(
+        self, namer: Namer, cpu: int, memory: int, architecture: ecs.CpuArchitecture
+    ) -> ecs.FargateTaskDefinition:
+        task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
             family=namer.name("task", Kind.ECS),
@@ -236,28 +293,40 @@ class FargateWebService(Construct):
             task_role=self.task_role,
             runtime_platform=ecs.RuntimePlatform(
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
-                cpu_architecture=cpu_architecture,
+                cpu_architecture=architecture,
             ),
         )
         # The task definition names the execution role; its grants must exist before a task runs.
-        depend_on_grants(self.task_definition, self.execution_role)
+        depend_on_grants(task_definition, self.execution_role)
+        return task_definition
 
-        health_check = None
-        if container_health_check:
-            health_check = ecs.HealthCheck(
-                command=[
-                    "CMD-SHELL",
-                    container_health_check_command
-                    or default_health_check_command(container_port, health_check_path),
-                ],
-                interval=Duration.seconds(15),
-                timeout=Duration.seconds(5),
-                retries=3,
-                start_period=Duration.seconds(
-                    min(300, max(30, health_check_grace_period.to_seconds()))
-                ),
-            )
-        self.container = self.task_definition.add_container(
+    @staticmethod
+    def _health_check(
+        enabled: bool, command: str, grace_period: Duration
+    ) -> ecs.HealthCheck | None:
+        if not enabled:
+            return None
+        return ecs.HealthCheck(
+            command=["CMD-SHELL", command],
+            interval=Duration.seconds(15),
+            timeout=Duration.seconds(5),
+            retries=3,
+            start_period=Duration.seconds(min(300, max(30, grace_period.to_seconds()))),
+        )
+
+    def _container(
+        self,
+        *,
+        image: ecs.ContainerImage,
+        command: Sequence[str] | None,
+        environment: Mapping[str, str],
+        container_port: int,
+        user: str,
+        read_only_root_filesystem: bool,
+        writable_paths: Sequence[str],
+        health_check: ecs.HealthCheck | None,
+    ) -> ecs.ContainerDefinition:
+        container = self.task_definition.add_container(
             "App",
             container_name=CONTAINER_NAME,
             image=image,
@@ -265,7 +334,7 @@ class FargateWebService(Construct):
             essential=True,
             user=user,
             readonly_root_filesystem=read_only_root_filesystem,
-            environment={"PORT": str(container_port), **(environment or {})},
+            environment=dict(environment),
             port_mappings=[
                 ecs.PortMapping(
                     container_port=container_port, protocol=ecs.Protocol.TCP, name="http"
@@ -286,24 +355,28 @@ class FargateWebService(Construct):
         for index, path in enumerate(writable_paths):
             volume = f"{_SCRATCH_VOLUME}-{index}"
             self.task_definition.add_volume(name=volume)
-            self.container.add_mount_points(
+            container.add_mount_points(
                 ecs.MountPoint(source_volume=volume, container_path=path, read_only=False)
             )
+        return container
 
-        self.security_group = ec2.SecurityGroup(
-            self,
-            "SecurityGroup",
-            vpc=vpc,
-            description=f"{namer.name('service')}: tasks, reachable from the load balancer only",
-            allow_all_outbound=True,  # the application's own egress is unknown
-        )
-
+    def _service(
+        self,
+        namer: Namer,
+        *,
+        subnets: ec2.SubnetSelection,
+        desired_count: int,
+        assign_public_ip: bool,
+        grace_period: Duration,
+        alarm_names: Sequence[str],
+    ) -> ecs.FargateService:
+        blue_green = self.blue_green
         controller = (
             ecs.DeploymentController(type=ecs.DeploymentControllerType.CODE_DEPLOY)
             if blue_green
             else None
         )
-        self.service = ecs.FargateService(
+        service = ecs.FargateService(
             self,
             "Service",
             service_name=namer.name("service", Kind.ECS),
@@ -316,17 +389,17 @@ class FargateWebService(Construct):
             platform_version=ecs.FargatePlatformVersion.LATEST,
             min_healthy_percent=100,
             max_healthy_percent=200,
-            health_check_grace_period=health_check_grace_period,
+            health_check_grace_period=grace_period,
             deployment_controller=controller,
             circuit_breaker=None
             if blue_green
             else ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             deployment_alarms=(
                 ecs.DeploymentAlarmConfig(
-                    alarm_names=list(deployment_alarm_names),
+                    alarm_names=list(alarm_names),
                     behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM,
                 )
-                if deployment_alarm_names and not blue_green
+                if alarm_names and not blue_green
                 else None
             ),
             # Rebalancing moves tasks outside deployments; CodeDeploy task sets do not support it.
@@ -339,9 +412,17 @@ class FargateWebService(Construct):
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             enable_execute_command=False,
         )
-        depend_on_grants(self.service, self.task_role)
-        primary = target_groups[0]
-        primary.add_target(
+        depend_on_grants(service, self.task_role)
+        return service
+
+    def _register(
+        self,
+        target_group: elbv2.ApplicationTargetGroup,
+        container_port: int,
+        load_balancer_security_group: ec2.ISecurityGroup,
+    ) -> None:
+        """The service registers with `target_group`; only the load balancer reaches the tasks."""
+        target_group.add_target(
             self.service.load_balancer_target(
                 container_name=CONTAINER_NAME, container_port=container_port
             )
@@ -355,9 +436,17 @@ class FargateWebService(Construct):
             self.security_group, ec2.Port.tcp(container_port), "to the service tasks"
         )
 
-        self._acknowledge(namer)
-
-        self.scalable_target = appscaling.ScalableTarget(
+    def _autoscaling(
+        self,
+        namer: Namer,
+        *,
+        target_groups: Sequence[elbv2.ApplicationTargetGroup],
+        min_capacity: int,
+        max_capacity: int,
+        target_cpu_percent: int,
+        target_requests_per_task: int,
+    ) -> appscaling.ScalableTarget:
+        scalable_target = appscaling.ScalableTarget(
             self,
             "ScalableTarget",
             service_namespace=appscaling.ServiceNamespace.ECS,
@@ -366,26 +455,30 @@ class FargateWebService(Construct):
             min_capacity=min_capacity,
             max_capacity=max_capacity,
         )
-        self.scalable_target.scale_to_track_metric(
+        scalable_target.scale_to_track_metric(
             "CpuTracking",
             target_value=target_cpu_percent,
             predefined_metric=appscaling.PredefinedMetric.ECS_SERVICE_AVERAGE_CPU_UTILIZATION,
             scale_in_cooldown=Duration.seconds(120),
             scale_out_cooldown=Duration.seconds(60),
         )
-        if blue_green:
+        if self.blue_green:
             self._track_requests_across(
-                namer.name("requests-per-task"), target_groups, target_requests_per_task
+                scalable_target,
+                namer.name("requests-per-task"),
+                target_groups,
+                target_requests_per_task,
             )
         else:
-            self.scalable_target.scale_to_track_metric(
+            scalable_target.scale_to_track_metric(
                 "RequestTracking",
                 target_value=target_requests_per_task,
                 predefined_metric=appscaling.PredefinedMetric.ALB_REQUEST_COUNT_PER_TARGET,
-                resource_label=_resource_label(primary),
+                resource_label=_resource_label(target_groups[0]),
                 scale_in_cooldown=Duration.seconds(120),
                 scale_out_cooldown=Duration.seconds(60),
             )
+        return scalable_target
 
     def _acknowledge(self, namer: Namer) -> None:
         """Record, with reasons, the cdk-nag and checkov findings these resources have by design."""
@@ -421,56 +514,37 @@ class FargateWebService(Construct):
 
     def _track_requests_across(
         self,
+        scalable_target: appscaling.ScalableTarget,
         policy_name: str,
         target_groups: Sequence[elbv2.ApplicationTargetGroup],
         target: int,
     ) -> None:
-        """Requests per task over every target group: CodeDeploy swaps blue and green, so a
-        policy on one target group would track an idle one after the first deployment."""
-        queries: list[appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty] = []
-        for index, group in enumerate(target_groups):
-            queries.append(
-                appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
-                    id=f"requests{index}",
-                    return_data=False,
-                    metric_stat=appscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty(
-                        metric=appscaling.CfnScalingPolicy.TargetTrackingMetricProperty(
-                            namespace="AWS/ApplicationELB",
-                            metric_name="RequestCount",
-                            dimensions=[
-                                appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
-                                    name="TargetGroup", value=group.target_group_full_name
-                                ),
-                                appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
-                                    name="LoadBalancer",
-                                    value=group.first_load_balancer_full_name,
-                                ),
-                            ],
-                        ),
-                        stat="Sum",
-                        unit="Count",
-                    ),
-                )
+        """Requests per task over every target group: blue/green swaps the groups, so a policy on
+        one target group would track an idle one after the first deployment."""
+        queries = [
+            _metric_query(
+                f"requests{index}",
+                "AWS/ApplicationELB",
+                "RequestCount",
+                {
+                    "TargetGroup": group.target_group_full_name,
+                    "LoadBalancer": group.first_load_balancer_full_name,
+                },
+                stat="Sum",
+                unit="Count",
             )
+            for index, group in enumerate(target_groups)
+        ]
         queries.append(
-            appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
-                id="tasks",
-                return_data=False,
-                metric_stat=appscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty(
-                    metric=appscaling.CfnScalingPolicy.TargetTrackingMetricProperty(
-                        namespace="ECS/ContainerInsights",
-                        metric_name="RunningTaskCount",
-                        dimensions=[
-                            appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
-                                name="ClusterName", value=self.cluster.cluster_name
-                            ),
-                            appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
-                                name="ServiceName", value=self.service.service_name
-                            ),
-                        ],
-                    ),
-                    stat="Average",
-                ),
+            _metric_query(
+                "tasks",
+                "ECS/ContainerInsights",
+                "RunningTaskCount",
+                {
+                    "ClusterName": self.cluster.cluster_name,
+                    "ServiceName": self.service.service_name,
+                },
+                stat="Average",
             )
         )
         total = " + ".join(f"FILL(requests{i}, 0)" for i in range(len(target_groups)))
@@ -487,7 +561,7 @@ class FargateWebService(Construct):
             "RequestTracking",
             policy_name=policy_name,
             policy_type="TargetTrackingScaling",
-            scaling_target_id=self.scalable_target.scalable_target_id,
+            scaling_target_id=scalable_target.scalable_target_id,
             target_tracking_scaling_policy_configuration=appscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
                 target_value=target,
                 scale_in_cooldown=120,
@@ -497,6 +571,35 @@ class FargateWebService(Construct):
                 ),
             ),
         )
+
+
+def _metric_query(
+    query_id: str,
+    namespace: str,
+    metric_name: str,
+    dimensions: Mapping[str, str],
+    *,
+    stat: str,
+    unit: str | None = None,
+) -> appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty:
+    """One metric of a customized target-tracking metric (not returned: an expression uses it)."""
+    policy = appscaling.CfnScalingPolicy
+    return policy.TargetTrackingMetricDataQueryProperty(
+        id=query_id,
+        return_data=False,
+        metric_stat=policy.TargetTrackingMetricStatProperty(
+            metric=policy.TargetTrackingMetricProperty(
+                namespace=namespace,
+                metric_name=metric_name,
+                dimensions=[
+                    policy.TargetTrackingMetricDimensionProperty(name=name, value=value)
+                    for name, value in dimensions.items()
+                ],
+            ),
+            stat=stat,
+            unit=unit,
+        ),
+    )
 
 
 def depend_on_grants(dependent: Construct, role: iam.Role) -> None:

@@ -9,7 +9,7 @@ dropped; access logs go to an S3 bucket that only the load balancer may write to
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import (
     Acknowledgment,
@@ -118,31 +118,88 @@ class ServiceLoadBalancer(Construct):
         )
         https = certificate_arn is not None
         production_port = HTTPS_PORT if https else listener_port
-
+        test_cidrs = test_listener_cidrs if blue_green else ()
         self.access_logs = self._access_log_bucket(namer, access_log_expiry_days, removal)
+        self.security_group = self._security_group(
+            namer,
+            vpc,
+            production={
+                cidr: [listener_port, HTTPS_PORT] if https else [listener_port]
+                for cidr in ingress_cidrs
+            },
+            test={cidr: [test_listener_port] for cidr in test_cidrs},
+        )
+        self.load_balancer = self._load_balancer(namer, vpc, subnets, deletion_protection)
+        self.target_group = self._target_group(
+            "BlueTargetGroup",
+            namer.name("blue" if blue_green else "tg", Kind.TARGET_GROUP),
+            vpc,
+            target_port,
+            health_check_path,
+            deregistration_delay,
+        )
+        self.green_target_group = (
+            self._target_group(
+                "GreenTargetGroup",
+                namer.name("green", Kind.TARGET_GROUP),
+                vpc,
+                target_port,
+                health_check_path,
+                deregistration_delay,
+            )
+            if blue_green
+            else None
+        )
+        self.target_groups = [self.target_group] + (
+            [self.green_target_group] if self.green_target_group is not None else []
+        )
+        self._listeners(
+            certificate_arn=certificate_arn,
+            listener_port=listener_port,
+            production_port=production_port,
+            test_listener_port=test_listener_port,
+        )
+        self._acknowledge(namer, ingress_cidrs, test_cidrs, https)
+        host = domain_name or self.load_balancer.load_balancer_dns_name
+        scheme = "https" if https else "http"
+        self.url = _url(scheme, host, production_port)
+        self.test_url = _url(scheme, host, test_listener_port) if blue_green else None
 
-        self.security_group = ec2.SecurityGroup(
+    # ---- the pieces, in the order they are built ----------------------------------------
+
+    def _security_group(
+        self,
+        namer: Namer,
+        vpc: ec2.IVpc,
+        *,
+        production: Mapping[str, Sequence[int]],
+        test: Mapping[str, Sequence[int]],
+    ) -> ec2.SecurityGroup:
+        """Ingress from exactly the configured CIDRs on their listener ports; egress is added
+        per target (`connections`)."""
+        group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
             vpc=vpc,
             description=f"{namer.name('alb')}: listeners open to the configured CIDRs only",
             allow_all_outbound=False,
         )
-        ports = [listener_port, HTTPS_PORT] if https else [listener_port]
-        for cidr in ingress_cidrs:
-            for port in ports:
-                self.security_group.add_ingress_rule(
-                    ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"production listener from {cidr}"
-                )
-        if blue_green:
-            for cidr in test_listener_cidrs:
-                self.security_group.add_ingress_rule(
-                    ec2.Peer.ipv4(cidr),
-                    ec2.Port.tcp(test_listener_port),
-                    f"test listener from {cidr}",
-                )
+        for what, cidrs in (("production listener", production), ("test listener", test)):
+            for cidr, ports in cidrs.items():
+                for port in ports:
+                    group.add_ingress_rule(
+                        ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"{what} from {cidr}"
+                    )
+        return group
 
-        self.load_balancer = elbv2.ApplicationLoadBalancer(
+    def _load_balancer(
+        self,
+        namer: Namer,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        deletion_protection: bool,
+    ) -> elbv2.ApplicationLoadBalancer:
+        load_balancer = elbv2.ApplicationLoadBalancer(
             self,
             "LoadBalancer",
             load_balancer_name=namer.name("alb", Kind.LOAD_BALANCER),
@@ -157,39 +214,53 @@ class ServiceLoadBalancer(Construct):
             idle_timeout=Duration.seconds(60),
         )
         # Not log_access_logs(): it needs a region at synth time, and this stack has none.
-        self.load_balancer.set_attribute("access_logs.s3.enabled", "true")
-        self.load_balancer.set_attribute("access_logs.s3.bucket", self.access_logs.bucket_name)
-        self.load_balancer.set_attribute("access_logs.s3.prefix", _ACCESS_LOG_PREFIX)
+        load_balancer.set_attribute("access_logs.s3.enabled", "true")
+        load_balancer.set_attribute("access_logs.s3.bucket", self.access_logs.bucket_name)
+        load_balancer.set_attribute("access_logs.s3.prefix", _ACCESS_LOG_PREFIX)
         # ELB writes a test object when logging is switched on: the policy must exist first.
         if self.access_logs.policy is not None:
-            self.load_balancer.node.add_dependency(self.access_logs.policy)
+            load_balancer.node.add_dependency(self.access_logs.policy)
+        return load_balancer
 
-        def target_group(construct_id: str, color: str) -> elbv2.ApplicationTargetGroup:
-            return elbv2.ApplicationTargetGroup(
-                self,
-                construct_id,
-                target_group_name=namer.name(color, Kind.TARGET_GROUP),
-                vpc=vpc,
-                port=target_port,
-                protocol=elbv2.ApplicationProtocol.HTTP,
-                target_type=elbv2.TargetType.IP,
-                deregistration_delay=deregistration_delay,
-                health_check=elbv2.HealthCheck(
-                    path=health_check_path,
-                    healthy_http_codes="200",
-                    interval=Duration.seconds(15),
-                    timeout=Duration.seconds(5),
-                    healthy_threshold_count=2,
-                    unhealthy_threshold_count=3,
-                ),
-            )
-
-        self.target_group = target_group("BlueTargetGroup", "blue" if blue_green else "tg")
-        self.green_target_group = target_group("GreenTargetGroup", "green") if blue_green else None
-        self.target_groups = [self.target_group] + (
-            [self.green_target_group] if self.green_target_group is not None else []
+    def _target_group(
+        self,
+        construct_id: str,
+        name: str,
+        vpc: ec2.IVpc,
+        port: int,
+        health_check_path: str,
+        deregistration_delay: Duration,
+    ) -> elbv2.ApplicationTargetGroup:
+        return elbv2.ApplicationTargetGroup(
+            self,
+            construct_id,
+            target_group_name=name,
+            vpc=vpc,
+            port=port,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            target_type=elbv2.TargetType.IP,
+            deregistration_delay=deregistration_delay,
+            health_check=elbv2.HealthCheck(
+                path=health_check_path,
+                healthy_http_codes="200",
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                healthy_threshold_count=2,
+                unhealthy_threshold_count=3,
+            ),
         )
 
+    def _listeners(
+        self,
+        *,
+        certificate_arn: str | None,
+        listener_port: int,
+        production_port: int,
+        test_listener_port: int,
+    ) -> None:
+        """The production listener, the HTTP redirect (with a certificate) and the test listener
+        (blue/green)."""
+        https = certificate_arn is not None
         certificates = (
             [elbv2.ListenerCertificate.from_arn(certificate_in_this_stack(certificate_arn))]
             if certificate_arn
@@ -202,7 +273,7 @@ class ServiceLoadBalancer(Construct):
             protocol=protocol,
             certificates=certificates,
             ssl_policy=TLS_POLICY if https else None,
-            open=False,  # ingress is exactly the rules above
+            open=False,  # ingress is exactly the security group's rules
             default_action=elbv2.ListenerAction.forward([self.target_group]),
         )
         self.redirect_listener: elbv2.ApplicationListener | None = None
@@ -227,13 +298,6 @@ class ServiceLoadBalancer(Construct):
                 open=False,
                 default_action=elbv2.ListenerAction.forward([self.green_target_group]),
             )
-
-        self._acknowledge(namer, ingress_cidrs, test_listener_cidrs if blue_green else (), https)
-
-        host = domain_name or self.load_balancer.load_balancer_dns_name
-        scheme = "https" if https else "http"
-        self.url = _url(scheme, host, production_port)
-        self.test_url = _url(scheme, host, test_listener_port) if blue_green else None
 
     # ---- helpers ----------------------------------------------------------------------
 
