@@ -1,10 +1,11 @@
-"""An ECS Fargate service behind an ALB target group, deployed rolling or by CodeDeploy.
+"""An ECS Fargate service behind an ALB target group, deployed rolling or blue/green by ECS.
 
 One cluster (Container Insights, enhanced), one task definition (one container named
 `deployline.naming.CONTAINER_NAME`: non-root, read-only root filesystem with scratch volumes,
-container health check, logs to a KMS-encrypted group with retention), one service (rolling: the
-ECS controller with the deployment circuit breaker and deployment alarms, both rolling back;
-blue/green: the CODE_DEPLOY controller) and target-tracking autoscaling on CPU and on requests.
+container health check, logs to a KMS-encrypted group with retention), one service under the ECS
+deployment controller with the deployment circuit breaker and deployment alarms, both rolling back
+(rolling: the ROLLING strategy; blue/green: BLUE_GREEN, CANARY or LINEAR from a `BlueGreenTraffic`,
+with the alternate target group), and target-tracking autoscaling on CPU and on requests.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from aws_cdk import (
 )
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
@@ -34,6 +34,7 @@ from constructs import Construct
 
 from deployline import defaults
 from deployline.config import FARGATE_SIZES
+from deployline.constructs.ecs_blue_green import BlueGreenTraffic
 from deployline.naming import CONTAINER_NAME, Kind, Namer
 
 _SCRATCH_VOLUME = "scratch"
@@ -74,7 +75,7 @@ class FargateWebService(Construct):
         task_role: the role the application runs with (no permissions by default).
         log_group: the application log group.
         scalable_target: the service's autoscaling target.
-        blue_green: whether CodeDeploy deploys the service.
+        blue_green: how ECS shifts traffic (blue/green), else None (rolling).
     """
 
     def __init__(
@@ -86,7 +87,6 @@ class FargateWebService(Construct):
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         key: kms.IKey,
-        repository: ecr.IRepository,
         image: ecs.ContainerImage,
         target_groups: Sequence[elbv2.ApplicationTargetGroup],
         load_balancer_security_group: ec2.ISecurityGroup,
@@ -97,7 +97,7 @@ class FargateWebService(Construct):
         desired_count: int = 2,
         min_capacity: int = 1,
         max_capacity: int = 4,
-        blue_green: bool = False,
+        blue_green: BlueGreenTraffic | None = None,
         assign_public_ip: bool = False,
         command: Sequence[str] | None = None,
         environment: Mapping[str, str] | None = None,
@@ -121,8 +121,7 @@ class FargateWebService(Construct):
             vpc: the VPC.
             subnets: where the tasks run.
             key: CMK for the log group (it must allow CloudWatch Logs).
-            repository: the ECR repository the pipeline pushes to; the execution role may pull.
-            image: the image the service starts with (the pipeline replaces it).
+            image: the container image (a `ServiceImage` chooses it by the image tag parameter).
             target_groups: the service registers with the first; blue/green passes blue, green.
             load_balancer_security_group: the only source the tasks admit.
             container_port: the port the container listens on.
@@ -132,9 +131,11 @@ class FargateWebService(Construct):
             desired_count: tasks at creation. Default: 2.
             min_capacity: autoscaling floor. Default: 1.
             max_capacity: autoscaling ceiling. Default: 4.
-            blue_green: CODE_DEPLOY controller instead of the ECS one. Default: false.
+            blue_green: deploy blue/green (BLUE_GREEN, CANARY or LINEAR) with the alternate
+                target group and rules it names; `target_groups` are then blue, green.
+                Default: rolling.
             assign_public_ip: give tasks a public IP (public subnets). Default: false.
-            command: the container command. Default: the image's own.
+            command: the container command (may be a token list). Default: the image's own.
             environment: plain environment variables (no secrets). Default: PORT only.
             user: uid[:gid], never root. Default: 1000:1000.
             read_only_root_filesystem: Default: true.
@@ -144,13 +145,14 @@ class FargateWebService(Construct):
                 `default_health_check_command(container_port, health_check_path)`.
             health_check_grace_period: load balancer health checks ignored after a task starts.
                 Default: 60 seconds.
-            deployment_alarm_names: alarms that roll a rolling deployment back. Default: none.
+            deployment_alarm_names: alarms that roll a deployment back (at most 10).
+                Default: none.
             target_cpu_percent: autoscaling CPU target. Default: 60.
             target_requests_per_task: autoscaling target, requests per task per minute.
                 Default: 1000.
             cpu_architecture: Default: X86_64.
-            execution_role_statements: more statements for the execution role (e.g. a
-                pull-through cache). Default: none.
+            execution_role_statements: what the execution role needs to pull the image (the
+                repository's, a pull-through cache's). Default: none.
             log_retention_days: Default: 30.
             removal: the log group's removal policy. Default: RETAIN.
         """
@@ -165,7 +167,7 @@ class FargateWebService(Construct):
             user=user,
             writable_paths=writable_paths,
             target_groups=target_groups,
-            blue_green=blue_green,
+            blue_green=blue_green is not None,
             target_cpu_percent=target_cpu_percent,
             target_requests_per_task=target_requests_per_task,
             deployment_alarm_names=deployment_alarm_names,
@@ -181,7 +183,7 @@ class FargateWebService(Construct):
             retention_days=log_retention_days,
             removal=removal,
         )
-        self.execution_role = self._execution_role(namer, repository, execution_role_statements)
+        self.execution_role = self._execution_role(namer, execution_role_statements)
         self.task_role = self._task_role(namer)
         self.task_definition = self._task_definition(namer, cpu, memory, cpu_architecture)
         self.container = self._container(
@@ -236,12 +238,7 @@ class FargateWebService(Construct):
             container_insights_v2=ecs.ContainerInsights.ENHANCED,
         )
 
-    def _execution_role(
-        self,
-        namer: Namer,
-        repository: ecr.IRepository,
-        statements: Sequence[iam.PolicyStatement],
-    ) -> iam.Role:
+    def _execution_role(self, namer: Namer, statements: Sequence[iam.PolicyStatement]) -> iam.Role:
         role = iam.Role(
             self,
             "ExecutionRole",
@@ -249,7 +246,8 @@ class FargateWebService(Construct):
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description=f"deployline: pulls the image and writes logs for {namer.name('service')}",
         )
-        repository.grant_pull(role)
+        for statement in statements:
+            role.add_to_policy(statement)
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteAppLogs",
@@ -257,8 +255,6 @@ class FargateWebService(Construct):
                 resources=[f"{self.log_group.log_group_arn}:*"],
             )
         )
-        for statement in statements:
-            role.add_to_policy(statement)
         return role
 
     def _task_role(self, namer: Namer) -> iam.Role:
@@ -371,11 +367,6 @@ class FargateWebService(Construct):
         alarm_names: Sequence[str],
     ) -> ecs.FargateService:
         blue_green = self.blue_green
-        controller = (
-            ecs.DeploymentController(type=ecs.DeploymentControllerType.CODE_DEPLOY)
-            if blue_green
-            else None
-        )
         service = ecs.FargateService(
             self,
             "Service",
@@ -390,29 +381,32 @@ class FargateWebService(Construct):
             min_healthy_percent=100,
             max_healthy_percent=200,
             health_check_grace_period=grace_period,
-            deployment_controller=controller,
-            circuit_breaker=None
-            if blue_green
-            else ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            deployment_controller=ecs.DeploymentController(type=ecs.DeploymentControllerType.ECS),
+            deployment_strategy=blue_green.strategy if blue_green else None,
+            bake_time=blue_green.bake_time if blue_green else None,
+            canary_configuration=blue_green.canary_configuration if blue_green else None,
+            linear_configuration=blue_green.linear_configuration if blue_green else None,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             deployment_alarms=(
                 ecs.DeploymentAlarmConfig(
-                    alarm_names=list(alarm_names),
-                    behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM,
+                    alarm_names=list(alarm_names), behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM
                 )
-                if alarm_names and not blue_green
+                if alarm_names
                 else None
             ),
-            # Rebalancing moves tasks outside deployments; CodeDeploy task sets do not support it.
-            availability_zone_rebalancing=(
-                ecs.AvailabilityZoneRebalancing.DISABLED
-                if blue_green
-                else ecs.AvailabilityZoneRebalancing.ENABLED
-            ),
+            availability_zone_rebalancing=ecs.AvailabilityZoneRebalancing.ENABLED,
             enable_ecs_managed_tags=True,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             enable_execute_command=False,
         )
         depend_on_grants(service, self.task_role)
+        if blue_green is not None:
+            # aws-cdk makes the service depend on everything that attaches its target groups to
+            # the load balancer; the two blue/green rules among them are also referenced in
+            # LoadBalancers[].AdvancedConfiguration, which cfn-lint reports as redundant (W3005).
+            resource = service.node.default_child
+            assert isinstance(resource, CfnResource)
+            resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
         return service
 
     def _register(
@@ -421,10 +415,13 @@ class FargateWebService(Construct):
         container_port: int,
         load_balancer_security_group: ec2.ISecurityGroup,
     ) -> None:
-        """The service registers with `target_group`; only the load balancer reaches the tasks."""
+        """The service registers with `target_group` (blue/green: and its alternate); only the
+        load balancer reaches the tasks."""
         target_group.add_target(
             self.service.load_balancer_target(
-                container_name=CONTAINER_NAME, container_port=container_port
+                container_name=CONTAINER_NAME,
+                container_port=container_port,
+                alternate_target=self.blue_green.alternate_target if self.blue_green else None,
             )
         )
         self.security_group.add_ingress_rule(
@@ -462,7 +459,7 @@ class FargateWebService(Construct):
             scale_in_cooldown=Duration.seconds(120),
             scale_out_cooldown=Duration.seconds(60),
         )
-        if self.blue_green:
+        if self.blue_green is not None:
             self._track_requests_across(
                 scalable_target,
                 namer.name("requests-per-task"),
@@ -489,8 +486,8 @@ class FargateWebService(Construct):
         Validations.of(self.execution_role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="ecr:GetAuthorizationToken (from grant_pull) has no resource-level "
-                "permission; the pull actions themselves are scoped to the pipeline's repository",
+                reason="ecr:GetAuthorizationToken has no resource-level permission; the pull "
+                "actions themselves are scoped to the pipeline's image repository",
             ),
             Acknowledgment(
                 id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logs_id}.Arn>:*]",
@@ -634,45 +631,19 @@ def _validate(
     deployment_alarm_names: Sequence[str],
     health_check_path: str,
 ) -> None:
-    allowed = FARGATE_SIZES.get(cpu)
-    if allowed is None:
-        raise ValueError(f"cpu must be one of {sorted(FARGATE_SIZES)} Fargate units, got {cpu}")
-    if memory not in allowed:
-        raise ValueError(
-            f"memory {memory} MiB is not offered by Fargate with cpu {cpu}; choose one of "
-            f"{allowed[0]}..{allowed[-1]} in the steps Fargate allows"
-        )
-    if desired_count < 1:
-        raise ValueError(f"desired_count must be at least 1, got {desired_count}")
-    if min_capacity < 1:
-        raise ValueError(f"min_capacity must be at least 1, got {min_capacity}")
-    if min_capacity > max_capacity:
-        raise ValueError(
-            f"min_capacity ({min_capacity}) must not exceed max_capacity ({max_capacity})"
-        )
-    if not min_capacity <= desired_count <= max_capacity:
-        raise ValueError(
-            f"desired_count ({desired_count}) must lie between min_capacity ({min_capacity}) "
-            f"and max_capacity ({max_capacity})"
-        )
-    if not 1 <= container_port <= 65535:
-        raise ValueError(f"container_port must be 1..65535, got {container_port}")
-    if not Token.is_unresolved(user) and user.split(":", 1)[0] in {"0", "root", ""}:
-        raise ValueError(f"user must not be root, got {user!r}; use a uid such as 1000:1000")
-    for path in writable_paths:
-        if not path.startswith("/") or path == "/":
-            raise ValueError(f"writable_paths must be absolute directories below /, got {path!r}")
-    if len(set(writable_paths)) != len(writable_paths):
-        raise ValueError(f"writable_paths must not repeat, got {list(writable_paths)}")
+    """Every check skips values that are unresolved tokens (a CfnParameter, say)."""
+    _validate_size(cpu, memory)
+    _validate_counts(desired_count, min_capacity, max_capacity)
+    _validate_container(container_port, user, writable_paths, health_check_path)
     expected = 2 if blue_green else 1
     if len(target_groups) != expected:
         raise ValueError(
             f"{'blue/green' if blue_green else 'a rolling service'} needs {expected} target "
             f"group(s), got {len(target_groups)}"
         )
-    if not 10 <= target_cpu_percent <= 95:
+    if _known(target_cpu_percent) and not 10 <= target_cpu_percent <= 95:
         raise ValueError(f"target_cpu_percent must be 10..95, got {target_cpu_percent}")
-    if target_requests_per_task < 1:
+    if _known(target_requests_per_task) and target_requests_per_task < 1:
         raise ValueError(
             f"target_requests_per_task must be at least 1, got {target_requests_per_task}"
         )
@@ -680,5 +651,55 @@ def _validate(
         raise ValueError(
             f"ECS allows at most 10 deployment alarms, got {len(deployment_alarm_names)}"
         )
-    if not health_check_path.startswith("/"):
+
+
+def _known(*values: object) -> bool:
+    """None of `values` is an unresolved token."""
+    return not any(Token.is_unresolved(value) for value in values)
+
+
+def _validate_size(cpu: int, memory: int) -> None:
+    if not _known(cpu):
+        return
+    allowed = FARGATE_SIZES.get(cpu)
+    if allowed is None:
+        raise ValueError(f"cpu must be one of {sorted(FARGATE_SIZES)} Fargate units, got {cpu}")
+    if _known(memory) and memory not in allowed:
+        raise ValueError(
+            f"memory {memory} MiB is not offered by Fargate with cpu {cpu}; choose one of "
+            f"{allowed[0]}..{allowed[-1]} in the steps Fargate allows"
+        )
+
+
+def _validate_counts(desired_count: int, min_capacity: int, max_capacity: int) -> None:
+    if _known(desired_count) and desired_count < 1:
+        raise ValueError(f"desired_count must be at least 1, got {desired_count}")
+    if _known(min_capacity) and min_capacity < 1:
+        raise ValueError(f"min_capacity must be at least 1, got {min_capacity}")
+    if _known(min_capacity, max_capacity) and min_capacity > max_capacity:
+        raise ValueError(
+            f"min_capacity ({min_capacity}) must not exceed max_capacity ({max_capacity})"
+        )
+    if _known(desired_count, min_capacity, max_capacity) and not (
+        min_capacity <= desired_count <= max_capacity
+    ):
+        raise ValueError(
+            f"desired_count ({desired_count}) must lie between min_capacity ({min_capacity}) "
+            f"and max_capacity ({max_capacity})"
+        )
+
+
+def _validate_container(
+    container_port: int, user: str, writable_paths: Sequence[str], health_check_path: str
+) -> None:
+    if _known(container_port) and not 1 <= container_port <= 65535:
+        raise ValueError(f"container_port must be 1..65535, got {container_port}")
+    if _known(user) and user.split(":", 1)[0] in {"0", "root", ""}:
+        raise ValueError(f"user must not be root, got {user!r}; use a uid such as 1000:1000")
+    for path in writable_paths:
+        if _known(path) and (not path.startswith("/") or path == "/"):
+            raise ValueError(f"writable_paths must be absolute directories below /, got {path!r}")
+    if len(set(writable_paths)) != len(writable_paths):
+        raise ValueError(f"writable_paths must not repeat, got {list(writable_paths)}")
+    if _known(health_check_path) and not health_check_path.startswith("/"):
         raise ValueError(f"health_check_path must start with '/', got {health_check_path!r}")
