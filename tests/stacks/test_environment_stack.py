@@ -877,6 +877,7 @@ def test_rolling_service_uses_the_ecs_controller_and_rolls_back_on_its_alarms(
     assert service["DeploymentController"] == {"Type": "ECS"}
     deployment = service["DeploymentConfiguration"]
     assert "Strategy" not in deployment  # ROLLING, the ECS controller's default
+    assert service["AvailabilityZoneRebalancing"] == "ENABLED"
     assert "AdvancedConfiguration" not in service["LoadBalancers"][0]
     assert deployment["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
     alarms = [
@@ -957,6 +958,7 @@ def test_blue_green_service_starts_on_blue_with_green_as_its_alternate_and_both_
 ) -> None:
     service = props(synth, stack, "AWS::ECS::Service")
     assert service["DeploymentController"] == {"Type": "ECS"}
+    assert service["AvailabilityZoneRebalancing"] == "DISABLED"
     assert service["LoadBalancers"] == [
         {
             "AdvancedConfiguration": {

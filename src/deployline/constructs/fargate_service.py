@@ -394,7 +394,13 @@ class FargateWebService(Construct):
                 if alarm_names
                 else None
             ),
-            availability_zone_rebalancing=ecs.AvailabilityZoneRebalancing.ENABLED,
+            # Rebalancing moves tasks between deployments; AWS documents it for rolling updates,
+            # not for the blue/green strategies, so those keep ECS's default for updates (off).
+            availability_zone_rebalancing=(
+                ecs.AvailabilityZoneRebalancing.DISABLED
+                if blue_green
+                else ecs.AvailabilityZoneRebalancing.ENABLED
+            ),
             enable_ecs_managed_tags=True,
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             enable_execute_command=False,
