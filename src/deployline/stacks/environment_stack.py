@@ -80,7 +80,8 @@ class EnvironmentStack(Stack):
         target_groups: the target groups (blue first).
         service_url: `http(s)://<name>[:port]` of the production listener (a token).
         test_url: the test listener's URL (blue/green), else None.
-        alarms: the alarms that roll deployments back (ECS deployment alarms).
+        alarms: the alarms that roll deployments back (ECS deployment alarms): a ServiceAlarms
+            with `.alarms` and `.alarm_names`.
         blue_green: how ECS shifts traffic (blue/green), else None.
         hook: the POST_TEST_TRAFFIC_SHIFT validation hook (blue/green), else None.
         hook_function: its function (blue/green), else None.
