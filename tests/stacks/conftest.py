@@ -15,7 +15,7 @@ from aws_cdk import App, DefaultStackSynthesizer, Tags, Validations
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from deployline.app import feature_flags
+from deployline.app import feature_flags, stack_environment
 from deployline.config import DeploylineConfig, parse_config_text
 from deployline.naming import Kind, Namer, tags
 from deployline.stacks.environment_stack import EnvironmentStack
@@ -58,8 +58,9 @@ class Synthesized:
 def synth_environments(configs: Sequence[DeploylineConfig], outdir: Path) -> Synthesized:
     """One EnvironmentStack per environment of every config, in one app, synthesized once.
 
-    Built as deployline.app.build_app builds them (feature flags, names, tags, the repository by
-    name), without the pipeline stack. cdk-nag AwsSolutions runs as a validation plugin; its
+    Built as deployline.app.build_app builds them (feature flags, names, tags, the stack's account
+    and region from `stack_environment`, the repository by name in the pipeline's account and
+    region), without the pipeline stack. cdk-nag AwsSolutions runs as a validation plugin; its
     report is read back from the output directory (a failing validation raises, which is kept).
     """
     app = App(outdir=str(outdir), context=feature_flags())
@@ -76,6 +77,9 @@ def synth_environments(configs: Sequence[DeploylineConfig], outdir: Path) -> Syn
                 environment=env,
                 namer=namer,
                 repository_name=shared.name("images", Kind.ECR_REPOSITORY),
+                registry_account=config.pipeline.account,
+                registry_region=config.pipeline.region,
+                env=stack_environment(config, env),
                 synthesizer=DefaultStackSynthesizer(),
             )
             for key, value in tags(

@@ -1,10 +1,12 @@
-"""EnvironmentStack on synthesized templates: one synth of six environments for the whole module.
+"""EnvironmentStack on synthesized templates: one synth of seven environments for the module.
 
-The example's staging (rolling, public network, destroyable) and production (blue/green, retained)
-environments, plus variations built in code from the example: private subnets behind NAT (qa),
-isolated subnets with VPC endpoints and blue/green with linear shifting (perf), an existing VPC
-(dev), and HTTPS with a certificate in a production blue/green environment (live). Each template
-then goes through cfn-lint, cdk-nag (AwsSolutions), checkov and deployline's own checker.
+The example's staging (rolling, public network, destroyable) and production (blue/green with a
+canary, retained) environments, plus variations built in code from the example: private subnets
+behind NAT (qa), isolated subnets with VPC endpoints and blue/green all at once (perf), an existing
+VPC (dev), HTTPS with a certificate in a production blue/green environment shifting linearly
+(live), and an environment in another account and region than the pipeline and its image
+repository (edge). Each template then goes through cfn-lint, cdk-nag (AwsSolutions), checkov and
+deployline's own checker.
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ from typing import Any
 
 import pytest
 import yaml
-from aws_cdk import App, Stack
+from aws_cdk import App, Stack, Token
 from aws_cdk.assertions import Match
 from cfnlint.api import lint_file
 from typer.testing import CliRunner
 
-from deployline.checks.engine import check_template, template_from_text
-from deployline.checks.registry import rule_classes
+from deployline.checks.api import check_files
+from deployline.checks.rules.security.hardcoded_account_region import literal_locations
 from deployline.cli import app as cli_app
-from deployline.config import ConfigError, load_config
+from deployline.config import ConfigError, DeploylineConfig, load_config
 from deployline.constructs.load_balancer import access_log_bucket_name, certificate_in_this_stack
+from deployline.constructs.service_image import IMAGE_TAG_PATTERN
 from deployline.naming import Namer
 from deployline.stacks.environment_stack import EnvironmentStack
 
@@ -60,7 +63,6 @@ PRIVATE_NAT = {
 ENDPOINTS = {
     "name": "perf",
     "deployment": "blue_green",
-    "traffic_shifting": "linear_10_percent_every_1_minute",
     "desired_count": 1,
     "min_capacity": 1,
     "max_capacity": 3,
@@ -94,6 +96,20 @@ HTTPS = {
     "certificate_arn": CERTIFICATE,
     "domain_name": "pay.example.com",
     "test_listener_port": 8443,
+    "traffic_shifting": "linear_10_percent_every_3_minutes",
+}
+PIPELINE_ACCOUNT = "111111111111"
+PIPELINE_REGION = "eu-west-1"
+EDGE_ACCOUNT = "222222222222"
+EDGE_REGION = "us-east-1"
+OTHER_ACCOUNT = {
+    "name": "edge",
+    "deployment": "rolling",
+    "account": EDGE_ACCOUNT,
+    "region": EDGE_REGION,
+    "desired_count": 1,
+    "min_capacity": 1,
+    "max_capacity": 2,
 }
 
 STAGING = "payment-processor-service-staging"
@@ -102,11 +118,14 @@ QA = "payment-processor-service-qa"
 PERF = "payment-processor-service-perf"
 DEV = "payment-processor-service-dev"
 LIVE = "payment-processor-service-live"
-ALL = [STAGING, PRODUCTION, QA, PERF, DEV, LIVE]
-ROLLING = [STAGING, QA, DEV]
+EDGE = "payment-processor-service-edge"
+ALL = [STAGING, PRODUCTION, QA, PERF, DEV, LIVE, EDGE]
+#: Stacks with no account or region: no literal one may appear in them.
+AGNOSTIC = [STAGING, PRODUCTION, QA, PERF, DEV, LIVE]
+ROLLING = [STAGING, QA, DEV, EDGE]
 BLUE_GREEN = [PRODUCTION, PERF, LIVE]
 RETAINED = [PRODUCTION, LIVE]
-DESTROYABLE = [STAGING, QA, PERF, DEV]
+DESTROYABLE = [STAGING, QA, PERF, DEV, EDGE]
 STATEFUL_TYPES = {"AWS::KMS::Key", "AWS::Logs::LogGroup", "AWS::S3::Bucket"}
 #: Characters EC2 accepts in security group and rule descriptions.
 EC2_DESCRIPTION = r"^[a-zA-Z0-9. _\-:/()#,@\[\]+=&;{}!$*]*$"
@@ -120,8 +139,22 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         with_environments(ENDPOINTS),
         with_environments(EXISTING_VPC),
         with_environments(HTTPS),
+        in_other_account(),
     ]
     return synth_environments(configs, tmp_path_factory.mktemp("environments"))
+
+
+def in_other_account() -> DeploylineConfig:
+    """The edge environment in its own account and region; the pipeline (and its image
+    repository) in PIPELINE_ACCOUNT/PIPELINE_REGION."""
+    data = example_data()
+    data["pipeline"] = {
+        **data.get("pipeline", {}),
+        "account": PIPELINE_ACCOUNT,
+        "region": PIPELINE_REGION,
+    }
+    data["environments"] = [OTHER_ACCOUNT]
+    return config_from(data)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -183,6 +216,31 @@ def ingress(synth: Synthesized, stack: str) -> list[tuple[str, int, int]]:
 def attributes(synth: Synthesized, stack: str) -> dict[str, Any]:
     lb = props(synth, stack, "AWS::ElasticLoadBalancingV2::LoadBalancer")
     return {a["Key"]: a["Value"] for a in lb["LoadBalancerAttributes"]}
+
+
+def ecr_uri(path: str, *more: Any) -> dict[str, Any]:
+    """`<this account>.dkr.ecr.<this region>.<url suffix><path>...` as CDK joins it."""
+    return {
+        "Fn::Join": [
+            "",
+            [
+                {"Ref": "AWS::AccountId"},
+                ".dkr.ecr.",
+                {"Ref": "AWS::Region"},
+                ".",
+                {"Ref": "AWS::URLSuffix"},
+                path,
+                *more,
+            ],
+        ]
+    }
+
+
+def image_choice(placeholder: Any) -> dict[str, Any]:
+    """The container image of a stack with no account or region: the placeholder while ImageTag
+    is empty, else `<registry>/payment-processor-images-shared:<ImageTag>`."""
+    tagged = ecr_uri("/payment-processor-images-shared:", {"Ref": "ImageTag"})
+    return {"Fn::If": ["ImageTagIsEmpty", placeholder, tagged]}
 
 
 def subnet_refs(synth: Synthesized, stack: str, kind: str) -> list[dict[str, str]]:
@@ -358,20 +416,8 @@ def test_endpoints_mode_pulls_the_placeholder_image_through_a_pull_through_cache
     rule = props(synth, PERF, "AWS::ECR::PullThroughCacheRule")
     prefix = rule["EcrRepositoryPrefix"]
     assert rule["UpstreamRegistryUrl"] == "public.ecr.aws"
-    image = container(synth, PERF)["Image"]
-    assert image == {
-        "Fn::Join": [
-            "",
-            [
-                {"Ref": "AWS::AccountId"},
-                ".dkr.ecr.",
-                {"Ref": "AWS::Region"},
-                ".",
-                {"Ref": "AWS::URLSuffix"},
-                f"/{prefix}/docker/library/caddy:2-alpine",
-            ],
-        ]
-    }
+    cached = ecr_uri(f"/{prefix}/docker/library/caddy:2-alpine")
+    assert container(synth, PERF)["Image"] == image_choice(cached)
     synth.templates[PERF].has_resource_properties(
         "AWS::IAM::Policy",
         {
@@ -780,17 +826,24 @@ def test_service_starts_on_a_placeholder_image_that_answers_its_health_check(
     synth: Synthesized, stack: str
 ) -> None:
     app = container(synth, stack)
-    assert app["Image"] == "public.ecr.aws/docker/library/caddy:2-alpine"
-    # `caddy respond` answers 200 on every path (so on /health) on the container port.
-    assert app["Command"] == [
-        "caddy",
-        "respond",
-        "--listen",
-        ":8080",
-        "--status",
-        "200",
-        "deployline: the service is waiting for its first pipeline run",
-    ]
+    assert app["Image"] == image_choice("public.ecr.aws/docker/library/caddy:2-alpine")
+    # `caddy respond` answers 200 on every path (so on /health) on the container port; the
+    # pipeline's image runs its own command.
+    assert app["Command"] == {
+        "Fn::If": [
+            "ImageTagIsEmpty",
+            [
+                "caddy",
+                "respond",
+                "--listen",
+                ":8080",
+                "--status",
+                "200",
+                "deployline: the service is waiting for its first pipeline run",
+            ],
+            {"Ref": "AWS::NoValue"},
+        ]
+    }
     synth.templates[stack].has_resource_properties(
         "AWS::ElasticLoadBalancingV2::TargetGroup",
         {"HealthCheckPath": "/health", "Matcher": {"HttpCode": "200"}, "Port": 8080},
@@ -799,10 +852,14 @@ def test_service_starts_on_a_placeholder_image_that_answers_its_health_check(
     assert service["HealthCheckGracePeriodSeconds"] == 60
 
 
-def test_rolling_service_creation_fails_fast_instead_of_hanging_on_unhealthy_tasks(
-    synth: Synthesized,
+@pytest.mark.parametrize("stack", ALL)
+def test_service_creation_fails_fast_instead_of_hanging_on_unhealthy_tasks(
+    synth: Synthesized, stack: str
 ) -> None:
-    service = props(synth, STAGING, "AWS::ECS::Service")
+    # Both modes run under the ECS controller, whose circuit breaker stops a first start that
+    # cannot become healthy (CODE_DEPLOY services had none).
+    service = props(synth, stack, "AWS::ECS::Service")
+    assert service["DeploymentController"] == {"Type": "ECS"}
     assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {
         "Enable": True,
         "Rollback": True,
@@ -817,8 +874,11 @@ def test_rolling_service_uses_the_ecs_controller_and_rolls_back_on_its_alarms(
     synth: Synthesized, stack: str
 ) -> None:
     service = props(synth, stack, "AWS::ECS::Service")
-    assert service.get("DeploymentController", {"Type": "ECS"}) == {"Type": "ECS"}
+    assert service["DeploymentController"] == {"Type": "ECS"}
     deployment = service["DeploymentConfiguration"]
+    assert "Strategy" not in deployment  # ROLLING, the ECS controller's default
+    assert service["AvailabilityZoneRebalancing"] == "ENABLED"
+    assert "AdvancedConfiguration" not in service["LoadBalancers"][0]
     assert deployment["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
     alarms = [
         one(synth, stack, "AWS::CloudWatch::Alarm", f"AlarmsTg{metric}")[0]
@@ -829,7 +889,12 @@ def test_rolling_service_uses_the_ecs_controller_and_rolls_back_on_its_alarms(
         "Enable": True,
         "Rollback": True,
     }
-    assert of_type(synth, stack, "AWS::CodeDeploy::DeploymentGroup") == {}
+
+
+@pytest.mark.parametrize("stack", ALL)
+def test_no_environment_holds_a_codedeploy_resource(synth: Synthesized, stack: str) -> None:
+    types = {r["Type"] for r in synth.raw[stack]["Resources"].values()}
+    assert [t for t in types if t.startswith("AWS::CodeDeploy::")] == []
 
 
 def alarm(synth: Synthesized, stack: str, prefix: str) -> dict[str, Any]:
@@ -870,24 +935,44 @@ def test_alarms_judge_each_target_group_on_5xx_rate_unhealthy_hosts_and_p99(
 
 # --- blue/green ---------------------------------------------------------------------------------
 
+TG = "AWS::ElasticLoadBalancingV2::TargetGroup"
+RULE = "AWS::ElasticLoadBalancingV2::ListenerRule"
+
+
+def role_arn(synth: Synthesized, stack: str, prefix: str) -> dict[str, list[str]]:
+    return arn(synth, stack, "AWS::IAM::Role", prefix)
+
+
+def trusted_service(role: dict[str, Any]) -> str:
+    """The one service principal `role` trusts, with sts:AssumeRole and no condition."""
+    [statement] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert statement.keys() == {"Action", "Effect", "Principal"}
+    assert (statement["Action"], statement["Effect"]) == ("sts:AssumeRole", "Allow")
+    service: str = statement["Principal"]["Service"]
+    return service
+
 
 @pytest.mark.parametrize("stack", BLUE_GREEN)
-def test_blue_green_service_uses_codedeploy_and_starts_on_the_blue_target_group(
+def test_blue_green_service_starts_on_blue_with_green_as_its_alternate_and_both_rules(
     synth: Synthesized, stack: str
 ) -> None:
     service = props(synth, stack, "AWS::ECS::Service")
-    assert service["DeploymentController"] == {"Type": "CODE_DEPLOY"}
-    assert "DeploymentCircuitBreaker" not in service["DeploymentConfiguration"]
+    assert service["DeploymentController"] == {"Type": "ECS"}
+    assert service["AvailabilityZoneRebalancing"] == "DISABLED"
     assert service["LoadBalancers"] == [
         {
+            "AdvancedConfiguration": {
+                "AlternateTargetGroupArn": ref(synth, stack, TG, "LoadBalancerGreen"),
+                "ProductionListenerRule": ref(synth, stack, RULE, "LoadBalancerProductionRule"),
+                "TestListenerRule": ref(synth, stack, RULE, "LoadBalancerTestRule"),
+                "RoleArn": role_arn(synth, stack, "BlueGreenInfrastructureRole"),
+            },
             "ContainerName": "app",
             "ContainerPort": 8080,
-            "TargetGroupArn": ref(
-                synth, stack, "AWS::ElasticLoadBalancingV2::TargetGroup", "LoadBalancerBlue"
-            ),
+            "TargetGroupArn": ref(synth, stack, TG, "LoadBalancerBlue"),
         }
     ]
-    groups = of_type(synth, stack, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    groups = of_type(synth, stack, TG)
     assert len(groups) == 2
     checks = {
         json.dumps(
@@ -899,118 +984,179 @@ def test_blue_green_service_uses_codedeploy_and_starts_on_the_blue_target_group(
 
 
 @pytest.mark.parametrize(
-    ("stack", "port", "cidrs"),
-    [(PRODUCTION, 8080, []), (PERF, 9443, ["192.0.2.0/24"])],
+    ("stack", "production_port", "test_port", "cidrs"),
+    [(PRODUCTION, 80, 8080, []), (PERF, 80, 9443, ["192.0.2.0/24"]), (LIVE, 443, 8443, [])],
 )
-def test_test_listener_forwards_to_green_on_its_port_open_to_the_configured_cidrs_only(
-    synth: Synthesized, stack: str, port: int, cidrs: list[str]
+def test_each_listener_forwards_every_path_by_one_rule_weighting_blue_100_and_green_0(
+    synth: Synthesized, stack: str, production_port: int, test_port: int, cidrs: list[str]
 ) -> None:
-    test = listener(synth, stack, port)
-    green = ref(synth, stack, "AWS::ElasticLoadBalancingV2::TargetGroup", "LoadBalancerGreen")
-    assert test["Protocol"] == "HTTP"
-    assert test["DefaultActions"] == [{"TargetGroupArn": green, "Type": "forward"}]
-    assert [c for c, low, _ in ingress(synth, stack) if low == port] == cidrs
-    production = listener(synth, stack, 80)
-    blue = ref(synth, stack, "AWS::ElasticLoadBalancingV2::TargetGroup", "LoadBalancerBlue")
-    assert production["DefaultActions"] == [{"TargetGroupArn": blue, "Type": "forward"}]
+    blue = ref(synth, stack, TG, "LoadBalancerBlue")
+    green = ref(synth, stack, TG, "LoadBalancerGreen")
+    listeners = {
+        v["Properties"]["Port"]: (k, v["Properties"])
+        for k, v in of_type(synth, stack, "AWS::ElasticLoadBalancingV2::Listener").items()
+    }
+    rules = {
+        r["Properties"]["ListenerArn"]["Ref"]: r["Properties"]
+        for r in of_type(synth, stack, RULE).values()
+    }
+    assert len(rules) == 2  # one per listener
+    for port in (production_port, test_port):
+        listener_id, listener_props = listeners[port]
+        # ECS refuses listeners that mix forward with other actions: the default forwards too.
+        assert listener_props["DefaultActions"] == [{"TargetGroupArn": blue, "Type": "forward"}]
+        rule = rules[listener_id]
+        assert rule["Priority"] == 1
+        assert rule["Conditions"] == [
+            {"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}
+        ]
+        assert rule["Actions"] == [
+            {
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": blue, "Weight": 100},
+                        {"TargetGroupArn": green, "Weight": 0},
+                    ]
+                },
+                "Type": "forward",
+            }
+        ]
+    # The hook needs no path to the test listener: it admits test_listener_cidrs only.
+    assert [c for c, low, _ in ingress(synth, stack) if low == test_port] == cidrs
 
 
 @pytest.mark.parametrize(
-    ("stack", "config", "wait"),
+    ("stack", "strategy", "bake", "steps"),
     [
-        (PRODUCTION, "CodeDeployDefault.ECSCanary10Percent5Minutes", 10),
-        (PERF, "CodeDeployDefault.ECSLinear10PercentEvery1Minutes", 15),
-        # production: true without traffic_shifting: the canary default.
-        (LIVE, "CodeDeployDefault.ECSCanary10Percent5Minutes", 10),
+        (
+            PRODUCTION,
+            "CANARY",
+            10,
+            {"CanaryConfiguration": {"CanaryBakeTimeInMinutes": 5, "CanaryPercent": 10}},
+        ),
+        (PERF, "BLUE_GREEN", 15, {}),
+        (
+            LIVE,
+            "LINEAR",
+            10,
+            {"LinearConfiguration": {"StepBakeTimeInMinutes": 3, "StepPercent": 10}},
+        ),
     ],
 )
-def test_deployment_group_shifts_traffic_as_configured_and_rolls_back_on_failure_or_alarm(
-    synth: Synthesized, stack: str, config: str, wait: int
+def test_traffic_shifts_by_the_configured_strategy_then_bakes_and_rolls_back_on_alarm(
+    synth: Synthesized, stack: str, strategy: str, bake: int, steps: dict[str, Any]
 ) -> None:
-    env = stack.rsplit("-", 1)[1]
-    group = props(synth, stack, "AWS::CodeDeploy::DeploymentGroup")
-    assert group["DeploymentGroupName"] == f"payment-processor-deployment-group-{env}"
-    assert group["ApplicationName"] == ref(synth, stack, "AWS::CodeDeploy::Application")
-    assert props(synth, stack, "AWS::CodeDeploy::Application")["ComputePlatform"] == "ECS"
-    assert group["DeploymentConfigName"] == config
-    assert group["DeploymentStyle"] == {
-        "DeploymentOption": "WITH_TRAFFIC_CONTROL",
-        "DeploymentType": "BLUE_GREEN",
-    }
-    assert group["BlueGreenDeploymentConfiguration"][
-        "TerminateBlueInstancesOnDeploymentSuccess"
-    ] == {
-        "Action": "TERMINATE",
-        "TerminationWaitTimeInMinutes": wait,
-    }
-    rollback = group["AutoRollbackConfiguration"]
-    assert rollback["Enabled"] is True
-    assert {"DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM"} <= set(rollback["Events"])
-    alarms = sorted(of_type(synth, stack, "AWS::CloudWatch::Alarm"))
-    assert len(alarms) == 6  # 5xx rate, unhealthy hosts, p99 latency for blue and for green
-    assert group["AlarmConfiguration"]["Enabled"] is True
-    assert sorted(a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]) == alarms
-    [pair] = group["LoadBalancerInfo"]["TargetGroupPairInfoList"]
-    tg = "AWS::ElasticLoadBalancingV2::TargetGroup"
-    assert pair["TargetGroups"] == [
-        {"Name": {"Fn::GetAtt": [one(synth, stack, tg, f"LoadBalancer{c}")[0], "TargetGroupName"]}}
-        for c in ("Blue", "Green")
+    alarms = [
+        one(synth, stack, "AWS::CloudWatch::Alarm", f"Alarms{color}{metric}")[0]
+        for color in ("Blue", "Green")
+        for metric in ("ErrorRate", "UnhealthyHosts", "Latency")
     ]
-    production_port = 443 if stack == LIVE else 80
-    listeners = of_type(synth, stack, "AWS::ElasticLoadBalancingV2::Listener")
-    by_port = {v["Properties"]["Port"]: {"Ref": k} for k, v in listeners.items()}
-    assert pair["ProdTrafficRoute"] == {"ListenerArns": [by_port[production_port]]}
-    test_port = {PRODUCTION: 8080, PERF: 9443, LIVE: 8443}[stack]
-    assert pair["TestTrafficRoute"] == {"ListenerArns": [by_port[test_port]]}
-    assert group["ECSServices"] == [
-        {
-            "ClusterName": ref(synth, stack, "AWS::ECS::Cluster"),
-            "ServiceName": {"Fn::GetAtt": [one(synth, stack, "AWS::ECS::Service")[0], "Name"]},
-        }
-    ]
+    hook = arn(synth, stack, "AWS::Lambda::Function", "DeployHookFunction")
+    assert props(synth, stack, "AWS::ECS::Service")["DeploymentConfiguration"] == {
+        "Strategy": strategy,
+        "BakeTimeInMinutes": bake,
+        **steps,
+        "Alarms": {"AlarmNames": [{"Ref": a} for a in alarms], "Enable": True, "Rollback": True},
+        "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
+        "LifecycleHooks": [
+            {
+                "HookTargetArn": hook,
+                "LifecycleStages": ["POST_TEST_TRAFFIC_SHIFT"],
+                "RoleArn": role_arn(synth, stack, "DeployHookInvokeRole"),
+            }
+        ],
+        "MaximumPercent": 200,
+        "MinimumHealthyPercent": 100,
+    }
 
 
-def test_after_allow_test_traffic_hook_tests_the_green_tasks_through_the_test_listener(
+def test_ecs_moves_targets_and_reweights_exactly_the_two_rules_with_its_infrastructure_role(
     synth: Synthesized,
 ) -> None:
-    function_id, function = one(synth, PRODUCTION, "AWS::Lambda::Function", "DeployHook")
+    role_id, role = one(synth, PRODUCTION, "AWS::IAM::Role", "BlueGreenInfrastructureRole")
+    p = role["Properties"]
+    assert p["RoleName"] == "payment-processor-ecs-load-balancer-production"
+    assert trusted_service(role) == "ecs.amazonaws.com"
+    assert "ManagedPolicyArns" not in p
+    assert p["Policies"] == [
+        {
+            "PolicyName": "ShiftTraffic",
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Action": [
+                            "elasticloadbalancing:DescribeListeners",
+                            "elasticloadbalancing:DescribeRules",
+                            "elasticloadbalancing:DescribeTargetGroups",
+                            "elasticloadbalancing:DescribeTargetHealth",
+                        ],
+                        "Effect": "Allow",
+                        "Resource": "*",
+                        "Sid": "ReadLoadBalancer",
+                    },
+                    {
+                        "Action": [
+                            "elasticloadbalancing:DeregisterTargets",
+                            "elasticloadbalancing:RegisterTargets",
+                        ],
+                        "Effect": "Allow",
+                        "Resource": [
+                            ref(synth, PRODUCTION, TG, "LoadBalancerBlue"),
+                            ref(synth, PRODUCTION, TG, "LoadBalancerGreen"),
+                        ],
+                        "Sid": "MoveTargets",
+                    },
+                    {
+                        "Action": "elasticloadbalancing:ModifyRule",
+                        "Effect": "Allow",
+                        "Resource": [
+                            ref(synth, PRODUCTION, RULE, "LoadBalancerProductionRule"),
+                            ref(synth, PRODUCTION, RULE, "LoadBalancerTestRule"),
+                        ],
+                        "Sid": "ReweightRules",
+                    },
+                ],
+            },
+        }
+    ]
+    policies = of_type(synth, PRODUCTION, "AWS::IAM::Policy").values()
+    assert not [q for q in policies if {"Ref": role_id} in q["Properties"]["Roles"]]
+
+
+def test_validation_hook_reads_the_test_rule_from_its_environment(synth: Synthesized) -> None:
+    function_id, function = one(synth, PRODUCTION, "AWS::Lambda::Function", "DeployHookFunction")
     p = function["Properties"]
     assert p["Handler"] == "runtime.deploy_hook.handler"
     assert p["FunctionName"] == "payment-processor-deploy-hook-production"
-    assert p["Timeout"] == 180
-    variables = p["Environment"]["Variables"]
-    assert variables["HEALTH_CHECK_PATH"] == "/health"
-    assert variables["EXPECTED_STATUS"] == "200"
-    assert variables["CHECK_TIMEOUT_SECONDS"] == "120"
-    lb = one(synth, PRODUCTION, "AWS::ElasticLoadBalancingV2::LoadBalancer")[0]
-    assert variables["TEST_URL"] == {
-        "Fn::Join": ["", ["http://", {"Fn::GetAtt": [lb, "DNSName"]}, ":8080"]]
+    assert p["Timeout"] == 60
+    assert p["Environment"]["Variables"] == {
+        "POWERTOOLS_SERVICE_NAME": "payment-processor",
+        "LOG_LEVEL": "INFO",
+        "TEST_RULE_ARN": ref(synth, PRODUCTION, RULE, "LoadBalancerTestRule"),
+        "DEADLINE_SECONDS": "300",
+        "CALLBACK_SECONDS": "15",
+        "MIN_HEALTHY_TARGETS": "1",
     }
     assert p["KmsKeyArn"] == arn(synth, PRODUCTION, "AWS::KMS::Key")
+    assert "VpcConfig" not in p  # it reads target health from the ELB API, never the tasks
     stack = synth.stacks[PRODUCTION]
     assert stack.hook_function is not None
     assert stack.resolve(stack.hook_function.function_arn) == {"Fn::GetAtt": [function_id, "Arn"]}
 
 
-def test_hook_role_may_only_report_to_its_deployment_group_and_write_its_logs(
+def test_hook_may_only_read_rules_and_target_health_and_write_its_logs(
     synth: Synthesized,
 ) -> None:
-    role_id, role = one(synth, PRODUCTION, "AWS::IAM::Role", "DeployHookRole")
-    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
-        {
-            "Action": "sts:AssumeRole",
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-        }
-    ]
+    role_id, role = one(synth, PRODUCTION, "AWS::IAM::Role", "DeployHookFunctionRole")
+    assert trusted_service(role) == "lambda.amazonaws.com"
     assert "ManagedPolicyArns" not in role["Properties"]
-    policies = [
-        p["Properties"]
-        for p in of_type(synth, PRODUCTION, "AWS::IAM::Policy").values()
-        if {"Ref": role_id} in p["Properties"]["Roles"]
+    [policy] = [
+        q["Properties"]
+        for q in of_type(synth, PRODUCTION, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in q["Properties"]["Roles"]
     ]
-    [policy] = policies
-    logs = arn(synth, PRODUCTION, "AWS::Logs::LogGroup", "DeployHookLogs")
+    logs = arn(synth, PRODUCTION, "AWS::Logs::LogGroup", "DeployHookFunctionLogs")
     assert policy["PolicyDocument"]["Statement"] == [
         {
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -1019,58 +1165,231 @@ def test_hook_role_may_only_report_to_its_deployment_group_and_write_its_logs(
             "Sid": "WriteOwnLogs",
         },
         {
-            "Action": "codedeploy:PutLifecycleEventHookExecutionStatus",
+            "Action": [
+                "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTargetHealth",
+            ],
             "Effect": "Allow",
-            "Resource": {
+            "Resource": "*",
+            "Sid": "ReadTestTargetHealth",
+        },
+    ]
+
+
+def test_ecs_invokes_the_hook_through_a_role_that_may_invoke_exactly_that_function(
+    synth: Synthesized,
+) -> None:
+    role_id, role = one(synth, PRODUCTION, "AWS::IAM::Role", "DeployHookInvokeRole")
+    p = role["Properties"]
+    assert p["RoleName"] == "payment-processor-deploy-hook-invoke-production"
+    assert trusted_service(role) == "ecs.amazonaws.com"
+    assert p["Policies"] == [
+        {
+            "PolicyName": "InvokeHook",
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Action": "lambda:InvokeFunction",
+                        "Effect": "Allow",
+                        "Resource": arn(synth, PRODUCTION, "AWS::Lambda::Function", "DeployHook"),
+                        "Sid": "InvokeValidationHook",
+                    }
+                ],
+            },
+        }
+    ]
+    policies = of_type(synth, PRODUCTION, "AWS::IAM::Policy").values()
+    assert not [q for q in policies if {"Ref": role_id} in q["Properties"]["Roles"]]
+
+
+@pytest.mark.parametrize("stack", ROLLING)
+def test_rolling_environments_have_no_test_listener_rules_or_hook(
+    synth: Synthesized, stack: str
+) -> None:
+    assert of_type(synth, stack, RULE) == {}
+    assert len(of_type(synth, stack, "AWS::ElasticLoadBalancingV2::Listener")) == 1
+    assert (
+        "LifecycleHooks" not in props(synth, stack, "AWS::ECS::Service")["DeploymentConfiguration"]
+    )
+    assert [
+        k for k in synth.raw[stack]["Resources"] if k.startswith(("DeployHook", "BlueGreen"))
+    ] == []
+
+
+# --- the image ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ALL)
+def test_image_tag_is_a_string_parameter_that_is_empty_until_the_pipeline_sets_it(
+    synth: Synthesized, stack: str
+) -> None:
+    env = stack.rsplit("-", 1)[1]
+    parameter = synth.raw[stack]["Parameters"]["ImageTag"]
+    assert parameter["Type"] == "String"
+    assert parameter["Default"] == ""
+    assert parameter["AllowedPattern"] == "^$|^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+    assert parameter["Description"] == (
+        f"Tag of the payment-processor-images-shared image the service runs in {env}; the "
+        "pipeline sets it to the commit it built. Empty (the default): the placeholder image "
+        "public.ecr.aws/docker/library/caddy:2-alpine. A deploy that does not pass it keeps "
+        "the running tag."
+    )
+    assert synth.raw[stack]["Conditions"]["ImageTagIsEmpty"] == {
+        "Fn::Equals": [{"Ref": "ImageTag"}, ""]
+    }
+
+
+@pytest.mark.parametrize(
+    ("tag", "allowed"),
+    [
+        ("", True),
+        ("3f2a9c1", True),
+        ("v1.2.3-rc_1", True),
+        ("_underscore", True),
+        ("x" * 128, True),
+        ("x" * 129, False),
+        (".hidden", False),
+        ("-dash", False),
+        ("has space", False),
+        ("with:colon", False),
+    ],
+)
+def test_image_tag_pattern_admits_ecr_tags_and_empty_only(tag: str, allowed: bool) -> None:
+    assert (re.fullmatch(IMAGE_TAG_PATTERN, tag) is not None) is allowed
+
+
+@pytest.mark.parametrize("stack", ALL)
+def test_every_task_definition_image_depends_on_the_image_tag(
+    synth: Synthesized, stack: str
+) -> None:
+    containers = [
+        c
+        for task in of_type(synth, stack, "AWS::ECS::TaskDefinition").values()
+        for c in task["Properties"]["ContainerDefinitions"]
+    ]
+    assert containers
+    for definition in containers:
+        condition, _placeholder, tagged = definition["Image"]["Fn::If"]
+        assert condition == "ImageTagIsEmpty"
+        assert tagged["Fn::Join"][1][-1] == {"Ref": "ImageTag"}
+
+
+@pytest.mark.parametrize("stack", AGNOSTIC)
+def test_execution_role_pulls_from_exactly_the_pipeline_repository(
+    synth: Synthesized, stack: str
+) -> None:
+    role = ref(synth, stack, "AWS::IAM::Role", "ServiceExecutionRole")
+    [policy] = [
+        q["Properties"]
+        for q in of_type(synth, stack, "AWS::IAM::Policy").values()
+        if q["Properties"]["Roles"] == [role]
+    ]
+    statements = {s.get("Sid"): s for s in policy["PolicyDocument"]["Statement"]}
+    assert statements["PullServiceImage"] == {
+        "Action": [
+            "ecr:BatchCheckLayerAvailability",
+            "ecr:BatchGetImage",
+            "ecr:GetDownloadUrlForLayer",
+        ],
+        "Effect": "Allow",
+        "Sid": "PullServiceImage",
+        "Resource": {
+            "Fn::Join": [
+                "",
+                [
+                    "arn:",
+                    {"Ref": "AWS::Partition"},
+                    ":ecr:",
+                    {"Ref": "AWS::Region"},
+                    ":",
+                    {"Ref": "AWS::AccountId"},
+                    ":repository/payment-processor-images-shared",
+                ],
+            ]
+        },
+    }
+    assert statements["EcrAuthorizationToken"] == {
+        "Action": "ecr:GetAuthorizationToken",
+        "Effect": "Allow",
+        "Resource": "*",
+        "Sid": "EcrAuthorizationToken",
+    }
+    assert sorted(k for k in statements if k) == sorted(
+        ["PullServiceImage", "EcrAuthorizationToken", "WriteAppLogs"]
+        + (["PullThroughCache"] if stack == PERF else [])
+    )
+
+
+@pytest.mark.parametrize("stack", AGNOSTIC)
+def test_a_stack_without_account_or_region_names_none(synth: Synthesized, stack: str) -> None:
+    built = synth.stacks[stack]
+    assert Token.is_unresolved(built.account) and Token.is_unresolved(built.region)
+    assert "Metadata" not in synth.raw[stack]
+    literal = [
+        (name, found)
+        for name, resource in synth.raw[stack]["Resources"].items()
+        for found in literal_locations(json.dumps(resource.get("Properties", {})))
+    ]
+    assert literal == []
+
+
+def test_an_environment_in_another_account_pulls_from_the_pipeline_account_and_region(
+    synth: Synthesized,
+) -> None:
+    built = synth.stacks[EDGE]
+    assert (built.account, built.region) == (EDGE_ACCOUNT, EDGE_REGION)
+    assert container(synth, EDGE)["Image"] == {
+        "Fn::If": [
+            "ImageTagIsEmpty",
+            "public.ecr.aws/docker/library/caddy:2-alpine",
+            {
                 "Fn::Join": [
                     "",
                     [
-                        "arn:",
-                        {"Ref": "AWS::Partition"},
-                        ":codedeploy:",
-                        {"Ref": "AWS::Region"},
-                        ":",
-                        {"Ref": "AWS::AccountId"},
-                        ":deploymentgroup:payment-processor-app-production/"
-                        "payment-processor-deployment-group-production",
+                        f"{PIPELINE_ACCOUNT}.dkr.ecr.{PIPELINE_REGION}.",
+                        {"Ref": "AWS::URLSuffix"},
+                        "/payment-processor-images-shared:",
+                        {"Ref": "ImageTag"},
                     ],
                 ]
             },
-            "Sid": "ReportHookStatus",
-        },
-    ]
-    # The ARN the hook may report to is the group's own name.
-    assert props(synth, PRODUCTION, "AWS::CodeDeploy::Application")["ApplicationName"] == (
-        "payment-processor-app-production"
-    )
-
-
-def test_codedeploy_role_may_invoke_the_hook_function(synth: Synthesized) -> None:
-    role_id, role = one(synth, PRODUCTION, "AWS::IAM::Role", "BlueGreenRole")
-    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
-        "Service": "codedeploy.amazonaws.com"
+        ]
     }
-    hook = arn(synth, PRODUCTION, "AWS::Lambda::Function", "DeployHook")
+    role = ref(synth, EDGE, "AWS::IAM::Role", "ServiceExecutionRole")
     [policy] = [
-        p["Properties"]
-        for p in of_type(synth, PRODUCTION, "AWS::IAM::Policy").values()
-        if {"Ref": role_id} in p["Properties"]["Roles"]
+        q["Properties"]
+        for q in of_type(synth, EDGE, "AWS::IAM::Policy").values()
+        if q["Properties"]["Roles"] == [role]
     ]
-    assert policy["PolicyDocument"]["Statement"] == [
-        {
-            "Action": "lambda:InvokeFunction",
-            "Effect": "Allow",
-            "Resource": [hook, {"Fn::Join": ["", [hook, ":*"]]}],
+    [pull] = [
+        s for s in policy["PolicyDocument"]["Statement"] if s.get("Sid") == "PullServiceImage"
+    ]
+    assert pull["Resource"] == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                f":ecr:{PIPELINE_REGION}:{PIPELINE_ACCOUNT}:repository/"
+                "payment-processor-images-shared",
+            ],
+        ]
+    }
+    # The template says why it names accounts and regions (deployline check DL130).
+    assert synth.raw[EDGE]["Metadata"] == {
+        "deployline": {
+            "suppress": [
+                {
+                    "id": "DL130",
+                    "reason": f"deployline.yaml places edge in aws://{EDGE_ACCOUNT}/{EDGE_REGION} "
+                    f"and the pipeline's image repository in {PIPELINE_ACCOUNT}/{PIPELINE_REGION} "
+                    "(environments[].account/region, pipeline.account/region): the stack is "
+                    "synthesized for that account and region, not meant to deploy elsewhere",
+                }
+            ]
         }
-    ]
-    _group_id, group = one(synth, PRODUCTION, "AWS::CodeDeploy::DeploymentGroup")
-    assert group["Properties"]["ServiceRoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
-    policy_id = next(
-        k
-        for k, p in of_type(synth, PRODUCTION, "AWS::IAM::Policy").items()
-        if {"Ref": role_id} in p["Properties"]["Roles"]
-    )
-    assert policy_id in group["DependsOn"]
+    }
 
 
 # --- lifecycle ----------------------------------------------------------------------------------
@@ -1113,23 +1432,27 @@ def test_rolling_outputs_name_the_url_cluster_service_listener_and_target_group(
     }
 
 
-def test_blue_green_outputs_add_the_test_listener_green_group_and_deployment_group(
+def test_blue_green_outputs_add_the_test_listener_its_rules_and_the_green_group(
     synth: Synthesized,
 ) -> None:
     outputs = {k: v["Value"] for k, v in synth.raw[PRODUCTION]["Outputs"].items()}
-    tg = "AWS::ElasticLoadBalancingV2::TargetGroup"
-    assert outputs["TargetGroupArn"] == ref(synth, PRODUCTION, tg, "LoadBalancerBlue")
-    assert outputs["GreenTargetGroupArn"] == ref(synth, PRODUCTION, tg, "LoadBalancerGreen")
-    assert outputs["TestListenerArn"] == {"Ref": "LoadBalancerTestListenerE6D7BE68"}
-    assert outputs["DeploymentGroupName"] == ref(
-        synth, PRODUCTION, "AWS::CodeDeploy::DeploymentGroup"
-    )
-    assert outputs["CodeDeployApplicationName"] == ref(
-        synth, PRODUCTION, "AWS::CodeDeploy::Application"
-    )
     lb = one(synth, PRODUCTION, "AWS::ElasticLoadBalancingV2::LoadBalancer")[0]
-    assert outputs["TestUrl"] == {
-        "Fn::Join": ["", ["http://", {"Fn::GetAtt": [lb, "DNSName"]}, ":8080"]]
+    listeners = {
+        v["Properties"]["Port"]: {"Ref": k}
+        for k, v in of_type(synth, PRODUCTION, "AWS::ElasticLoadBalancingV2::Listener").items()
+    }
+    assert outputs == {
+        "ServiceUrl": {"Fn::Join": ["", ["http://", {"Fn::GetAtt": [lb, "DNSName"]}]]},
+        "ClusterName": ref(synth, PRODUCTION, "AWS::ECS::Cluster"),
+        "ServiceName": {"Fn::GetAtt": [one(synth, PRODUCTION, "AWS::ECS::Service")[0], "Name"]},
+        "ListenerArn": listeners[80],
+        "TargetGroupArn": ref(synth, PRODUCTION, TG, "LoadBalancerBlue"),
+        "LoadBalancerDnsName": {"Fn::GetAtt": [lb, "DNSName"]},
+        "TestUrl": {"Fn::Join": ["", ["http://", {"Fn::GetAtt": [lb, "DNSName"]}, ":8080"]]},
+        "TestListenerArn": listeners[8080],
+        "GreenTargetGroupArn": ref(synth, PRODUCTION, TG, "LoadBalancerGreen"),
+        "ProductionListenerRuleArn": ref(synth, PRODUCTION, RULE, "LoadBalancerProductionRule"),
+        "TestListenerRuleArn": ref(synth, PRODUCTION, RULE, "LoadBalancerTestRule"),
     }
 
 
@@ -1224,11 +1547,12 @@ def test_checkov_finds_no_failed_check_and_every_skip_gives_a_reason(
 def test_deployline_checker_reports_no_finding_and_nothing_unknown(
     synth: Synthesized, stack: str
 ) -> None:
-    path = synth.paths[stack]
-    template = template_from_text(path.read_text(encoding="utf-8"), str(path))
-    findings, unknown = check_template(template, [rule() for rule in rule_classes()])
-    assert [(f.rule_id, f.resource, f.message) for f in findings] == []
-    assert [(f.rule_id, f.resource, f.message) for f in unknown] == []
+    result = check_files([synth.paths[stack]], threshold="LOW")
+    assert [(f.rule_id, f.resource, f.message) for f in result.findings] == []
+    assert [(f.rule_id, f.resource, f.message) for f in result.unknown] == []
+    # Only a stack placed in an account and region may name them, and says so in its metadata.
+    suppressed = {f.rule_id for f in result.suppressed_findings}
+    assert suppressed == ({"DL130"} if stack == EDGE else set())
 
 
 # --- bad configuration --------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""An ECS Fargate service behind an ALB target group, deployed rolling or by CodeDeploy.
+"""An ECS Fargate service behind an ALB target group, deployed rolling or blue/green by ECS.
 
 One cluster (Container Insights, enhanced), one task definition (one container named
 `deployline.naming.CONTAINER_NAME`: non-root, read-only root filesystem with scratch volumes,
-container health check, logs to a KMS-encrypted group with retention), one service (rolling: the
-ECS controller with the deployment circuit breaker and deployment alarms, both rolling back;
-blue/green: the CODE_DEPLOY controller) and target-tracking autoscaling on CPU and on requests.
+container health check, logs to a KMS-encrypted group with retention), one service under the ECS
+deployment controller with the deployment circuit breaker and deployment alarms, both rolling back
+(rolling: the ROLLING strategy; blue/green: BLUE_GREEN, CANARY or LINEAR from a `BlueGreenTraffic`,
+with the alternate target group), and target-tracking autoscaling on CPU and on requests.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from aws_cdk import (
 )
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
@@ -34,6 +34,7 @@ from constructs import Construct
 
 from deployline import defaults
 from deployline.config import FARGATE_SIZES
+from deployline.constructs.ecs_blue_green import BlueGreenTraffic
 from deployline.naming import CONTAINER_NAME, Kind, Namer
 
 _SCRATCH_VOLUME = "scratch"
@@ -74,7 +75,7 @@ class FargateWebService(Construct):
         task_role: the role the application runs with (no permissions by default).
         log_group: the application log group.
         scalable_target: the service's autoscaling target.
-        blue_green: whether CodeDeploy deploys the service.
+        blue_green: how ECS shifts traffic (blue/green), else None (rolling).
     """
 
     def __init__(
@@ -86,7 +87,6 @@ class FargateWebService(Construct):
         vpc: ec2.IVpc,
         subnets: ec2.SubnetSelection,
         key: kms.IKey,
-        repository: ecr.IRepository,
         image: ecs.ContainerImage,
         target_groups: Sequence[elbv2.ApplicationTargetGroup],
         load_balancer_security_group: ec2.ISecurityGroup,
@@ -97,7 +97,7 @@ class FargateWebService(Construct):
         desired_count: int = 2,
         min_capacity: int = 1,
         max_capacity: int = 4,
-        blue_green: bool = False,
+        blue_green: BlueGreenTraffic | None = None,
         assign_public_ip: bool = False,
         command: Sequence[str] | None = None,
         environment: Mapping[str, str] | None = None,
@@ -121,8 +121,7 @@ class FargateWebService(Construct):
             vpc: the VPC.
             subnets: where the tasks run.
             key: CMK for the log group (it must allow CloudWatch Logs).
-            repository: the ECR repository the pipeline pushes to; the execution role may pull.
-            image: the image the service starts with (the pipeline replaces it).
+            image: the container image (a `ServiceImage` chooses it by the image tag parameter).
             target_groups: the service registers with the first; blue/green passes blue, green.
             load_balancer_security_group: the only source the tasks admit.
             container_port: the port the container listens on.
@@ -132,9 +131,11 @@ class FargateWebService(Construct):
             desired_count: tasks at creation. Default: 2.
             min_capacity: autoscaling floor. Default: 1.
             max_capacity: autoscaling ceiling. Default: 4.
-            blue_green: CODE_DEPLOY controller instead of the ECS one. Default: false.
+            blue_green: deploy blue/green (BLUE_GREEN, CANARY or LINEAR) with the alternate
+                target group and rules it names; `target_groups` are then blue, green.
+                Default: rolling.
             assign_public_ip: give tasks a public IP (public subnets). Default: false.
-            command: the container command. Default: the image's own.
+            command: the container command (may be a token list). Default: the image's own.
             environment: plain environment variables (no secrets). Default: PORT only.
             user: uid[:gid], never root. Default: 1000:1000.
             read_only_root_filesystem: Default: true.
@@ -144,13 +145,14 @@ class FargateWebService(Construct):
                 `default_health_check_command(container_port, health_check_path)`.
             health_check_grace_period: load balancer health checks ignored after a task starts.
                 Default: 60 seconds.
-            deployment_alarm_names: alarms that roll a rolling deployment back. Default: none.
+            deployment_alarm_names: alarms that roll a deployment back (at most 10).
+                Default: none.
             target_cpu_percent: autoscaling CPU target. Default: 60.
             target_requests_per_task: autoscaling target, requests per task per minute.
                 Default: 1000.
             cpu_architecture: Default: X86_64.
-            execution_role_statements: more statements for the execution role (e.g. a
-                pull-through cache). Default: none.
+            execution_role_statements: what the execution role needs to pull the image (the
+                repository's, a pull-through cache's). Default: none.
             log_retention_days: Default: 30.
             removal: the log group's removal policy. Default: RETAIN.
         """
@@ -165,22 +167,14 @@ class FargateWebService(Construct):
             user=user,
             writable_paths=writable_paths,
             target_groups=target_groups,
-            blue_green=blue_green,
+            blue_green=blue_green is not None,
             target_cpu_percent=target_cpu_percent,
             target_requests_per_task=target_requests_per_task,
             deployment_alarm_names=deployment_alarm_names,
             health_check_path=health_check_path,
         )
         self.blue_green = blue_green
-
-        self.cluster = ecs.Cluster(
-            self,
-            "Cluster",
-            cluster_name=namer.name("cluster", Kind.ECS),
-            vpc=vpc,
-            container_insights_v2=ecs.ContainerInsights.ENHANCED,
-        )
-
+        self.cluster = self._cluster(namer, vpc)
         self.log_group = defaults.encrypted_log_group(
             self,
             "Logs",
@@ -189,27 +183,83 @@ class FargateWebService(Construct):
             retention_days=log_retention_days,
             removal=removal,
         )
+        self.execution_role = self._execution_role(namer, execution_role_statements)
+        self.task_role = self._task_role(namer)
+        self.task_definition = self._task_definition(namer, cpu, memory, cpu_architecture)
+        self.container = self._container(
+            image=image,
+            command=command,
+            environment={"PORT": str(container_port), **(environment or {})},
+            container_port=container_port,
+            user=user,
+            read_only_root_filesystem=read_only_root_filesystem,
+            writable_paths=writable_paths,
+            health_check=self._health_check(
+                container_health_check,
+                container_health_check_command
+                or default_health_check_command(container_port, health_check_path),
+                health_check_grace_period,
+            ),
+        )
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"{namer.name('service')}: tasks, reachable from the load balancer only",
+            allow_all_outbound=True,  # the application's own egress is unknown
+        )
+        self.service = self._service(
+            namer,
+            subnets=subnets,
+            desired_count=desired_count,
+            assign_public_ip=assign_public_ip,
+            grace_period=health_check_grace_period,
+            alarm_names=deployment_alarm_names,
+        )
+        self._register(target_groups[0], container_port, load_balancer_security_group)
+        self._acknowledge(namer)
+        self.scalable_target = self._autoscaling(
+            namer,
+            target_groups=target_groups,
+            min_capacity=min_capacity,
+            max_capacity=max_capacity,
+            target_cpu_percent=target_cpu_percent,
+            target_requests_per_task=target_requests_per_task,
+        )
 
-        self.execution_role = iam.Role(
+    # ---- the pieces, in the order they are built ----------------------------------------
+
+    def _cluster(self, namer: Namer, vpc: ec2.IVpc) -> ecs.Cluster:
+        return ecs.Cluster(
+            self,
+            "Cluster",
+            cluster_name=namer.name("cluster", Kind.ECS),
+            vpc=vpc,
+            container_insights_v2=ecs.ContainerInsights.ENHANCED,
+        )
+
+    def _execution_role(self, namer: Namer, statements: Sequence[iam.PolicyStatement]) -> iam.Role:
+        role = iam.Role(
             self,
             "ExecutionRole",
             role_name=namer.name("task-execution", Kind.IAM_ROLE),
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
             description=f"deployline: pulls the image and writes logs for {namer.name('service')}",
         )
-        repository.grant_pull(self.execution_role)
-        self.execution_role.add_to_policy(
+        for statement in statements:
+            role.add_to_policy(statement)
+        role.add_to_policy(
             iam.PolicyStatement(
                 sid="WriteAppLogs",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[f"{self.log_group.log_group_arn}:*"],
             )
         )
-        for statement in execution_role_statements:
-            self.execution_role.add_to_policy(statement)
+        return role
 
+    def _task_role(self, namer: Namer) -> iam.Role:
         # Confused-deputy guard: only ECS tasks of this account and region may assume it.
-        self.task_role = iam.Role(
+        return iam.Role(
             self,
             "TaskRole",
             role_name=namer.name("task", Kind.IAM_ROLE),
@@ -226,7 +276,10 @@ class FargateWebService(Construct):
             "grant it what the application calls",
         )
 
-        self.task_definition = ecs.FargateTaskDefinition(
+    def _task_definition(
+        self, namer: Namer, cpu: int, memory: int, architecture: ecs.CpuArchitecture
+    ) -> ecs.FargateTaskDefinition:
+        task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
             family=namer.name("task", Kind.ECS),
@@ -236,28 +289,40 @@ class FargateWebService(Construct):
             task_role=self.task_role,
             runtime_platform=ecs.RuntimePlatform(
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
-                cpu_architecture=cpu_architecture,
+                cpu_architecture=architecture,
             ),
         )
         # The task definition names the execution role; its grants must exist before a task runs.
-        depend_on_grants(self.task_definition, self.execution_role)
+        depend_on_grants(task_definition, self.execution_role)
+        return task_definition
 
-        health_check = None
-        if container_health_check:
-            health_check = ecs.HealthCheck(
-                command=[
-                    "CMD-SHELL",
-                    container_health_check_command
-                    or default_health_check_command(container_port, health_check_path),
-                ],
-                interval=Duration.seconds(15),
-                timeout=Duration.seconds(5),
-                retries=3,
-                start_period=Duration.seconds(
-                    min(300, max(30, health_check_grace_period.to_seconds()))
-                ),
-            )
-        self.container = self.task_definition.add_container(
+    @staticmethod
+    def _health_check(
+        enabled: bool, command: str, grace_period: Duration
+    ) -> ecs.HealthCheck | None:
+        if not enabled:
+            return None
+        return ecs.HealthCheck(
+            command=["CMD-SHELL", command],
+            interval=Duration.seconds(15),
+            timeout=Duration.seconds(5),
+            retries=3,
+            start_period=Duration.seconds(min(300, max(30, grace_period.to_seconds()))),
+        )
+
+    def _container(
+        self,
+        *,
+        image: ecs.ContainerImage,
+        command: Sequence[str] | None,
+        environment: Mapping[str, str],
+        container_port: int,
+        user: str,
+        read_only_root_filesystem: bool,
+        writable_paths: Sequence[str],
+        health_check: ecs.HealthCheck | None,
+    ) -> ecs.ContainerDefinition:
+        container = self.task_definition.add_container(
             "App",
             container_name=CONTAINER_NAME,
             image=image,
@@ -265,7 +330,7 @@ class FargateWebService(Construct):
             essential=True,
             user=user,
             readonly_root_filesystem=read_only_root_filesystem,
-            environment={"PORT": str(container_port), **(environment or {})},
+            environment=dict(environment),
             port_mappings=[
                 ecs.PortMapping(
                     container_port=container_port, protocol=ecs.Protocol.TCP, name="http"
@@ -286,24 +351,23 @@ class FargateWebService(Construct):
         for index, path in enumerate(writable_paths):
             volume = f"{_SCRATCH_VOLUME}-{index}"
             self.task_definition.add_volume(name=volume)
-            self.container.add_mount_points(
+            container.add_mount_points(
                 ecs.MountPoint(source_volume=volume, container_path=path, read_only=False)
             )
+        return container
 
-        self.security_group = ec2.SecurityGroup(
-            self,
-            "SecurityGroup",
-            vpc=vpc,
-            description=f"{namer.name('service')}: tasks, reachable from the load balancer only",
-            allow_all_outbound=True,  # the application's own egress is unknown
-        )
-
-        controller = (
-            ecs.DeploymentController(type=ecs.DeploymentControllerType.CODE_DEPLOY)
-            if blue_green
-            else None
-        )
-        self.service = ecs.FargateService(
+    def _service(
+        self,
+        namer: Namer,
+        *,
+        subnets: ec2.SubnetSelection,
+        desired_count: int,
+        assign_public_ip: bool,
+        grace_period: Duration,
+        alarm_names: Sequence[str],
+    ) -> ecs.FargateService:
+        blue_green = self.blue_green
+        service = ecs.FargateService(
             self,
             "Service",
             service_name=namer.name("service", Kind.ECS),
@@ -316,20 +380,22 @@ class FargateWebService(Construct):
             platform_version=ecs.FargatePlatformVersion.LATEST,
             min_healthy_percent=100,
             max_healthy_percent=200,
-            health_check_grace_period=health_check_grace_period,
-            deployment_controller=controller,
-            circuit_breaker=None
-            if blue_green
-            else ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            health_check_grace_period=grace_period,
+            deployment_controller=ecs.DeploymentController(type=ecs.DeploymentControllerType.ECS),
+            deployment_strategy=blue_green.strategy if blue_green else None,
+            bake_time=blue_green.bake_time if blue_green else None,
+            canary_configuration=blue_green.canary_configuration if blue_green else None,
+            linear_configuration=blue_green.linear_configuration if blue_green else None,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             deployment_alarms=(
                 ecs.DeploymentAlarmConfig(
-                    alarm_names=list(deployment_alarm_names),
-                    behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM,
+                    alarm_names=list(alarm_names), behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM
                 )
-                if deployment_alarm_names and not blue_green
+                if alarm_names
                 else None
             ),
-            # Rebalancing moves tasks outside deployments; CodeDeploy task sets do not support it.
+            # Rebalancing moves tasks between deployments; AWS documents it for rolling updates,
+            # not for the blue/green strategies, so those keep ECS's default for updates (off).
             availability_zone_rebalancing=(
                 ecs.AvailabilityZoneRebalancing.DISABLED
                 if blue_green
@@ -339,11 +405,29 @@ class FargateWebService(Construct):
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             enable_execute_command=False,
         )
-        depend_on_grants(self.service, self.task_role)
-        primary = target_groups[0]
-        primary.add_target(
+        depend_on_grants(service, self.task_role)
+        if blue_green is not None:
+            # aws-cdk makes the service depend on everything that attaches its target groups to
+            # the load balancer; the two blue/green rules among them are also referenced in
+            # LoadBalancers[].AdvancedConfiguration, which cfn-lint reports as redundant (W3005).
+            resource = service.node.default_child
+            assert isinstance(resource, CfnResource)
+            resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        return service
+
+    def _register(
+        self,
+        target_group: elbv2.ApplicationTargetGroup,
+        container_port: int,
+        load_balancer_security_group: ec2.ISecurityGroup,
+    ) -> None:
+        """The service registers with `target_group` (blue/green: and its alternate); only the
+        load balancer reaches the tasks."""
+        target_group.add_target(
             self.service.load_balancer_target(
-                container_name=CONTAINER_NAME, container_port=container_port
+                container_name=CONTAINER_NAME,
+                container_port=container_port,
+                alternate_target=self.blue_green.alternate_target if self.blue_green else None,
             )
         )
         self.security_group.add_ingress_rule(
@@ -355,9 +439,17 @@ class FargateWebService(Construct):
             self.security_group, ec2.Port.tcp(container_port), "to the service tasks"
         )
 
-        self._acknowledge(namer)
-
-        self.scalable_target = appscaling.ScalableTarget(
+    def _autoscaling(
+        self,
+        namer: Namer,
+        *,
+        target_groups: Sequence[elbv2.ApplicationTargetGroup],
+        min_capacity: int,
+        max_capacity: int,
+        target_cpu_percent: int,
+        target_requests_per_task: int,
+    ) -> appscaling.ScalableTarget:
+        scalable_target = appscaling.ScalableTarget(
             self,
             "ScalableTarget",
             service_namespace=appscaling.ServiceNamespace.ECS,
@@ -366,26 +458,30 @@ class FargateWebService(Construct):
             min_capacity=min_capacity,
             max_capacity=max_capacity,
         )
-        self.scalable_target.scale_to_track_metric(
+        scalable_target.scale_to_track_metric(
             "CpuTracking",
             target_value=target_cpu_percent,
             predefined_metric=appscaling.PredefinedMetric.ECS_SERVICE_AVERAGE_CPU_UTILIZATION,
             scale_in_cooldown=Duration.seconds(120),
             scale_out_cooldown=Duration.seconds(60),
         )
-        if blue_green:
+        if self.blue_green is not None:
             self._track_requests_across(
-                namer.name("requests-per-task"), target_groups, target_requests_per_task
+                scalable_target,
+                namer.name("requests-per-task"),
+                target_groups,
+                target_requests_per_task,
             )
         else:
-            self.scalable_target.scale_to_track_metric(
+            scalable_target.scale_to_track_metric(
                 "RequestTracking",
                 target_value=target_requests_per_task,
                 predefined_metric=appscaling.PredefinedMetric.ALB_REQUEST_COUNT_PER_TARGET,
-                resource_label=_resource_label(primary),
+                resource_label=_resource_label(target_groups[0]),
                 scale_in_cooldown=Duration.seconds(120),
                 scale_out_cooldown=Duration.seconds(60),
             )
+        return scalable_target
 
     def _acknowledge(self, namer: Namer) -> None:
         """Record, with reasons, the cdk-nag and checkov findings these resources have by design."""
@@ -396,8 +492,8 @@ class FargateWebService(Construct):
         Validations.of(self.execution_role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="ecr:GetAuthorizationToken (from grant_pull) has no resource-level "
-                "permission; the pull actions themselves are scoped to the pipeline's repository",
+                reason="ecr:GetAuthorizationToken has no resource-level permission; the pull "
+                "actions themselves are scoped to the pipeline's image repository",
             ),
             Acknowledgment(
                 id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logs_id}.Arn>:*]",
@@ -421,56 +517,37 @@ class FargateWebService(Construct):
 
     def _track_requests_across(
         self,
+        scalable_target: appscaling.ScalableTarget,
         policy_name: str,
         target_groups: Sequence[elbv2.ApplicationTargetGroup],
         target: int,
     ) -> None:
-        """Requests per task over every target group: CodeDeploy swaps blue and green, so a
-        policy on one target group would track an idle one after the first deployment."""
-        queries: list[appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty] = []
-        for index, group in enumerate(target_groups):
-            queries.append(
-                appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
-                    id=f"requests{index}",
-                    return_data=False,
-                    metric_stat=appscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty(
-                        metric=appscaling.CfnScalingPolicy.TargetTrackingMetricProperty(
-                            namespace="AWS/ApplicationELB",
-                            metric_name="RequestCount",
-                            dimensions=[
-                                appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
-                                    name="TargetGroup", value=group.target_group_full_name
-                                ),
-                                appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
-                                    name="LoadBalancer",
-                                    value=group.first_load_balancer_full_name,
-                                ),
-                            ],
-                        ),
-                        stat="Sum",
-                        unit="Count",
-                    ),
-                )
+        """Requests per task over every target group: blue/green swaps the groups, so a policy on
+        one target group would track an idle one after the first deployment."""
+        queries = [
+            _metric_query(
+                f"requests{index}",
+                "AWS/ApplicationELB",
+                "RequestCount",
+                {
+                    "TargetGroup": group.target_group_full_name,
+                    "LoadBalancer": group.first_load_balancer_full_name,
+                },
+                stat="Sum",
+                unit="Count",
             )
+            for index, group in enumerate(target_groups)
+        ]
         queries.append(
-            appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty(
-                id="tasks",
-                return_data=False,
-                metric_stat=appscaling.CfnScalingPolicy.TargetTrackingMetricStatProperty(
-                    metric=appscaling.CfnScalingPolicy.TargetTrackingMetricProperty(
-                        namespace="ECS/ContainerInsights",
-                        metric_name="RunningTaskCount",
-                        dimensions=[
-                            appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
-                                name="ClusterName", value=self.cluster.cluster_name
-                            ),
-                            appscaling.CfnScalingPolicy.TargetTrackingMetricDimensionProperty(
-                                name="ServiceName", value=self.service.service_name
-                            ),
-                        ],
-                    ),
-                    stat="Average",
-                ),
+            _metric_query(
+                "tasks",
+                "ECS/ContainerInsights",
+                "RunningTaskCount",
+                {
+                    "ClusterName": self.cluster.cluster_name,
+                    "ServiceName": self.service.service_name,
+                },
+                stat="Average",
             )
         )
         total = " + ".join(f"FILL(requests{i}, 0)" for i in range(len(target_groups)))
@@ -487,7 +564,7 @@ class FargateWebService(Construct):
             "RequestTracking",
             policy_name=policy_name,
             policy_type="TargetTrackingScaling",
-            scaling_target_id=self.scalable_target.scalable_target_id,
+            scaling_target_id=scalable_target.scalable_target_id,
             target_tracking_scaling_policy_configuration=appscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
                 target_value=target,
                 scale_in_cooldown=120,
@@ -497,6 +574,35 @@ class FargateWebService(Construct):
                 ),
             ),
         )
+
+
+def _metric_query(
+    query_id: str,
+    namespace: str,
+    metric_name: str,
+    dimensions: Mapping[str, str],
+    *,
+    stat: str,
+    unit: str | None = None,
+) -> appscaling.CfnScalingPolicy.TargetTrackingMetricDataQueryProperty:
+    """One metric of a customized target-tracking metric (not returned: an expression uses it)."""
+    policy = appscaling.CfnScalingPolicy
+    return policy.TargetTrackingMetricDataQueryProperty(
+        id=query_id,
+        return_data=False,
+        metric_stat=policy.TargetTrackingMetricStatProperty(
+            metric=policy.TargetTrackingMetricProperty(
+                namespace=namespace,
+                metric_name=metric_name,
+                dimensions=[
+                    policy.TargetTrackingMetricDimensionProperty(name=name, value=value)
+                    for name, value in dimensions.items()
+                ],
+            ),
+            stat=stat,
+            unit=unit,
+        ),
+    )
 
 
 def depend_on_grants(dependent: Construct, role: iam.Role) -> None:
@@ -531,45 +637,19 @@ def _validate(
     deployment_alarm_names: Sequence[str],
     health_check_path: str,
 ) -> None:
-    allowed = FARGATE_SIZES.get(cpu)
-    if allowed is None:
-        raise ValueError(f"cpu must be one of {sorted(FARGATE_SIZES)} Fargate units, got {cpu}")
-    if memory not in allowed:
-        raise ValueError(
-            f"memory {memory} MiB is not offered by Fargate with cpu {cpu}; choose one of "
-            f"{allowed[0]}..{allowed[-1]} in the steps Fargate allows"
-        )
-    if desired_count < 1:
-        raise ValueError(f"desired_count must be at least 1, got {desired_count}")
-    if min_capacity < 1:
-        raise ValueError(f"min_capacity must be at least 1, got {min_capacity}")
-    if min_capacity > max_capacity:
-        raise ValueError(
-            f"min_capacity ({min_capacity}) must not exceed max_capacity ({max_capacity})"
-        )
-    if not min_capacity <= desired_count <= max_capacity:
-        raise ValueError(
-            f"desired_count ({desired_count}) must lie between min_capacity ({min_capacity}) "
-            f"and max_capacity ({max_capacity})"
-        )
-    if not 1 <= container_port <= 65535:
-        raise ValueError(f"container_port must be 1..65535, got {container_port}")
-    if not Token.is_unresolved(user) and user.split(":", 1)[0] in {"0", "root", ""}:
-        raise ValueError(f"user must not be root, got {user!r}; use a uid such as 1000:1000")
-    for path in writable_paths:
-        if not path.startswith("/") or path == "/":
-            raise ValueError(f"writable_paths must be absolute directories below /, got {path!r}")
-    if len(set(writable_paths)) != len(writable_paths):
-        raise ValueError(f"writable_paths must not repeat, got {list(writable_paths)}")
+    """Every check skips values that are unresolved tokens (a CfnParameter, say)."""
+    _validate_size(cpu, memory)
+    _validate_counts(desired_count, min_capacity, max_capacity)
+    _validate_container(container_port, user, writable_paths, health_check_path)
     expected = 2 if blue_green else 1
     if len(target_groups) != expected:
         raise ValueError(
             f"{'blue/green' if blue_green else 'a rolling service'} needs {expected} target "
             f"group(s), got {len(target_groups)}"
         )
-    if not 10 <= target_cpu_percent <= 95:
+    if _known(target_cpu_percent) and not 10 <= target_cpu_percent <= 95:
         raise ValueError(f"target_cpu_percent must be 10..95, got {target_cpu_percent}")
-    if target_requests_per_task < 1:
+    if _known(target_requests_per_task) and target_requests_per_task < 1:
         raise ValueError(
             f"target_requests_per_task must be at least 1, got {target_requests_per_task}"
         )
@@ -577,5 +657,55 @@ def _validate(
         raise ValueError(
             f"ECS allows at most 10 deployment alarms, got {len(deployment_alarm_names)}"
         )
-    if not health_check_path.startswith("/"):
+
+
+def _known(*values: object) -> bool:
+    """None of `values` is an unresolved token."""
+    return not any(Token.is_unresolved(value) for value in values)
+
+
+def _validate_size(cpu: int, memory: int) -> None:
+    if not _known(cpu):
+        return
+    allowed = FARGATE_SIZES.get(cpu)
+    if allowed is None:
+        raise ValueError(f"cpu must be one of {sorted(FARGATE_SIZES)} Fargate units, got {cpu}")
+    if _known(memory) and memory not in allowed:
+        raise ValueError(
+            f"memory {memory} MiB is not offered by Fargate with cpu {cpu}; choose one of "
+            f"{allowed[0]}..{allowed[-1]} in the steps Fargate allows"
+        )
+
+
+def _validate_counts(desired_count: int, min_capacity: int, max_capacity: int) -> None:
+    if _known(desired_count) and desired_count < 1:
+        raise ValueError(f"desired_count must be at least 1, got {desired_count}")
+    if _known(min_capacity) and min_capacity < 1:
+        raise ValueError(f"min_capacity must be at least 1, got {min_capacity}")
+    if _known(min_capacity, max_capacity) and min_capacity > max_capacity:
+        raise ValueError(
+            f"min_capacity ({min_capacity}) must not exceed max_capacity ({max_capacity})"
+        )
+    if _known(desired_count, min_capacity, max_capacity) and not (
+        min_capacity <= desired_count <= max_capacity
+    ):
+        raise ValueError(
+            f"desired_count ({desired_count}) must lie between min_capacity ({min_capacity}) "
+            f"and max_capacity ({max_capacity})"
+        )
+
+
+def _validate_container(
+    container_port: int, user: str, writable_paths: Sequence[str], health_check_path: str
+) -> None:
+    if _known(container_port) and not 1 <= container_port <= 65535:
+        raise ValueError(f"container_port must be 1..65535, got {container_port}")
+    if _known(user) and user.split(":", 1)[0] in {"0", "root", ""}:
+        raise ValueError(f"user must not be root, got {user!r}; use a uid such as 1000:1000")
+    for path in writable_paths:
+        if _known(path) and (not path.startswith("/") or path == "/"):
+            raise ValueError(f"writable_paths must be absolute directories below /, got {path!r}")
+    if len(set(writable_paths)) != len(writable_paths):
+        raise ValueError(f"writable_paths must not repeat, got {list(writable_paths)}")
+    if _known(health_check_path) and not health_check_path.startswith("/"):
         raise ValueError(f"health_check_path must start with '/', got {health_check_path!r}")

@@ -1,15 +1,18 @@
 """The internet-facing Application Load Balancer in front of an environment's service.
 
 HTTP on `listener_port`, or HTTPS on 443 with a modern TLS policy when a certificate is given (the
-HTTP port then redirects). Blue/green environments get a second target group and a test listener
-that CodeDeploy points at the replacement tasks before traffic shifts. Invalid header fields are
-dropped; access logs go to an S3 bucket that only the load balancer may write to.
+HTTP port then redirects). Blue/green environments get a second target group, a test listener,
+and on each listener a rule that forwards every path to both target groups by weight (blue 100,
+green 0 at creation): those two rules are what ECS re-weights during a deployment, test traffic
+first, then production. The listeners' own default actions only forward too, since ECS refuses
+listeners whose rules mix forward with redirect, fixed-response or authenticate actions. Invalid
+header fields are dropped; access logs go to an S3 bucket that only the load balancer may write to.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import (
     Acknowledgment,
@@ -41,6 +44,8 @@ _ACCESS_LOG_PREFIX = "alb"
 _ACCOUNT_REGION_LEN = 1 + 12 + 1 + 14
 _OPEN_CIDRS = {"0.0.0.0/0"}
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/(?P<id>[0-9a-f-]{36})$")
+#: The priority of the blue/green rules, the only rule on each listener.
+BLUE_GREEN_RULE_PRIORITY = 1
 #: How long a stopping target drains. Default: 30 seconds.
 DEFAULT_DEREGISTRATION_DELAY = Duration.seconds(30)
 
@@ -55,6 +60,9 @@ class ServiceLoadBalancer(Construct):
         listener: the production listener (HTTPS with a certificate, else HTTP).
         redirect_listener: the HTTP listener that redirects to HTTPS, else None.
         test_listener: the blue/green test listener, else None.
+        production_rule: the blue/green rule on the production listener that ECS re-weights,
+            else None.
+        test_rule: the blue/green rule on the test listener that ECS re-weights, else None.
         target_group: the (blue) target group the production listener forwards to.
         green_target_group: the blue/green replacement target group, else None.
         target_groups: every target group, blue first.
@@ -97,9 +105,11 @@ class ServiceLoadBalancer(Construct):
             certificate_arn: ACM certificate; HTTPS on 443, HTTP redirects. Default: HTTP only.
             domain_name: the name the certificate covers; the URLs use it. Default: the ALB's
                 DNS name.
-            blue_green: add a green target group and a test listener. Default: false.
+            blue_green: add a green target group, a test listener and the two weighted rules ECS
+                shifts traffic with. Default: false.
             test_listener_port: the test listener's port (blue_green). Default: 8080.
-            test_listener_cidrs: who may reach the test listener (blue_green). Default: nobody.
+            test_listener_cidrs: who may reach the test listener (blue_green). Default: nobody
+                (the deployment's validation hook reads target health, not the listener).
             deregistration_delay: how long a stopping target drains. Default: 30 seconds.
             access_log_expiry_days: access logs are deleted after this many days. Default: 90.
             deletion_protection: refuse to delete the ALB (production). Default: false.
@@ -118,31 +128,88 @@ class ServiceLoadBalancer(Construct):
         )
         https = certificate_arn is not None
         production_port = HTTPS_PORT if https else listener_port
-
+        test_cidrs = test_listener_cidrs if blue_green else ()
         self.access_logs = self._access_log_bucket(namer, access_log_expiry_days, removal)
+        self.security_group = self._security_group(
+            namer,
+            vpc,
+            production={
+                cidr: [listener_port, HTTPS_PORT] if https else [listener_port]
+                for cidr in ingress_cidrs
+            },
+            test={cidr: [test_listener_port] for cidr in test_cidrs},
+        )
+        self.load_balancer = self._load_balancer(namer, vpc, subnets, deletion_protection)
+        self.target_group = self._target_group(
+            "BlueTargetGroup",
+            namer.name("blue" if blue_green else "tg", Kind.TARGET_GROUP),
+            vpc,
+            target_port,
+            health_check_path,
+            deregistration_delay,
+        )
+        self.green_target_group = (
+            self._target_group(
+                "GreenTargetGroup",
+                namer.name("green", Kind.TARGET_GROUP),
+                vpc,
+                target_port,
+                health_check_path,
+                deregistration_delay,
+            )
+            if blue_green
+            else None
+        )
+        self.target_groups = [self.target_group] + (
+            [self.green_target_group] if self.green_target_group is not None else []
+        )
+        self._listeners(
+            certificate_arn=certificate_arn,
+            listener_port=listener_port,
+            production_port=production_port,
+            test_listener_port=test_listener_port,
+        )
+        self._acknowledge(namer, ingress_cidrs, test_cidrs, https)
+        host = domain_name or self.load_balancer.load_balancer_dns_name
+        scheme = "https" if https else "http"
+        self.url = _url(scheme, host, production_port)
+        self.test_url = _url(scheme, host, test_listener_port) if blue_green else None
 
-        self.security_group = ec2.SecurityGroup(
+    # ---- the pieces, in the order they are built ----------------------------------------
+
+    def _security_group(
+        self,
+        namer: Namer,
+        vpc: ec2.IVpc,
+        *,
+        production: Mapping[str, Sequence[int]],
+        test: Mapping[str, Sequence[int]],
+    ) -> ec2.SecurityGroup:
+        """Ingress from exactly the configured CIDRs on their listener ports; egress is added
+        per target (`connections`)."""
+        group = ec2.SecurityGroup(
             self,
             "SecurityGroup",
             vpc=vpc,
             description=f"{namer.name('alb')}: listeners open to the configured CIDRs only",
             allow_all_outbound=False,
         )
-        ports = [listener_port, HTTPS_PORT] if https else [listener_port]
-        for cidr in ingress_cidrs:
-            for port in ports:
-                self.security_group.add_ingress_rule(
-                    ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"production listener from {cidr}"
-                )
-        if blue_green:
-            for cidr in test_listener_cidrs:
-                self.security_group.add_ingress_rule(
-                    ec2.Peer.ipv4(cidr),
-                    ec2.Port.tcp(test_listener_port),
-                    f"test listener from {cidr}",
-                )
+        for what, cidrs in (("production listener", production), ("test listener", test)):
+            for cidr, ports in cidrs.items():
+                for port in ports:
+                    group.add_ingress_rule(
+                        ec2.Peer.ipv4(cidr), ec2.Port.tcp(port), f"{what} from {cidr}"
+                    )
+        return group
 
-        self.load_balancer = elbv2.ApplicationLoadBalancer(
+    def _load_balancer(
+        self,
+        namer: Namer,
+        vpc: ec2.IVpc,
+        subnets: ec2.SubnetSelection,
+        deletion_protection: bool,
+    ) -> elbv2.ApplicationLoadBalancer:
+        load_balancer = elbv2.ApplicationLoadBalancer(
             self,
             "LoadBalancer",
             load_balancer_name=namer.name("alb", Kind.LOAD_BALANCER),
@@ -157,39 +224,53 @@ class ServiceLoadBalancer(Construct):
             idle_timeout=Duration.seconds(60),
         )
         # Not log_access_logs(): it needs a region at synth time, and this stack has none.
-        self.load_balancer.set_attribute("access_logs.s3.enabled", "true")
-        self.load_balancer.set_attribute("access_logs.s3.bucket", self.access_logs.bucket_name)
-        self.load_balancer.set_attribute("access_logs.s3.prefix", _ACCESS_LOG_PREFIX)
+        load_balancer.set_attribute("access_logs.s3.enabled", "true")
+        load_balancer.set_attribute("access_logs.s3.bucket", self.access_logs.bucket_name)
+        load_balancer.set_attribute("access_logs.s3.prefix", _ACCESS_LOG_PREFIX)
         # ELB writes a test object when logging is switched on: the policy must exist first.
         if self.access_logs.policy is not None:
-            self.load_balancer.node.add_dependency(self.access_logs.policy)
+            load_balancer.node.add_dependency(self.access_logs.policy)
+        return load_balancer
 
-        def target_group(construct_id: str, color: str) -> elbv2.ApplicationTargetGroup:
-            return elbv2.ApplicationTargetGroup(
-                self,
-                construct_id,
-                target_group_name=namer.name(color, Kind.TARGET_GROUP),
-                vpc=vpc,
-                port=target_port,
-                protocol=elbv2.ApplicationProtocol.HTTP,
-                target_type=elbv2.TargetType.IP,
-                deregistration_delay=deregistration_delay,
-                health_check=elbv2.HealthCheck(
-                    path=health_check_path,
-                    healthy_http_codes="200",
-                    interval=Duration.seconds(15),
-                    timeout=Duration.seconds(5),
-                    healthy_threshold_count=2,
-                    unhealthy_threshold_count=3,
-                ),
-            )
-
-        self.target_group = target_group("BlueTargetGroup", "blue" if blue_green else "tg")
-        self.green_target_group = target_group("GreenTargetGroup", "green") if blue_green else None
-        self.target_groups = [self.target_group] + (
-            [self.green_target_group] if self.green_target_group is not None else []
+    def _target_group(
+        self,
+        construct_id: str,
+        name: str,
+        vpc: ec2.IVpc,
+        port: int,
+        health_check_path: str,
+        deregistration_delay: Duration,
+    ) -> elbv2.ApplicationTargetGroup:
+        return elbv2.ApplicationTargetGroup(
+            self,
+            construct_id,
+            target_group_name=name,
+            vpc=vpc,
+            port=port,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            target_type=elbv2.TargetType.IP,
+            deregistration_delay=deregistration_delay,
+            health_check=elbv2.HealthCheck(
+                path=health_check_path,
+                healthy_http_codes="200",
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                healthy_threshold_count=2,
+                unhealthy_threshold_count=3,
+            ),
         )
 
+    def _listeners(
+        self,
+        *,
+        certificate_arn: str | None,
+        listener_port: int,
+        production_port: int,
+        test_listener_port: int,
+    ) -> None:
+        """The production listener, the HTTP redirect (with a certificate) and the test listener
+        (blue/green)."""
+        https = certificate_arn is not None
         certificates = (
             [elbv2.ListenerCertificate.from_arn(certificate_in_this_stack(certificate_arn))]
             if certificate_arn
@@ -202,7 +283,7 @@ class ServiceLoadBalancer(Construct):
             protocol=protocol,
             certificates=certificates,
             ssl_policy=TLS_POLICY if https else None,
-            open=False,  # ingress is exactly the rules above
+            open=False,  # ingress is exactly the security group's rules
             default_action=elbv2.ListenerAction.forward([self.target_group]),
         )
         self.redirect_listener: elbv2.ApplicationListener | None = None
@@ -217,6 +298,8 @@ class ServiceLoadBalancer(Construct):
                 ),
             )
         self.test_listener: elbv2.ApplicationListener | None = None
+        self.production_rule: elbv2.ApplicationListenerRule | None = None
+        self.test_rule: elbv2.ApplicationListenerRule | None = None
         if self.green_target_group is not None:
             self.test_listener = self.load_balancer.add_listener(
                 "TestListener",
@@ -225,15 +308,33 @@ class ServiceLoadBalancer(Construct):
                 certificates=certificates,
                 ssl_policy=TLS_POLICY if https else None,
                 open=False,
-                default_action=elbv2.ListenerAction.forward([self.green_target_group]),
+                default_action=elbv2.ListenerAction.forward([self.target_group]),
             )
+            self.production_rule = self._weighted_rule("ProductionRule", self.listener)
+            self.test_rule = self._weighted_rule("TestRule", self.test_listener)
 
-        self._acknowledge(namer, ingress_cidrs, test_listener_cidrs if blue_green else (), https)
+    def _weighted_rule(
+        self, construct_id: str, listener: elbv2.ApplicationListener
+    ) -> elbv2.ApplicationListenerRule:
+        """Every path to blue (100) and green (0): ECS moves the weights, never the rule.
 
-        host = domain_name or self.load_balancer.load_balancer_dns_name
-        scheme = "https" if https else "http"
-        self.url = _url(scheme, host, production_port)
-        self.test_url = _url(scheme, host, test_listener_port) if blue_green else None
+        The rule must stay as synthesized: CloudFormation rewrites it (and so the weights ECS set)
+        only when its properties change, which they never do after creation.
+        """
+        assert self.green_target_group is not None
+        return elbv2.ApplicationListenerRule(
+            self,
+            construct_id,
+            listener=listener,
+            priority=BLUE_GREEN_RULE_PRIORITY,
+            conditions=[elbv2.ListenerCondition.path_patterns(["/*"])],
+            action=elbv2.ListenerAction.weighted_forward(
+                [
+                    elbv2.WeightedTargetGroup(target_group=self.target_group, weight=100),
+                    elbv2.WeightedTargetGroup(target_group=self.green_target_group, weight=0),
+                ]
+            ),
+        )
 
     # ---- helpers ----------------------------------------------------------------------
 
@@ -292,16 +393,17 @@ class ServiceLoadBalancer(Construct):
         ingress_cidrs: Sequence[str],
         health_check_path: str,
     ) -> None:
+        """Every check skips values that are unresolved tokens (a CfnParameter, say)."""
         for what, port in (
             ("target_port", target_port),
             ("listener_port", listener_port),
             ("test_listener_port", test_listener_port),
         ):
-            if not 1 <= port <= 65535:
+            if not Token.is_unresolved(port) and not 1 <= port <= 65535:
                 raise ValueError(f"{what} must be 1..65535, got {port}")
         if not ingress_cidrs:
             raise ValueError("ingress_cidrs must name at least one CIDR, got none")
-        if not health_check_path.startswith("/"):
+        if not Token.is_unresolved(health_check_path) and not health_check_path.startswith("/"):
             raise ValueError(f"health_check_path must start with '/', got {health_check_path!r}")
         if certificate_arn is not None and listener_port == HTTPS_PORT:
             raise ValueError(
@@ -309,7 +411,8 @@ class ServiceLoadBalancer(Construct):
             )
         if certificate_arn is not None and domain_name is None:
             raise ValueError("certificate_arn needs domain_name (the name the certificate covers)")
-        if blue_green:
+        known = not (Token.is_unresolved(listener_port) or Token.is_unresolved(test_listener_port))
+        if blue_green and known:
             taken = {listener_port, HTTPS_PORT} if certificate_arn else {listener_port}
             if test_listener_port in taken:
                 raise ValueError(
@@ -320,7 +423,7 @@ class ServiceLoadBalancer(Construct):
     def _access_log_bucket(
         self, namer: Namer, expiry_days: int, removal: RemovalPolicy
     ) -> s3.Bucket:
-        if not 1 <= expiry_days <= 3650:
+        if not Token.is_unresolved(expiry_days) and not 1 <= expiry_days <= 3650:
             raise ValueError(f"access_log_expiry_days must be 1..3650, got {expiry_days}")
         bucket = defaults.secure_bucket(
             self,

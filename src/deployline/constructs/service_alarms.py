@@ -1,8 +1,8 @@
 """The alarms that decide a deployment is bad: per target group, 5xx rate, unhealthy hosts, p99.
 
-Rolling environments hand their names to ECS deployment alarms; blue/green environments hand the
-alarms to the CodeDeploy deployment group. Either way a firing alarm rolls the deployment back.
-One set per target group, so the replacement (green) tasks are judged on their own traffic.
+Every environment hands their names to ECS as deployment alarms (ROLLBACK_ON_ALARM): a firing
+alarm rolls the deployment back, during the traffic shift and the bake time alike. One set per
+target group, so a blue/green deployment's new tasks are judged on their own traffic.
 """
 
 from __future__ import annotations

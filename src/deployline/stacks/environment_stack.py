@@ -1,46 +1,43 @@
 """One environment of the service: network, load balancer, ECS Fargate service, alarms and, for
-blue/green environments, the CodeDeploy deployment group and its test hook.
+blue/green environments, the traffic shifting ECS does itself and its validation hook.
 
-The pipeline stack deploys to this stack by reference, through its read-only attributes
-(`service`, `cluster`, `deployment_group`, `task_definition`, ...), never by literal names. The
-ECR repository lives in the pipeline stack; this stack references it by name (no cross-stack
-reference, no dependency cycle).
+CloudFormation owns what runs. The image arrives as the stack parameter `ImageTag`
+(`deployline.contract.IMAGE_TAG_PARAMETER`): empty (the default) runs the placeholder image, a tag
+runs `<registry>/<repository>:<tag>` from the pipeline's repository. The pipeline deploys this stack
+with the tag it built; a deploy that does not pass the parameter keeps the running tag.
 
-First start: the service is created with the placeholder image (config `placeholder_image`),
-which answers the health check, so the stack stabilises before any pipeline run has pushed an
-image. A rolling service that cannot become healthy fails fast on the deployment circuit breaker;
-a blue/green (CODE_DEPLOY) service has no circuit breaker, so only a healthy placeholder image keeps
-its creation from waiting out CloudFormation's stabilisation timeout.
+Nothing here refers to the pipeline stack: the repository is named (and its account and region
+given), and the pipeline finds this stack's cluster and service by their names and reads its
+outputs (`ServiceUrl`, `ClusterName`, `ServiceName`) at run time, so an environment may live in
+another account or region.
+
+First start: with an empty `ImageTag` the service runs the placeholder image, which answers the
+health check, so the stack stabilises before any pipeline run. Both deployment modes use the ECS
+controller with the deployment circuit breaker: a first start that cannot become healthy fails
+fast instead of waiting out CloudFormation's stabilisation timeout.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import ArnFormat, Aws, CfnOutput, CfnResource, Duration, Stack
-from aws_cdk import aws_codedeploy as codedeploy
-from aws_cdk import aws_ecr as ecr
+from aws_cdk import Aws, CfnOutput, CfnParameter, Duration, Stack, Token
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from deployline import defaults
+from deployline import contract, defaults
 from deployline.config import DeploylineConfig, DeploymentType, EnvironmentConfig, NetworkMode
-from deployline.constructs.blue_green_deployment import BlueGreenDeployment
+from deployline.constructs.ecs_blue_green import BlueGreenTraffic, ValidationHook
 from deployline.constructs.fargate_service import FargateWebService
 from deployline.constructs.load_balancer import ServiceLoadBalancer
 from deployline.constructs.network import ExistingVpc, ServiceNetwork
 from deployline.constructs.public_image_cache import PublicEcrPullThroughCache
-from deployline.constructs.runtime_function import RuntimeFunction, acknowledge_function_findings
 from deployline.constructs.service_alarms import ServiceAlarms
-from deployline.naming import Kind, Namer
-
-#: How long the AfterAllowTestTraffic hook may wait for the green tasks. Default: 120 seconds.
-HOOK_CHECK_SECONDS = 120
+from deployline.constructs.service_image import IMAGE_TAG_PATTERN, ServiceImage
+from deployline.naming import Namer
 
 
 def placeholder_image_command(image: str, container_port: int) -> list[str] | None:
@@ -72,21 +69,24 @@ class EnvironmentStack(Stack):
             `aws://account/region` string.)
         environment_name: the environment's name.
         namer: names for this environment (`{service}-{type}-{env}`).
+        image_tag: the `ImageTag` stack parameter.
+        image: the image choice (placeholder or `repository_uri:<ImageTag>`).
         key: the environment's CMK (rotation on): logs and the hook's environment.
         network: the VPC and subnets.
-        cluster: the ECS cluster.
-        service: the Fargate service.
-        task_definition: the Fargate task definition (container `deployline.naming.CONTAINER_NAME`).
+        front: the load balancer construct (listeners, target groups, blue/green rules).
         load_balancer: the ALB.
         listener: the production listener.
         test_listener: the blue/green test listener, else None.
         target_groups: the target groups (blue first).
         service_url: `http(s)://<name>[:port]` of the production listener (a token).
         test_url: the test listener's URL (blue/green), else None.
-        alarms: the alarms that roll deployments back.
-        deployment_group: the CodeDeploy deployment group (blue/green), else None.
-        hook_function: the AfterAllowTestTraffic hook (blue/green), else None.
-        is_blue_green: whether CodeDeploy deploys the service.
+        alarms: the alarms that roll deployments back (ECS deployment alarms): a ServiceAlarms
+            with `.alarms` and `.alarm_names`.
+        blue_green: how ECS shifts traffic (blue/green), else None.
+        hook: the POST_TEST_TRAFFIC_SHIFT validation hook (blue/green), else None.
+        hook_function: its function (blue/green), else None.
+        workload: the Fargate service construct; `cluster`, `service`, `task_definition` are its.
+        is_blue_green: whether the environment deploys blue/green.
         is_production: whether the environment is production.
     """
 
@@ -99,15 +99,22 @@ class EnvironmentStack(Stack):
         environment: EnvironmentConfig,
         namer: Namer,
         repository_name: str,
+        registry_account: str | None = None,
+        registry_region: str | None = None,
         **kwargs: Any,
     ) -> None:
         """
         Args:
-            config: the whole configuration (for production and lifecycle defaults).
+            config: the whole configuration (production, traffic shifting and lifecycle
+                defaults).
             environment: this environment (one of config.environments).
             namer: names for this environment.
-            repository_name: the pipeline's ECR repository, referenced by name.
-            kwargs: Stack properties (stack_name, description, synthesizer, ...).
+            repository_name: the pipeline's ECR repository.
+            registry_account: the repository's account (`config.pipeline.account`).
+                Default: this stack's account.
+            registry_region: the repository's region (`config.pipeline.region`).
+                Default: this stack's region.
+            kwargs: Stack properties (stack_name, description, synthesizer, env, ...).
         """
         super().__init__(scope, id, **kwargs)
         if environment.name != namer.env:
@@ -115,8 +122,6 @@ class EnvironmentStack(Stack):
                 f"namer is for environment {namer.env!r} but the environment is "
                 f"{environment.name!r}; build the namer with env={environment.name!r}"
             )
-        if not repository_name:
-            raise ValueError("repository_name must name the pipeline's ECR repository, got ''")
         # Not `self.environment`: that is Stack's own jsii property (the aws://account/region
         # string the synthesizer reads); overriding it breaks synthesis.
         self.environment_config = environment
@@ -124,326 +129,345 @@ class EnvironmentStack(Stack):
         self.namer = namer
         self.is_blue_green = environment.deployment is DeploymentType.BLUE_GREEN
         self.is_production = config.is_production(environment)
-        destroy = config.destroy_on_delete(environment)
-        removal = defaults.removal_policy(destroy=destroy)
+        self._config = config
+        self._removal = defaults.removal_policy(destroy=config.destroy_on_delete(environment))
 
-        self.key: kms.Key = defaults.secure_key(
+        self.image_tag = self._image_tag_parameter(repository_name)
+        self.key = self._key()
+        self.network = self._network()
+        self.front = self._load_balancer()
+        self.alarms = self._alarms()
+        cache = self._public_image_cache()
+        self.image = self._image(repository_name, registry_account, registry_region, cache)
+        self.blue_green = self._blue_green() if self.is_blue_green else None
+        self.workload = self._workload(cache)
+        self.hook = self._hook() if self.blue_green is not None else None
+        self._outputs()
+        self._accept_literal_environment(registry_account, registry_region)
+
+    # ---- attributes callers read ------------------------------------------------------
+
+    @property
+    def load_balancer(self) -> elbv2.ApplicationLoadBalancer:
+        return self.front.load_balancer
+
+    @property
+    def listener(self) -> elbv2.ApplicationListener:
+        return self.front.listener
+
+    @property
+    def test_listener(self) -> elbv2.ApplicationListener | None:
+        return self.front.test_listener
+
+    @property
+    def target_groups(self) -> list[elbv2.ApplicationTargetGroup]:
+        return self.front.target_groups
+
+    @property
+    def service_url(self) -> str:
+        return self.front.url
+
+    @property
+    def test_url(self) -> str | None:
+        return self.front.test_url
+
+    @property
+    def cluster(self) -> ecs.Cluster:
+        return self.workload.cluster
+
+    @property
+    def service(self) -> ecs.FargateService:
+        return self.workload.service
+
+    @property
+    def task_definition(self) -> ecs.FargateTaskDefinition:
+        return self.workload.task_definition
+
+    @property
+    def hook_function(self) -> lambda_.Function | None:
+        return self.hook.function if self.hook is not None else None
+
+    # ---- the pieces, in the order they are built --------------------------------------
+
+    def _image_tag_parameter(self, repository_name: str) -> CfnParameter:
+        env = self.environment_config
+        return CfnParameter(
+            self,
+            contract.IMAGE_TAG_PARAMETER,
+            type="String",
+            default="",
+            allowed_pattern=IMAGE_TAG_PATTERN,
+            constraint_description="an image tag (letters, digits, _ . -, at most 128 "
+            "characters, not starting with . or -), or empty for the placeholder image",
+            description=f"Tag of the {repository_name} image the service runs in {env.name}; "
+            "the pipeline sets it to the commit it built. Empty (the default): the placeholder "
+            f"image {env.placeholder_image}. A deploy that does not pass it keeps the running tag.",
+        )
+
+    def _key(self) -> kms.Key:
+        namer, env = self.namer, self.environment_config
+        destroy = self._config.destroy_on_delete(env)
+        key = defaults.secure_key(
             self,
             "EnvironmentKey",
             alias=namer.name("key"),
-            description=f"deployline: encrypts the logs of {config.service} in {environment.name}",
-            removal=removal,
+            description=f"deployline: encrypts the logs of {self._config.service} in {env.name}",
+            removal=self._removal,
             pending_window=Duration.days(7 if destroy else 30),
         )
+        logs = f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:"
         defaults.allow_logs_to_use_key(
-            self.key,
+            key,
             [
-                f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:"
-                f"/deployline/{namer.base}/{namer.env}/*",
-                f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:"
-                f"/aws/lambda/{namer.base}-*-{namer.env}",
+                f"{logs}/deployline/{namer.base}/{namer.env}/*",
+                f"{logs}/aws/lambda/{namer.base}-*-{namer.env}",
             ],
         )
+        return key
 
-        net = environment.network
-        self.network = ServiceNetwork(
+    def _network(self) -> ServiceNetwork:
+        env = self.environment_config
+        net = env.network
+        existing = (
+            ExistingVpc(
+                vpc_id=net.vpc_id,
+                availability_zones=net.availability_zones,
+                public_subnet_ids=net.public_subnet_ids,
+                private_subnet_ids=net.private_subnet_ids,
+                vpc_cidr=net.vpc_cidr,
+            )
+            if net.vpc_id
+            else None
+        )
+        return ServiceNetwork(
             self,
             "Network",
-            namer=namer,
+            namer=self.namer,
             mode=net.mode,
             key=self.key,
-            existing=(
-                ExistingVpc(
-                    vpc_id=net.vpc_id,
-                    availability_zones=net.availability_zones,
-                    public_subnet_ids=net.public_subnet_ids,
-                    private_subnet_ids=net.private_subnet_ids,
-                    vpc_cidr=net.vpc_cidr,
-                )
-                if net.vpc_id
-                else None
-            ),
+            existing=existing,
             vpc_cidr=net.vpc_cidr,
             max_azs=net.max_azs,
             nat_gateways=net.nat_gateways,
             flow_logs=net.flow_logs,
             extra_endpoints=net.extra_endpoints,
-            log_retention_days=environment.log_retention_days,
-            removal=removal,
+            log_retention_days=env.log_retention_days,
+            removal=self._removal,
         )
 
-        front = ServiceLoadBalancer(
+    def _load_balancer(self) -> ServiceLoadBalancer:
+        env = self.environment_config
+        return ServiceLoadBalancer(
             self,
             "LoadBalancer",
-            namer=namer,
+            namer=self.namer,
             vpc=self.network.vpc,
             subnets=self.network.load_balancer_subnets,
-            target_port=environment.container_port,
-            health_check_path=environment.health_check_path,
-            ingress_cidrs=environment.ingress_cidrs,
-            listener_port=environment.listener_port,
-            certificate_arn=environment.certificate_arn,
-            domain_name=environment.domain_name,
+            target_port=env.container_port,
+            health_check_path=env.health_check_path,
+            ingress_cidrs=env.ingress_cidrs,
+            listener_port=env.listener_port,
+            certificate_arn=env.certificate_arn,
+            domain_name=env.domain_name,
             blue_green=self.is_blue_green,
-            test_listener_port=environment.effective_test_listener_port,
-            test_listener_cidrs=environment.test_listener_cidrs if self.is_blue_green else (),
-            deregistration_delay=Duration.seconds(environment.deregistration_delay_seconds),
-            access_log_expiry_days=environment.access_log_expiry_days,
+            test_listener_port=env.effective_test_listener_port,
+            test_listener_cidrs=env.test_listener_cidrs if self.is_blue_green else (),
+            deregistration_delay=Duration.seconds(env.deregistration_delay_seconds),
+            access_log_expiry_days=env.access_log_expiry_days,
             deletion_protection=self.is_production,
-            removal=removal,
+            removal=self._removal,
         )
-        self.load_balancer: elbv2.ApplicationLoadBalancer = front.load_balancer
-        self.listener: elbv2.ApplicationListener = front.listener
-        self.test_listener: elbv2.ApplicationListener | None = front.test_listener
-        self.target_groups: list[elbv2.ApplicationTargetGroup] = front.target_groups
-        self.access_logs = front.access_logs
-        self.service_url: str = front.url
-        self.test_url: str | None = front.test_url
 
-        thresholds = environment.alarms
+    def _alarms(self) -> ServiceAlarms:
+        thresholds = self.environment_config.alarms
         labels = ["blue", "green"] if self.is_blue_green else ["tg"]
-        alarms = ServiceAlarms(
+        return ServiceAlarms(
             self,
             "Alarms",
-            namer=namer,
+            namer=self.namer,
             target_groups=list(zip(labels, self.target_groups, strict=True)),
             error_rate_percent=thresholds.error_rate_percent,
             p99_latency=Duration.millis(thresholds.p99_latency_ms),
             unhealthy_hosts=thresholds.unhealthy_hosts,
             evaluation_minutes=thresholds.evaluation_minutes,
         )
-        self.alarms = alarms.alarms
 
-        repository = ecr.Repository.from_repository_name(self, "Repository", repository_name)
-        image_uri = environment.placeholder_image
-        pull_statements: Sequence[iam.PolicyStatement] = ()
-        cache: PublicEcrPullThroughCache | None = None
-        if net.mode is NetworkMode.ENDPOINTS and image_uri.startswith("public.ecr.aws/"):
-            cache = PublicEcrPullThroughCache(self, "PublicImageCache", namer=namer)
-            image_uri = cache.image_uri(image_uri)
-            pull_statements = cache.pull_statements()
-        command = environment.placeholder_image_command
-        if command is None:
-            command = placeholder_image_command(
-                environment.placeholder_image, environment.container_port
-            )
+    def _public_image_cache(self) -> PublicEcrPullThroughCache | None:
+        """Endpoints mode has no route to public.ecr.aws: pull the placeholder through ECR."""
+        env = self.environment_config
+        if env.network.mode is NetworkMode.ENDPOINTS and env.placeholder_image.startswith(
+            "public.ecr.aws/"
+        ):
+            return PublicEcrPullThroughCache(self, "PublicImageCache", namer=self.namer)
+        return None
 
+    def _image(
+        self,
+        repository_name: str,
+        registry_account: str | None,
+        registry_region: str | None,
+        cache: PublicEcrPullThroughCache | None,
+    ) -> ServiceImage:
+        env = self.environment_config
+        placeholder = env.placeholder_image
+        command = env.placeholder_image_command or placeholder_image_command(
+            placeholder, env.container_port
+        )
+        return ServiceImage(
+            self,
+            "Image",
+            image_tag=self.image_tag,
+            repository_name=repository_name,
+            placeholder_image=cache.image_uri(placeholder) if cache else placeholder,
+            placeholder_command=command,
+            registry_account=registry_account,
+            registry_region=registry_region,
+        )
+
+    def _blue_green(self) -> BlueGreenTraffic:
+        front, shifting = self.front, self._config.traffic_shifting(self.environment_config)
+        assert front.green_target_group and front.production_rule and front.test_rule
+        return BlueGreenTraffic(
+            self,
+            "BlueGreen",
+            namer=self.namer,
+            blue_target_group=front.target_group,
+            green_target_group=front.green_target_group,
+            production_rule=front.production_rule,
+            test_rule=front.test_rule,
+            strategy=shifting.ecs_strategy,
+            step_percent=shifting.step_percent,
+            step_minutes=shifting.step_minutes,
+            bake_time=Duration.minutes(self._config.bake_minutes(self.environment_config)),
+        )
+
+    def _workload(self, cache: PublicEcrPullThroughCache | None) -> FargateWebService:
+        env, config = self.environment_config, self._config
         workload = FargateWebService(
             self,
             "Service",
-            namer=namer,
+            namer=self.namer,
             vpc=self.network.vpc,
             subnets=self.network.task_subnets,
             key=self.key,
-            repository=repository,
-            image=ecs.ContainerImage.from_registry(image_uri),
+            image=self.image.image,
+            command=self.image.command,
             target_groups=self.target_groups,
-            load_balancer_security_group=front.security_group,
-            container_port=environment.container_port,
-            health_check_path=environment.health_check_path,
-            cpu=environment.cpu,
-            memory=environment.memory,
-            desired_count=environment.desired_count,
-            min_capacity=environment.min_capacity,
-            max_capacity=environment.max_capacity,
-            blue_green=self.is_blue_green,
+            load_balancer_security_group=self.front.security_group,
+            container_port=env.container_port,
+            health_check_path=env.health_check_path,
+            cpu=env.cpu,
+            memory=env.memory,
+            desired_count=env.desired_count,
+            min_capacity=env.min_capacity,
+            max_capacity=env.max_capacity,
+            blue_green=self.blue_green,
             assign_public_ip=self.network.assign_public_ip,
-            command=command,
-            user=environment.container_user,
-            read_only_root_filesystem=environment.read_only_root_filesystem,
-            writable_paths=environment.writable_paths,
-            container_health_check=environment.container_health_check,
-            container_health_check_command=environment.container_health_check_command,
-            health_check_grace_period=Duration.seconds(environment.health_check_grace_seconds),
-            deployment_alarm_names=[] if self.is_blue_green else alarms.alarm_names,
-            target_cpu_percent=environment.target_cpu_percent,
-            target_requests_per_task=environment.target_requests_per_task,
+            user=env.container_user,
+            read_only_root_filesystem=env.read_only_root_filesystem,
+            writable_paths=env.writable_paths,
+            container_health_check=env.container_health_check,
+            container_health_check_command=env.container_health_check_command,
+            health_check_grace_period=Duration.seconds(env.health_check_grace_seconds),
+            deployment_alarm_names=self.alarms.alarm_names,
+            target_cpu_percent=env.target_cpu_percent,
+            target_requests_per_task=env.target_requests_per_task,
             cpu_architecture=(
                 ecs.CpuArchitecture.ARM64
                 if config.build.platform == "linux/arm64"
                 else ecs.CpuArchitecture.X86_64
             ),
-            execution_role_statements=pull_statements,
-            log_retention_days=environment.log_retention_days,
-            removal=removal,
+            execution_role_statements=[
+                *self.image.pull_statements,
+                *(cache.pull_statements() if cache else ()),
+            ],
+            log_retention_days=env.log_retention_days,
+            removal=self._removal,
         )
         self.network.admit_to_endpoints(workload.security_group)
         if cache is not None:
             cache.acknowledge_pull(workload.execution_role)
-        self.workload = workload
-        self.cluster: ecs.Cluster = workload.cluster
-        self.service: ecs.FargateService = workload.service
-        self.task_definition: ecs.FargateTaskDefinition = workload.task_definition
+        return workload
 
-        self.deployment_group: codedeploy.EcsDeploymentGroup | None = None
-        self.hook_function: lambda_.IFunction | None = None
-        if self.is_blue_green:
-            if front.test_listener is None or front.green_target_group is None:
-                raise RuntimeError("a blue/green load balancer has a test listener and green group")
-            application_name = namer.name("app", Kind.CODEDEPLOY)
-            group_name = namer.name("deployment-group", Kind.CODEDEPLOY)
-            group_arn = self.format_arn(
-                service="codedeploy",
-                resource="deploymentgroup",
-                resource_name=f"{application_name}/{group_name}",
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-            hook = RuntimeFunction(
-                self,
-                "DeployHook",
-                namer=namer,
-                name="deploy-hook",
-                handler="deploy_hook.handler",
-                description=(
-                    f"deployline: AfterAllowTestTraffic hook of {namer.name('service')}: tests "
-                    "the green tasks through the test listener before traffic shifts"
-                ),
-                key=self.key,
-                environment={
-                    "TEST_URL": front.test_url or "",
-                    "HEALTH_CHECK_PATH": environment.health_check_path,
-                    "CHECK_TIMEOUT_SECONDS": str(HOOK_CHECK_SECONDS),
-                    "EXPECTED_STATUS": "200",
-                },
-                timeout=Duration.seconds(HOOK_CHECK_SECONDS + 60),
-                log_retention_days=environment.log_retention_days,
-                removal=removal,
-                statements=[
-                    iam.PolicyStatement(
-                        sid="ReportHookStatus",
-                        actions=["codedeploy:PutLifecycleEventHookExecutionStatus"],
-                        resources=[group_arn],
-                    )
-                ],
-            )
-            _depend_on_policy_only(hook.function, hook.role)
-            acknowledge_function_findings(hook)
-            hook_reason = (
-                "CodeDeploy invokes the AfterAllowTestTraffic hook once per deployment and waits "
-                "for its report; without one it fails the deployment (and rolls back) when the "
-                "hook times out"
-            )
-            defaults.skip_checkov(
-                hook.function, "CKV_AWS_116", f"{hook_reason}: a DLQ adds nothing"
-            )
-            defaults.skip_checkov(
-                hook.function,
-                "CKV_AWS_115",
-                f"{hook_reason}; reserved concurrency would take from the account's unreserved "
-                "pool, which new accounts cannot spare",
-            )
-            defaults.skip_checkov(
-                hook.function,
-                "CKV_AWS_117",
-                "the hook tests the green tasks through the internet-facing test listener, as "
-                "clients reach them, and calls the CodeDeploy API: it needs no VPC access",
-            )
-            self.hook_function = hook.function
-            blue_green = BlueGreenDeployment(
-                self,
-                "BlueGreen",
-                namer=namer,
-                service=self.service,
-                listener=front.listener,
-                test_listener=front.test_listener,
-                blue_target_group=front.target_group,
-                green_target_group=front.green_target_group,
-                alarms=self.alarms,
-                deployment_config_name={
-                    "all_at_once": "CodeDeployDefault.ECSAllAtOnce",
-                    "canary_10_percent_5_minutes": "CodeDeployDefault.ECSCanary10Percent5Minutes",
-                    "canary_10_percent_15_minutes": "CodeDeployDefault.ECSCanary10Percent15Minutes",
-                    "linear_10_percent_every_1_minute": "CodeDeployDefault.ECSLinear10Percent"
-                    "Every1Minutes",
-                    "linear_10_percent_every_3_minutes": "CodeDeployDefault.ECSLinear10Percent"
-                    "Every3Minutes",
-                }[config.traffic_shifting(environment).value],
-                termination_wait=Duration.minutes(config.bake_minutes(environment)),
-                hook_function=hook.function,
-            )
-            self.deployment_group = blue_green.deployment_group
+    def _hook(self) -> ValidationHook:
+        assert self.front.test_rule is not None
+        return ValidationHook(
+            self,
+            "DeployHook",
+            namer=self.namer,
+            service=self.service,
+            test_rule=self.front.test_rule,
+            key=self.key,
+            log_retention_days=self.environment_config.log_retention_days,
+            removal=self._removal,
+        )
 
-        self._outputs()
+    def _accept_literal_environment(
+        self, registry_account: str | None, registry_region: str | None
+    ) -> None:
+        """A stack given a concrete account and region carries them as literals (aws-cdk-lib
+        writes them into key policies, log options and its custom resources; the image registry
+        is named by its own): record why in the template, for deployline check (DL130)."""
+        concrete = not Token.is_unresolved(self.account)
+        if not concrete and not (registry_account or registry_region):
+            return
+        where = f"aws://{self.account}/{self.region}" if concrete else "any account"
+        registry = "/".join(
+            (registry_account or "the stack's account", registry_region or "the stack's region")
+        )
+        reason = (
+            f"deployline.yaml places {self.environment_name} in {where} and the pipeline's image "
+            f"repository in {registry} (environments[].account/region, pipeline.account/region): "
+            "the stack is synthesized for that account and region, not meant to deploy elsewhere"
+        )
+        self.template_options.metadata = {
+            "deployline": {"suppress": [{"id": "DL130", "reason": reason}]}
+        }
 
     # ---- outputs ----------------------------------------------------------------------
 
     def _outputs(self) -> None:
         env = self.environment_name
-        CfnOutput(
-            self,
-            "ServiceUrl",
-            value=self.service_url,
-            description=f"URL of the service in {env} (production listener)",
-        )
-        CfnOutput(
-            self,
-            "ClusterName",
-            value=self.cluster.cluster_name,
-            description=f"ECS cluster of {env}",
-        )
-        CfnOutput(
-            self,
-            "ServiceName",
-            value=self.service.service_name,
-            description=f"ECS service of {env}",
-        )
-        CfnOutput(
-            self, "ListenerArn", value=self.listener.listener_arn, description="Production listener"
-        )
-        CfnOutput(
-            self,
-            "TargetGroupArn",
-            value=self.target_groups[0].target_group_arn,
-            description="Target group the production listener starts on (blue)",
-        )
-        CfnOutput(
-            self,
-            "LoadBalancerDnsName",
-            value=self.load_balancer.load_balancer_dns_name,
-            description="Point your DNS name here (CNAME or alias)",
-        )
-        if self.test_listener is not None and self.test_url is not None:
-            CfnOutput(
-                self,
-                "TestUrl",
-                value=self.test_url,
-                description="Test listener URL: the green tasks during a deployment",
-            )
-            CfnOutput(
-                self,
-                "TestListenerArn",
-                value=self.test_listener.listener_arn,
-                description="Test listener",
-            )
-            CfnOutput(
-                self,
-                "GreenTargetGroupArn",
-                value=self.target_groups[1].target_group_arn,
-                description="Replacement (green) target group",
-            )
-        if self.deployment_group is not None:
-            CfnOutput(
-                self,
-                "DeploymentGroupName",
-                value=self.deployment_group.deployment_group_name,
-                description="CodeDeploy deployment group",
-            )
-            CfnOutput(
-                self,
-                "CodeDeployApplicationName",
-                value=self.deployment_group.application.application_name,
-                description="CodeDeploy application",
-            )
-
-
-def _depend_on_policy_only(function: lambda_.Function, role: iam.Role) -> None:
-    """Keep the function's DependsOn on its role's policy, dropping the one on the role itself.
-
-    lambda.Function depends on its whole role construct; the role half repeats what the `Role`
-    GetAtt already orders (cfn-lint W3005), the policy half is what matters.
-    """
-    resource = function.node.default_child
-    policy = role.node.try_find_child("DefaultPolicy")
-    policy_resource = policy.node.default_child if policy is not None else None
-    if isinstance(resource, CfnResource) and isinstance(policy_resource, CfnResource):
-        resource.add_override("DependsOn", [Stack.of(function).get_logical_id(policy_resource)])
+        front = self.front
+        outputs: dict[str, tuple[str, str]] = {
+            contract.OUTPUT_SERVICE_URL: (
+                self.service_url,
+                f"URL of the service in {env} (production listener)",
+            ),
+            contract.OUTPUT_CLUSTER_NAME: (self.cluster.cluster_name, f"ECS cluster of {env}"),
+            contract.OUTPUT_SERVICE_NAME: (self.service.service_name, f"ECS service of {env}"),
+            "ListenerArn": (self.listener.listener_arn, "Production listener"),
+            "TargetGroupArn": (
+                front.target_group.target_group_arn,
+                "Target group the service starts on (blue)",
+            ),
+            "LoadBalancerDnsName": (
+                self.load_balancer.load_balancer_dns_name,
+                "Point your DNS name here (CNAME or alias)",
+            ),
+        }
+        if front.test_listener and front.green_target_group and self.test_url:
+            assert front.production_rule is not None and front.test_rule is not None
+            outputs |= {
+                "TestUrl": (
+                    self.test_url,
+                    "Test listener URL: the new tasks during a deployment (open only to "
+                    "test_listener_cidrs)",
+                ),
+                "TestListenerArn": (front.test_listener.listener_arn, "Test listener"),
+                "GreenTargetGroupArn": (
+                    front.green_target_group.target_group_arn,
+                    "Alternate target group: ECS starts each new revision in whichever group "
+                    "carries no production traffic",
+                ),
+                "ProductionListenerRuleArn": (
+                    front.production_rule.listener_rule_arn,
+                    "Production listener rule ECS re-weights (blue/green)",
+                ),
+                "TestListenerRuleArn": (
+                    front.test_rule.listener_rule_arn,
+                    "Test listener rule ECS re-weights (blue/green)",
+                ),
+            }
+        for name, (value, description) in outputs.items():
+            CfnOutput(self, name, value=value, description=description)
