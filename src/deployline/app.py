@@ -168,6 +168,8 @@ def _environment_stacks(
             environment=env,
             namer=namer,
             repository_name=repository_name,
+            registry_account=config.pipeline.account,
+            registry_region=config.pipeline.region,
             env=stack_environment(config, env),
             synthesizer=DefaultStackSynthesizer(),
         )
