@@ -212,3 +212,38 @@ def test_a_cdk_assets_that_cannot_run_fails_its_destination(tmp_path: Path) -> N
     failed = assets.publish(assets.plan(tmp_path), cdk_assets=[str(tmp_path / "nope")], out=out)
     assert len(failed) == 1
     assert "cannot run" in out.getvalue()
+
+
+def test_the_stacks_own_templates_are_not_published(
+    tmp_path: Path, recorder: tuple[Path, Path]
+) -> None:
+    """aws-cdk-lib lists each template as a file asset (for `cdk deploy`); the pipeline deploys
+    templates from its artifacts, so only the real assets go to cdk-assets."""
+    path = manifest(
+        tmp_path / "svc-service-staging.assets.json",
+        {
+            "fn": [("d", None, AGNOSTIC_ROLE)],
+            "tpl": [("d", None, AGNOSTIC_ROLE)],
+        },
+    )
+    data = json.loads(path.read_text())
+    data["files"]["tpl"]["source"] = {
+        "path": "svc-service-staging.template.json",
+        "packaging": "file",
+    }
+    path.write_text(json.dumps(data))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps(
+            {
+                "version": "48.0.0",
+                "artifacts": {
+                    "svc-service-staging": {
+                        "type": "aws:cloudformation:stack",
+                        "properties": {"templateFile": "svc-service-staging.template.json"},
+                    }
+                },
+            }
+        )
+    )
+    (publication,) = assets.plan(tmp_path)
+    assert publication.selectors == {path: ["fn:d"]}

@@ -5,6 +5,9 @@ The pipeline's synth step runs `python3 -m deployline.assets cdk.out --cdk-asset
 (the runtime functions' code) and, per asset, the destinations to publish it to: the bootstrap
 bucket of an account and region, and the `cdk bootstrap` file-publishing role to assume there.
 
+The templates themselves are listed there too (for `cdk deploy`, which hands CloudFormation a URL
+in the bootstrap bucket); the pipeline deploys them from its own artifacts, so they are left out.
+
 Stacks in the same account and region share their assets (same content, same object key), so
 this module asks cdk-assets to publish each (asset, destination) once: one cdk-assets process per
 destination, which works through that destination's manifests in turn, and every destination in
@@ -72,12 +75,13 @@ def plan(assembly: Path) -> list[Publication]:
         )
     seen: set[tuple[str, Destination]] = set()
     by_destination: dict[Destination, Publication] = {}
+    templates = _template_files(assembly)
     for manifest in sorted(assembly.glob("*.assets.json")):
         try:
             data = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise AssetError(f"{manifest}: not a readable asset manifest ({exc})") from None
-        for asset_id, dest_id, destination in _entries(manifest, data):
+        for asset_id, dest_id, destination in _entries(manifest, data, templates):
             if (asset_id, destination) in seen:
                 continue
             seen.add((asset_id, destination))
@@ -86,7 +90,24 @@ def plan(assembly: Path) -> list[Publication]:
     return [by_destination[d] for d in sorted(by_destination)]
 
 
-def _entries(manifest: Path, data: Any) -> list[tuple[str, str, Destination]]:
+def _template_files(assembly: Path) -> set[str]:
+    """The stacks' template files, from the cloud assembly's manifest (none without one)."""
+    try:
+        manifest = json.loads((assembly / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return set()
+    artifacts = manifest.get("artifacts") if isinstance(manifest, dict) else None
+    return {
+        str(a["properties"]["templateFile"])
+        for a in (artifacts or {}).values()
+        if isinstance(a, dict)
+        and a.get("type") == "aws:cloudformation:stack"
+        and isinstance(a.get("properties"), dict)
+        and "templateFile" in a["properties"]
+    }
+
+
+def _entries(manifest: Path, data: Any, templates: set[str]) -> list[tuple[str, str, Destination]]:
     if not isinstance(data, dict):
         raise AssetError(f"{manifest}: an asset manifest is a JSON object")
     out: list[tuple[str, str, Destination]] = []
@@ -95,6 +116,9 @@ def _entries(manifest: Path, data: Any) -> list[tuple[str, str, Destination]]:
         if not isinstance(section, dict):
             raise AssetError(f"{manifest}: '{kind}' must be an object")
         for asset_id, asset in sorted(section.items()):
+            source = asset.get("source") if isinstance(asset, dict) else None
+            if kind == "files" and isinstance(source, dict) and source.get("path") in templates:
+                continue  # a stack's template: the pipeline deploys it from its artifacts
             destinations = asset.get("destinations") if isinstance(asset, dict) else None
             if not isinstance(destinations, dict):
                 raise AssetError(f"{manifest}: {kind}.{asset_id} has no 'destinations' object")
