@@ -44,7 +44,8 @@ def test_synth_writes_a_cloud_assembly_with_the_pipeline_stack(synthesized) -> N
 
 
 def test_the_example_pipeline_deploys_to_every_configured_environment(synthesized) -> None:  # type: ignore[no-untyped-def]
-    """build_app hands the environment stacks to the pipeline: staging, approval, production."""
+    """build_app's pipeline deploys every environment of the config: it updates itself, then
+    staging, then plans production for approval and deploys it."""
     pipeline = _templates(synthesized)["payment-processor-pipeline-shared"]
     (resource,) = (
         r for r in pipeline["Resources"].values() if r["Type"] == "AWS::CodePipeline::Pipeline"
@@ -54,6 +55,7 @@ def test_the_example_pipeline_deploys_to_every_configured_environment(synthesize
         "Source",
         "Build",
         "Test",
+        "UpdatePipeline",
         "Deploy-staging",
         "Approve-production",
         "Deploy-production",
