@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from deployline.checks.baseline import Baseline, load_baseline
 from deployline.checks.engine import check_template
+from deployline.checks.intrinsics import get_path
 from deployline.checks.loader import TemplateParseError, line_index, parse_text
 from deployline.checks.model import CheckResult, Finding, ParseError, Rule, Severity
 from deployline.checks.registry import select_rules
@@ -39,7 +41,7 @@ from deployline.checks.suppressions import (
     partition,
     template_suppressions,
 )
-from deployline.checks.template import Template
+from deployline.checks.template import StackContext, Template
 
 TEMPLATE_SUFFIXES = (".json", ".yaml", ".yml", ".template")
 SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "venv", "site-packages"})
@@ -104,7 +106,9 @@ class _Runner:
 
     # Reading -----------------------------------------------------------------------------
 
-    def check_text(self, text: str, display: str, *, explicit: bool) -> Template | None:
+    def check_text(
+        self, text: str, display: str, *, explicit: bool, context: StackContext | None = None
+    ) -> Template | None:
         """Parse and check one template's text. Returns the template (None when skipped)."""
         if not explicit and not _mentions_template_keys(text):
             return None  # found by a directory walk and not a template: skip without parsing
@@ -123,7 +127,13 @@ class _Runner:
         resources = data.get("Resources") or {}
         ids = [k for k in resources if isinstance(k, str)] if isinstance(resources, dict) else []
         try:
-            template = Template(file=display, data=data, lines=line_index(text, ids), text=text)
+            template = Template(
+                file=display,
+                data=data,
+                lines=line_index(text, ids),
+                text=text,
+                context=context or StackContext(),
+            )
         except Exception as exc:  # an index that cannot be built is a template we cannot read
             self.result.errors.append(
                 ParseError(display, f"could not be indexed ({type(exc).__name__}: {exc})")
@@ -133,7 +143,7 @@ class _Runner:
         self.check_template(template)
         return template
 
-    def check_file(self, source: _Source) -> Template | None:
+    def check_file(self, source: _Source, context: StackContext | None = None) -> Template | None:
         resolved = source.path.resolve()
         if resolved in self.seen:
             return None
@@ -153,7 +163,7 @@ class _Runner:
                     ParseError(source.display, f"is not UTF-8 text ({exc.reason})")
                 )
             return None
-        return self.check_text(text, source.display, explicit=source.explicit)
+        return self.check_text(text, source.display, explicit=source.explicit, context=context)
 
     def check_template(self, template: Template) -> None:
         findings, unknown = check_template(template, self.rules)
@@ -167,23 +177,16 @@ class _Runner:
 
     # Walking -----------------------------------------------------------------------------
 
-    def check_assembly(self, directory: Path, depth: int = 0) -> None:
-        manifest_path = directory / "manifest.json"
-        display = display_path(manifest_path, self.cwd)
+    def check_assembly(self, directory: Path, depth: int = 0, reach: _Reach | None = None) -> None:
+        display = display_path(directory / "manifest.json", self.cwd)
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            self.result.errors.append(ParseError(display, f"cannot be read: {exc}"))
+            artifacts = _manifest_artifacts(directory)
+        except TemplateParseError as exc:
+            self.result.errors.append(ParseError(display, exc.message, exc.line))
             return
-        except json.JSONDecodeError as exc:
-            self.result.errors.append(ParseError(display, f"invalid JSON: {exc.msg}", exc.lineno))
-            return
-        artifacts = manifest.get("artifacts") if isinstance(manifest, dict) else None
-        if not isinstance(artifacts, dict):
-            self.result.errors.append(
-                ParseError(display, "not a CDK cloud assembly manifest (no `artifacts` mapping)")
-            )
-            return
+        if reach is None:  # the whole assembly's environments, nested assemblies included
+            reach = _Reach()
+            reach.collect(directory)
         for name in sorted(artifacts):
             artifact = artifacts[name]
             if not isinstance(artifact, dict):
@@ -208,19 +211,23 @@ class _Runner:
                         )
                     )
                     continue
-                self.check_stack(directory, path)
+                self.check_stack(directory, path, reach.context(name, artifact))
             elif kind == "cdk:cloud-assembly" and depth < 16:
                 nested = props.get("directoryName")
                 if isinstance(nested, str) and (directory / nested / "manifest.json").is_file():
-                    self.check_assembly(directory / nested, depth + 1)
+                    self.check_assembly(directory / nested, depth + 1, reach)
 
-    def check_stack(self, assembly: Path, path: Path, depth: int = 0) -> None:
-        """Check a stack template, then the nested stacks it references in the assembly."""
-        template = self.check_file(_Source(path, display_path(path, self.cwd), True))
+    def check_stack(
+        self, assembly: Path, path: Path, context: StackContext, depth: int = 0
+    ) -> None:
+        """Check a stack template, then the nested stacks it references in the assembly (in the
+        parent's environment, under names CloudFormation generates)."""
+        template = self.check_file(_Source(path, display_path(path, self.cwd), True), context)
         if template is None or depth >= 16:
             return
+        nested_context = replace(context, stack_name=None)
         for nested in _nested_stack_files(template, assembly):
-            self.check_stack(assembly, nested, depth + 1)
+            self.check_stack(assembly, nested, nested_context, depth + 1)
 
     def walk(self, root: Path) -> None:
         if (root / "manifest.json").is_file():
@@ -243,6 +250,77 @@ class _Runner:
                 if name.endswith(TEMPLATE_SUFFIXES) and not name.startswith("."):
                     path = here / name
                     self.check_file(_Source(path, display_path(path, self.cwd), False))
+
+
+def _manifest_artifacts(directory: Path) -> dict[str, Any]:
+    """The `artifacts` of `directory`/manifest.json. Raises TemplateParseError."""
+    path = directory / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateParseError(str(path), f"cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise TemplateParseError(str(path), f"invalid JSON: {exc.msg}", exc.lineno) from None
+    artifacts = manifest.get("artifacts") if isinstance(manifest, dict) else None
+    if not isinstance(artifacts, dict):
+        raise TemplateParseError(
+            str(path), "not a CDK cloud assembly manifest (no `artifacts` mapping)"
+        )
+    return artifacts
+
+
+_ENVIRONMENT = re.compile(r"^aws://(?P<account>[^/]*)/(?P<region>[^/]*)$")
+
+
+def _environment(artifact: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(account, region) a stack artifact is pinned to; None for `unknown-account` and
+    `unknown-region` (environment-agnostic)."""
+    m = _ENVIRONMENT.match(str(artifact.get("environment") or ""))
+    if m is None:
+        return None, None
+    account = m["account"] if m["account"].isdigit() else None
+    region = m["region"] if m["region"] and not m["region"].startswith("unknown") else None
+    return account, region
+
+
+@dataclass
+class _Reach:
+    """The accounts and regions the stacks of one cloud assembly are pinned to."""
+
+    accounts: set[str] = field(default_factory=set)
+    regions: set[str] = field(default_factory=set)
+
+    def collect(self, directory: Path, depth: int = 0) -> None:
+        try:
+            artifacts = _manifest_artifacts(directory)
+        except TemplateParseError:
+            return  # reported when the assembly itself is checked
+        for artifact in artifacts.values():
+            if not isinstance(artifact, dict):
+                continue
+            if artifact.get("type") == "aws:cloudformation:stack":
+                account, region = _environment(artifact)
+                self.accounts |= {account} if account else set()
+                self.regions |= {region} if region else set()
+            nested = get_path(artifact, "properties", "directoryName")
+            if (
+                artifact.get("type") == "cdk:cloud-assembly"
+                and isinstance(nested, str)
+                and depth < 16
+                and (directory / nested / "manifest.json").is_file()
+            ):
+                self.collect(directory / nested, depth + 1)
+
+    def context(self, name: str, artifact: dict[str, Any]) -> StackContext:
+        account, region = _environment(artifact)
+        stack_name = get_path(artifact, "properties", "stackName")
+        return StackContext(
+            stack_name=stack_name if isinstance(stack_name, str) else name,
+            account=account,
+            region=region,
+            assembly_accounts=frozenset(self.accounts),
+            assembly_regions=frozenset(self.regions),
+        )
 
 
 def _nested_stack_files(template: Template, assembly: Path) -> Iterator[Path]:

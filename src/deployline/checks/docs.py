@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import re
 import sys
 from collections.abc import Sequence
@@ -130,6 +131,7 @@ def _rule_section(rule: type[Rule], contract: str) -> list[str]:
         "",
         f"**Fires when**: {contract}",
         "",
+        *_reading(rule),
         f"**Why it matters**: {rule.rationale}",
         "",
         f"**Fix**: {rule.remediation}",
@@ -143,6 +145,14 @@ def _rule_section(rule: type[Rule], contract: str) -> list[str]:
         "",
     ]
     return lines
+
+
+def _reading(rule: type[Rule]) -> list[str]:
+    """How deployline reads the contract: the rule class's own docstring, when it has one."""
+    doc = rule.__dict__.get("__doc__")
+    if not doc:
+        return []
+    return [f"**How deployline reads it**: {' '.join(inspect.cleandoc(doc).split())}", ""]
 
 
 def render_rules_markdown(rows: Sequence[CatalogRow] | None = None) -> str:

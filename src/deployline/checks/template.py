@@ -97,12 +97,37 @@ class Lookup:
         return self.resource is not None
 
 
+@dataclass(frozen=True)
+class StackContext:
+    """What a cloud assembly manifest says about a template (nothing, for a lone file).
+
+    `stack_name` is the deployed stack's name (`properties.stackName`, else the artifact ID);
+    `account`/`region` its pinned environment (`aws://<account>/<region>`; None when
+    environment-agnostic); `assembly_accounts`/`assembly_regions` every concrete account and
+    region any stack of the assembly is pinned to (the environments the deployment reaches)."""
+
+    stack_name: str | None = None
+    account: str | None = None
+    region: str | None = None
+    assembly_accounts: frozenset[str] = frozenset()
+    assembly_regions: frozenset[str] = frozenset()
+
+    @property
+    def pinned(self) -> bool:
+        return self.account is not None or self.region is not None
+
+
 @dataclass
 class Template:
     file: str
     data: dict[str, Any]
     lines: dict[str, int] = field(default_factory=dict)
     text: str = field(default="", repr=False)  # the source text, for locating non-resource keys
+    context: StackContext = field(default_factory=StackContext)
+
+    @property
+    def stack_name(self) -> str | None:
+        return self.context.stack_name
 
     @cached_property
     def resources(self) -> dict[str, Resource]:

@@ -119,18 +119,6 @@ def function_of_action(template: Template, action: Action) -> Resolved:
     return resolve_named(template, action.config("FunctionName"), LAMBDA_TYPES, "FunctionName")
 
 
-def is_codebuild(action: Action) -> bool:
-    return action.provider == "CodeBuild"
-
-
-def is_lambda_invoke(action: Action) -> bool:
-    return action.category == "Invoke" and action.provider == "Lambda"
-
-
-def is_manual_approval(action: Action) -> bool:
-    return action.category == "Approval" and action.provider in (None, "Manual")
-
-
 # --------------------------------------------------------------------------------------------
 # Production
 
@@ -150,7 +138,7 @@ def production_deploy_targets(template: Template) -> set[str]:
         if len(stages) < 2:
             continue
         for action in stages[-1].actions:
-            if action.category != "Deploy":
+            if not action.deploys:
                 continue
             for key, types, prop in (
                 ("ServiceName", ("AWS::ECS::Service",), "ServiceName"),
@@ -492,4 +480,4 @@ def deployment_controller(service: Resource) -> tuple[str | None, bool]:
 
 
 def pipelines_with_deploy(template: Template) -> list[Pipeline]:
-    return [p for p in template.pipelines if p.of_category("Deploy")]
+    return [p for p in template.pipelines if p.deploy_actions]

@@ -11,7 +11,6 @@ from deployline.checks.intrinsics import as_list, literal_str, render
 from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.rules._common import (
     function_of_action,
-    is_lambda_invoke,
     role_permissions,
     statements_allow,
 )
@@ -70,7 +69,7 @@ SmokeTestRole:
         seen: set[str] = set()
         for pipeline in template.pipelines:
             for action in pipeline.actions:
-                if not is_lambda_invoke(action):
+                if not action.is_lambda_invoke:
                     continue
                 found = function_of_action(template, action)
                 fn = found.resource
