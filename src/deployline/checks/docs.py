@@ -37,6 +37,11 @@ CHECKER_RULES: dict[str, str] = {
         "`deployline.yaml` `checks: suppress`) has no `id`, no non-empty `reason`, is malformed, "
         "or names a rule that does not exist. Such a suppression is not applied."
     ),
+    "DL001": (
+        "A policy statement (identity, trust or resource-based policy) names in `Action` or "
+        "`NotAction` an IAM action that AWS does not have: an unknown service prefix, an "
+        "unknown action, or a wildcard that covers no action."
+    ),
 }
 
 _ROW = re.compile(r"^\|\s*(DL\d{3})\s*\|")

@@ -7,6 +7,7 @@ policies (key, bucket, topic, queue) are not identity policies.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -71,8 +72,35 @@ class PolicyDocument:
         return statements_of(self.document, self.path)
 
 
+_BARE_HOLE = re.compile(r'(?<!")(\$\{[^}"]*\})(?!")')
+
+
+def policy_document(value: Any) -> dict[str, Any] | None:
+    """A policy-shaped property (identity, trust, key, bucket, topic, queue or repository
+    policy) as a mapping: a mapping as written; a JSON text, literal or assembled by `Fn::Sub`
+    or `Fn::Join`, parsed (what the template does not resolve stays a `${...}` hole inside the
+    strings). None when the value is computed some other way or is not a JSON object."""
+    if isinstance(value, dict) and not is_intrinsic(value):
+        return value
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, dict) and next(iter(value)) in ("Fn::Sub", "Fn::Join"):
+        text = render(value)
+    else:
+        return None
+    for candidate in (text, _BARE_HOLE.sub(r'"\1"', text)):
+        try:
+            parsed = json.loads(candidate)
+        except (ValueError, RecursionError):
+            continue
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
 def statements_of(document: Any, base_path: str = "PolicyDocument") -> list[Statement]:
-    if not isinstance(document, dict):
+    """The statements of a policy-shaped property (see `policy_document`)."""
+    document = policy_document(document)
+    if document is None:
         return []
     raw = document.get("Statement")
     items = raw if isinstance(raw, list) else [raw] if isinstance(raw, dict) else []
@@ -203,6 +231,32 @@ def _identity_policies(template: Template) -> list[PolicyDocument]:
                     _principals_named(template, res.prop(key), f"AWS::IAM::{key[:-4]}"),
                 )
             )
+    return out
+
+
+#: Resource-based and trust policies: (resource type, property holding the policy).
+RESOURCE_POLICY_PROPERTIES: tuple[tuple[str, str], ...] = (
+    ("AWS::IAM::Role", "AssumeRolePolicyDocument"),
+    ("AWS::KMS::Key", "KeyPolicy"),
+    ("AWS::S3::BucketPolicy", "PolicyDocument"),
+    ("AWS::SNS::TopicPolicy", "PolicyDocument"),
+    ("AWS::SNS::TopicInlinePolicy", "PolicyDocument"),
+    ("AWS::SQS::QueuePolicy", "PolicyDocument"),
+    ("AWS::SQS::QueueInlinePolicy", "PolicyDocument"),
+    ("AWS::ECR::Repository", "RepositoryPolicyText"),
+    ("AWS::SecretsManager::ResourcePolicy", "ResourcePolicy"),
+    ("AWS::Logs::ResourcePolicy", "PolicyDocument"),
+)
+
+
+def resource_policies(template: Template) -> list[PolicyDocument]:
+    """Every trust and resource-based policy in the template (principals: none)."""
+    out = []
+    for rtype, prop in RESOURCE_POLICY_PROPERTIES:
+        for res in template.of_type(rtype):
+            value = res.prop(prop)
+            if value is not None:
+                out.append(PolicyDocument(res.logical_id, rtype, f"Properties.{prop}", value, ()))
     return out
 
 

@@ -11,9 +11,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from deployline.checks.intrinsics import (
+    Resolver,
     as_list,
     get_path,
-    is_intrinsic,
     literal_str,
     ref_target,
     referenced_names,
@@ -212,16 +212,26 @@ class Template:
         """The Default of parameter `name`, or None when it has none (or is not a parameter)."""
         return get_path(self.parameters, name, "Default")
 
+    @cached_property
+    def resolver(self) -> Resolver:
+        mappings = self.data.get("Mappings")
+        return Resolver(self.parameters, mappings if isinstance(mappings, dict) else {})
+
     def resolve(self, value: Any) -> Any:
-        """`value` with a `Ref` to a parameter that has a literal Default replaced by that default
-        (the template as deployed with its defaults). Anything else is returned unchanged, so an
-        intrinsic stays an intrinsic and callers still report UNKNOWN for it."""
-        target = ref_target(value)
-        if target is not None and isinstance(value, dict) and "Ref" in value:
-            default = self.parameter_default(target)
-            if default is not None and not is_intrinsic(default) and not isinstance(default, dict):
-                return default
-        return value
+        """`value` with the intrinsics the template resolves replaced by their literal (the
+        template as deployed with its parameter defaults; see `intrinsics.Resolver`). Anything
+        else is returned unchanged, so an intrinsic stays an intrinsic and callers still report
+        UNKNOWN for it."""
+        return self.resolver.value(value)
+
+    def candidates(self, value: Any) -> list[Any] | None:
+        """Every value `value` may take (both branches of each Fn::If), or None when one of them
+        depends on what the template does not hold."""
+        return self.resolver.candidates(value)
+
+    def text_of(self, value: Any) -> str:
+        """`value` as text, with `${...}` holes where it does not resolve."""
+        return self.resolver.text(value)
 
     def named(self, value: Any, types: Iterable[str], name_prop: str | None = None) -> Lookup:
         """The resource of one of `types` that `value` names: `Ref`/`GetAtt`/`${X}` to its logical

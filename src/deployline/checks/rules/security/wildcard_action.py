@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 from deployline.checks.iam import identity_policies
+from deployline.checks.iam_actions import ALL_ACTIONS
 from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.template import Template
-
-_SERVICE_STAR = re.compile(r"^\s*(\*|[A-Za-z0-9-]+:\*)\s*$")
 
 
 class WildcardAction(Rule):
@@ -52,7 +50,7 @@ class WildcardAction(Rule):
                         "an Allow with NotAction grants every action it does not list",
                     )
                     continue
-                broad = [a for a in st.literal_actions() if _SERVICE_STAR.match(a)]
+                broad = [a for a in st.literal_actions() if ALL_ACTIONS.match(a)]
                 if broad:
                     yield self.hit(
                         doc.holder,
