@@ -286,32 +286,90 @@ def denied_statements(template: Template, principal_id: str) -> list[Statement]:
     ]
 
 
-def resource_matches(statement_resource: Any, wanted: Iterable[str]) -> bool:
-    """Does a statement Resource entry cover one of `wanted` (literal ARNs or rendered values)?
+_PARTITION = r"(?:aws|aws-cn|aws-us-gov|\$\{AWS::Partition\})"
+_REGION = r"(?:[a-z]{2}(?:-[a-z]+)+-\d|\$\{AWS::Region\})"
+_ACCOUNT = r"(?:\d{12}|\$\{AWS::AccountId\})"
+#: ARNs a policy builds from a resource's name (`Ref`) that are that resource's `Arn` attribute.
+_BUILT_ARNS = (
+    re.compile(rf"arn:{_PARTITION}:kms:{_REGION}:{_ACCOUNT}:key/\$\{{(\w+)\}}"),
+    re.compile(rf"arn:{_PARTITION}:s3:::\$\{{(\w+)\}}"),
+    re.compile(rf"arn:{_PARTITION}:ecr:{_REGION}:{_ACCOUNT}:repository/\$\{{(\w+)\}}"),
+    re.compile(rf"arn:{_PARTITION}:codebuild:{_REGION}:{_ACCOUNT}:project/\$\{{(\w+)\}}"),
+    re.compile(rf"arn:{_PARTITION}:dynamodb:{_REGION}:{_ACCOUNT}:table/\$\{{(\w+)\}}"),
+    re.compile(rf"arn:{_PARTITION}:lambda:{_REGION}:{_ACCOUNT}:function:\$\{{(\w+)\}}"),
+)
+_HOLE = re.compile(r"\$\{[^}]*\}")
 
-    `*` covers everything; intrinsic resources are compared by their rendered text, and a rendered
-    wildcard (`${Bucket.Arn}/*`) covers what it prefixes."""
+
+def canonical_arn(text: str) -> str:
+    """`text` with ARNs built from a resource's name (`arn:${AWS::Partition}:kms:${AWS::Region}:
+    ${AWS::AccountId}:key/${Key}`, literal partition, region or account included) written as
+    that resource's `${Key.Arn}`, so that the two ways of naming one ARN compare equal."""
+    for pattern in _BUILT_ARNS:
+        text = pattern.sub(lambda m: "${" + m.group(1) + ".Arn}", text)
+    return text
+
+
+def resource_match(
+    template: Template | None, statement_resource: Any, wanted: Iterable[str]
+) -> bool | None:
+    """Does a statement Resource entry cover one of `wanted` (ARNs as text with `${...}` holes)?
+
+    True when it does (`*`, an equal ARN however it is built, a wildcard that covers it); None
+    when it could, depending on what the template does not define (a `${Parameter}` without a
+    default standing where the wanted ARN has a name); False otherwise."""
     if statement_resource == "*":
         return True
-    text = render(statement_resource)
-    return any(text == want or action_matches(text, want) for want in wanted)
+    text = template.text_of(statement_resource) if template else render(statement_resource)
+    text = canonical_arn(text)
+    wanted = [canonical_arn(w) for w in wanted]
+    if any(text == want or action_matches(text, want) for want in wanted):
+        return True
+    open_holes = [h for h in _HOLE.findall(text) if _open(template, h)]
+    if open_holes:
+        loose = text
+        for hole in open_holes:
+            loose = loose.replace(hole, "*")
+        if any(action_matches(loose, want) for want in wanted):
+            return None
+    return False
+
+
+def _open(template: Template | None, hole: str) -> bool:
+    """Could a `${...}` hole be any value (a parameter without a default, something computed)?
+    A resource of the template or a pseudo parameter is a known, distinct thing."""
+    name = hole[2:-1].split(".", 1)[0]
+    if name == "?":
+        return True
+    return template is not None and template.is_parameter(name)
+
+
+def resource_matches(statement_resource: Any, wanted: Iterable[str]) -> bool:
+    """`resource_match` without a template, definite answers only."""
+    return resource_match(None, statement_resource, wanted) is True
 
 
 def principal_allows(
     template: Template, principal_id: str, action: str, resources: Iterable[str] | None = None
-) -> bool:
+) -> bool | None:
     """True when some Allow statement attached to the principal covers `action` (and, when given,
-    one of `resources`), and no Deny statement with `Resource: "*"` covers it."""
+    one of `resources`), and no Deny statement with `Resource: "*"` covers it; None when a
+    statement could cover the resources, depending on what the template does not define."""
     wanted = list(resources) if resources is not None else None
     for st in denied_statements(template, principal_id):
         if st.covers_action(action) and st.resource_is_star() and not st.condition:
             return False
+    maybe = False
     for st in allowed_statements(template, principal_id):
         if not st.covers_action(action):
             continue
-        if wanted is None or any(resource_matches(r, wanted) for r in st.resources):
+        if wanted is None:
             return True
-    return False
+        answers = [resource_match(template, r, wanted) for r in st.resources]
+        if True in answers:
+            return True
+        maybe = maybe or None in answers
+    return None if maybe else False
 
 
 def role_id_of(template: Template, value: Any) -> str | None:
@@ -448,12 +506,13 @@ def may_perform(
     for st in denied_statements(template, principal_id):
         if st.covers_action(action) and st.resource_is_star() and not st.condition:
             return False
-    if principal_allows(template, principal_id, action, resources):
+    allowed = principal_allows(template, principal_id, action, resources)
+    if allowed is True:
         return True
     principal = template.get(principal_id)
     if principal is None:
         return None
-    hidden = False
+    hidden = allowed is None
     wanted = list(resources) if resources is not None else None
     for ref in managed_policies_of(template, principal):
         if ref.resource is not None:

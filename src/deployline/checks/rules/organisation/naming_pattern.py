@@ -76,7 +76,7 @@ BuildProject:
     def check(self, template: Template) -> Iterator[Hit]:
         names = []
         for res, prop, value in physical_names(template):
-            text = literal_str(value)
+            text = literal_str(template.resolve(value))
             if text:
                 names.append((res.logical_id, prop, text, NameStyle.of(text)))
         if len(names) < 2:
