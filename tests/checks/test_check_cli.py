@@ -55,9 +55,9 @@ def test_the_threshold_option_moves_the_line(work: Path) -> None:
     assert bad.returncode == 2 and "unknown severity 'urgent'" in bad.stderr
 
 
-def test_exit_2_on_a_parse_error_and_the_other_files_are_still_checked(work: Path) -> None:
+def test_a_parse_error_fails_the_run_and_the_other_files_are_still_checked(work: Path) -> None:
     out = run("check", "broken.json", "bad.yaml", "--format", "json", cwd=work)
-    assert out.returncode == 2
+    assert out.returncode == 1
     document = json.loads(out.stdout)
     assert [e["file"] for e in document["errors"]] == ["broken.json"]
     assert any(f["rule_id"] == "DL101" for f in document["findings"])

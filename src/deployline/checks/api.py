@@ -20,6 +20,7 @@ result, never lost. Imports nothing heavy: no aws_cdk, pydantic, boto3 or jsii.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -31,7 +32,7 @@ from typing import Any
 from deployline.checks.baseline import Baseline, load_baseline
 from deployline.checks.engine import check_template
 from deployline.checks.intrinsics import get_path
-from deployline.checks.loader import TemplateParseError, line_index, parse_text
+from deployline.checks.loader import TemplatedFile, TemplateParseError, line_index, parse_text
 from deployline.checks.model import CheckResult, Finding, ParseError, Rule, Severity
 from deployline.checks.registry import select_rules
 from deployline.checks.suppressions import (
@@ -97,10 +98,12 @@ class _Runner:
         rules: Sequence[Rule],
         config_suppressions: Sequence[Suppression],
         cwd: Path,
+        exclude: Sequence[str] = (),
     ) -> None:
         self.rules = list(rules)
         self.config_suppressions = list(config_suppressions)
         self.cwd = cwd
+        self.exclude = list(exclude)
         self.result = CheckResult(rules=[r.id for r in self.rules])
         self.seen: set[Path] = set()
 
@@ -114,6 +117,9 @@ class _Runner:
             return None  # found by a directory walk and not a template: skip without parsing
         try:
             data = parse_text(text, display)
+        except TemplatedFile:
+            self.result.templated.append(display)
+            return None
         except TemplateParseError as exc:
             self.result.errors.append(ParseError(display, exc.message, exc.line))
             return None
@@ -143,7 +149,19 @@ class _Runner:
         self.check_template(template)
         return template
 
+    def excluded(self, display: str) -> bool:
+        """Does an --exclude glob match the path (as reported) or one of its parent folders?"""
+        parts = display.split("/")
+        candidates = {display, *("/".join(parts[: i + 1]) for i in range(len(parts)))}
+        return any(
+            fnmatch.fnmatch(c, pattern) or fnmatch.fnmatch(c.rsplit("/", 1)[-1], pattern)
+            for pattern in self.exclude
+            for c in candidates
+        )
+
     def check_file(self, source: _Source, context: StackContext | None = None) -> Template | None:
+        if self.exclude and self.excluded(source.display):
+            return None
         resolved = source.path.resolve()
         if resolved in self.seen:
             return None
@@ -428,6 +446,8 @@ def check_paths(
     config_path: str | Path | None = None,
     baseline: str | Path | Baseline | None = None,
     cwd: str | Path | None = None,
+    exclude: Sequence[str] = (),
+    profile: str | None = None,
 ) -> CheckResult:
     """Check templates, directories and cloud assemblies.
 
@@ -442,10 +462,16 @@ def check_paths(
         baseline: a baseline file (or a loaded Baseline) whose findings are accepted.
             Default: none.
         cwd: the directory file names are reported relative to. Default: the working directory.
+        exclude: globs of files or folders not to check (`tests/*`, `*.j2`), matched against the
+            path as reported and each of its folders. Default: none.
+        profile: a named rule set (`registry.PROFILES`): `third-party` leaves deployline's
+            house conventions out. Default: every rule.
 
     Raises CheckUsageError for a path that does not exist, a rule ID that matches no rule, an
-    unreadable config or baseline. Templates that cannot be parsed are not raised: they are
-    ParseErrors in the result (exit code 2).
+    unknown profile, an unreadable config or baseline, and when none of the paths holds a
+    template ("no CloudFormation template under PATH": a wrong path in CI must not pass).
+    Templates that cannot be parsed are not raised: they are ParseErrors in the result (exit
+    code 1, beside every other file's findings).
     """
     here = Path(cwd).resolve() if cwd is not None else Path.cwd()
     if not paths:
@@ -457,9 +483,10 @@ def check_paths(
     threshold = _threshold(severity_threshold, config)
     loaded = _load_baseline(baseline)
     runner = _Runner(
-        _select(rules, skip, config.options if config else {}),
+        _select(rules, [*(skip or []), *_profile_skips(profile)], config.options if config else {}),
         config.suppressions if config else [],
         here,
+        exclude,
     )
     for raw in paths:
         path = Path(raw)
@@ -474,8 +501,10 @@ def check_paths(
         extra = []  # DL000 was deselected with --rules/--skip
     if not runner.result.files and not runner.result.errors:
         names = ", ".join(str(p) for p in paths)
-        runner.result.notes.append(
-            f"no CloudFormation template found in {names}: templates are .json/.yaml/.yml/"
+        templated = len(runner.result.templated)
+        also = f" ({templated} templated files are not checked)" if templated else ""
+        raise CheckUsageError(
+            f"no CloudFormation template under {names}{also}: templates are .json/.yaml/.yml/"
             ".template files with Resources or AWSTemplateFormatVersion, or a cdk.out"
         )
     return _finish(runner, threshold=threshold, baseline=loaded, extra_findings=extra)
@@ -548,6 +577,19 @@ def _as_suppression(value: Suppression | dict[str, Any] | Any) -> Suppression:
         resource=resource if isinstance(resource, str) and resource else None,
         source="deployline.yaml: checks.suppress",
     )
+
+
+def _profile_skips(profile: str | None) -> list[str]:
+    from deployline.checks.registry import PROFILES
+
+    if profile is None:
+        return []
+    try:
+        return list(PROFILES[profile.strip().lower()])
+    except KeyError:
+        raise CheckUsageError(
+            f"--profile {profile!r} is not a profile; use one of {', '.join(sorted(PROFILES))}"
+        ) from None
 
 
 def _threshold(value: Severity | str | None, config: ChecksConfig | None) -> Severity:

@@ -47,7 +47,7 @@ def check_template(
                 message=hit.message,
                 remediation=rule.remediation,
                 title=rule.title,
-                line=res.line if res is not None else _line_of(template, hit.resource),
+                line=_line_of(template, hit.resource, hit.path),
                 unknown=hit.unknown,
                 resource_type=res.type if res is not None else "",
             )
@@ -56,8 +56,8 @@ def check_template(
     return sorted(set(findings), key=order), sorted(set(unknown), key=order)
 
 
-def _line_of(template: Template, name: str) -> int | None:
+def _line_of(template: Template, name: str, path: str) -> int | None:
     try:
-        return template.line_of(name)
+        return template.line_at(name, path)
     except Exception:  # locating a line is best effort; never lose the finding over it
         return None

@@ -163,6 +163,7 @@ class CheckResult:
     threshold: Severity = Severity.HIGH  # the run's --severity-threshold
     baselined_findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # e.g. stale baseline entries
+    templated: list[str] = field(default_factory=list)  # Jinja/ERB files, not checked
 
     def at_or_above(self, threshold: Severity | str | None = None) -> list[Finding]:
         """Findings whose severity is at or above `threshold` (Default: the run's threshold)."""
@@ -170,11 +171,13 @@ class CheckResult:
         return [f for f in self.findings if f.severity >= level]
 
     def exit_code(self, threshold: Severity | str | None = None) -> int:
-        """2 when a template could not be read, 1 when a finding is at or above `threshold`
-        (Default: the run's threshold, HIGH unless set), else 0. UNKNOWN never fails a run on
-        its own."""
+        """1 when a finding is at or above `threshold` (Default: the run's threshold, HIGH
+        unless set) or a template could not be read, else 0. A file that cannot be read fails
+        the run like a finding (CI must not pass what it could not check) but hides nothing:
+        every other file's findings are in the result. 2 is kept for usage errors, which never
+        produce a result. UNKNOWN and templated files never fail a run on their own."""
         if self.errors:
-            return 2
+            return 1
         return 1 if self.at_or_above(threshold) else 0
 
     def summary(self) -> dict[str, Any]:
@@ -186,6 +189,7 @@ class CheckResult:
             "findings": len(self.findings),
             "unknown": len(self.unknown),
             "errors": len(self.errors),
+            "templated": len(self.templated),
             "suppressed": self.suppressed,
             "baselined": self.baselined,
             "by_severity": by_severity,

@@ -97,6 +97,14 @@ class Lookup:
         return self.resource is not None
 
 
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def split_path(path: str) -> list[str | int]:
+    """`Properties.Stages[3].Actions[0]` -> ["Properties", "Stages", 3, "Actions", 0]."""
+    return [int(i) if i else name for name, i in _PATH_PART.findall(path)]
+
+
 @dataclass(frozen=True)
 class StackContext:
     """What a cloud assembly manifest says about a template (nothing, for a lone file).
@@ -278,6 +286,29 @@ class Template:
                         )
             return Lookup(reason=f"no {kinds} in this template is named {text!r}", external=True)
         return Lookup(reason="the value is computed by an intrinsic the template does not resolve")
+
+    @cached_property
+    def _node_lines(self) -> dict[tuple[str | int, ...], int]:
+        from deployline.checks.loader import node_lines
+
+        return node_lines(self.text) if self.text else {}
+
+    def line_at(self, resource: str, path: str) -> int | None:
+        """1-based line of the deepest node of `path` (a finding's property path, e.g.
+        `Properties.Stages[3].Actions[0]`) under the resource, read from the YAML/JSON nodes;
+        the resource's own line when the path is not there; None when the text is unknown."""
+        if resource not in self.resources:
+            return self.line_of(resource)
+        lines = self._node_lines
+        where: tuple[str | int, ...] = ("Resources", resource)
+        found = lines.get(where)
+        for depth, part in enumerate(split_path(path)):
+            where = (*where, part)
+            if where not in lines:
+                break
+            if depth > 0 or part != "Properties":  # a missing property: the resource's line
+                found = lines[where]
+        return found if found is not None else self.resources[resource].line
 
     def line_of(self, key: str) -> int | None:
         """1-based line of the first mapping key `key` in the source text (for findings on
