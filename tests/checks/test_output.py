@@ -317,9 +317,7 @@ def test_print_text_writes_ansi_colour_only_when_asked(result: CheckResult) -> N
 def test_text_ends_with_a_per_rule_summary_and_gives_each_fix_once_per_file() -> None:
     from deployline.checks.api import check_texts
 
-    two_buckets = (
-        "Resources:\n  A:\n    Type: AWS::S3::Bucket\n  B:\n    Type: AWS::S3::Bucket\n"
-    )
+    two_buckets = "Resources:\n  A:\n    Type: AWS::S3::Bucket\n  B:\n    Type: AWS::S3::Bucket\n"
     result = check_texts({"t.yaml": two_buckets}, rules=["DL101", "DL103"])
     text = render_text(result)
     assert text.count("fix: Add BucketEncryption") == 1
