@@ -104,3 +104,15 @@ def test_every_rule_has_pass_and_fail_fixtures() -> None:
         names = [p.name for p in (FIXTURES / rule_id).glob("*")]
         assert any(n.startswith("pass_") for n in names), f"{rule_id} has no pass_ fixture"
         assert any(n.startswith("fail_") for n in names), f"{rule_id} has no fail_ fixture"
+
+
+@pytest.mark.parametrize("rule_id", sorted(RULES))
+def test_resource_types_name_every_type_that_makes_the_rule_report(rule_id: str) -> None:
+    """The engine skips a rule on templates without its resource_types: on every fixture where
+    the rule reports, running it without that skip finds nothing more."""
+    rule = RULES[rule_id]()
+    for fixture in [*_fixture_files(), *_case_files()]:
+        template = template_from_text(fixture.read_text(encoding="utf-8"), str(fixture))
+        hits = list(rule.check(template))
+        if hits and rule.resource_types:
+            assert not template.types.isdisjoint(rule.resource_types), (rule_id, fixture.name)

@@ -24,7 +24,10 @@ def check_template(
     """(findings, unknown) of `rules` on `template`, sorted by resource, rule and path."""
     findings: list[Finding] = []
     unknown: list[Finding] = []
+    present = template.types
     for rule in rules:
+        if rule.resource_types and present.isdisjoint(rule.resource_types):
+            continue  # none of the types the rule reads: it has nothing to say
         try:
             hits = list(rule.check(template))
         except Exception as exc:  # a rule must never take the run down

@@ -249,6 +249,22 @@ RESOURCE_POLICY_PROPERTIES: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Types that hold identity policies (a statement there grants its principals).
+IDENTITY_POLICY_TYPES: tuple[str, ...] = (
+    *PRINCIPAL_TYPES,
+    *SAM_POLICY_HOLDERS,
+    "AWS::IAM::Policy",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::IAM::RolePolicy",
+    "AWS::IAM::UserPolicy",
+    "AWS::IAM::GroupPolicy",
+)
+#: Every type that holds a policy of any kind.
+POLICY_TYPES: tuple[str, ...] = tuple(
+    dict.fromkeys([*IDENTITY_POLICY_TYPES, *(t for t, _ in RESOURCE_POLICY_PROPERTIES)])
+)
+
+
 def resource_policies(template: Template) -> list[PolicyDocument]:
     """Every trust and resource-based policy in the template (principals: none)."""
     out = []

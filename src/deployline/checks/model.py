@@ -95,7 +95,9 @@ class Rule(ABC):
         remediation: what to do instead.
         fix_example: a short template snippet that passes.
         family: catalog section, e.g. "Security".
-        resource_types: the CloudFormation types the rule reads (documentation and fast skip).
+        resource_types: the CloudFormation types the rule reads. The engine runs the rule only
+            on templates that hold at least one of them (empty: every template), so a rule
+            lists every type whose presence can make it report.
         default_options: configurable knobs (e.g. DL301's limit) and their defaults.
     """
 

@@ -164,6 +164,11 @@ class Template:
             index[res.type].append(res)
         return index
 
+    @cached_property
+    def types(self) -> frozenset[str]:
+        """The resource types the template holds."""
+        return frozenset(self._by_type)
+
     def of_type(self, *types: str) -> list[Resource]:
         out: list[Resource] = []
         for t in types:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from deployline.checks import iam_actions
-from deployline.checks.iam import identity_policies, resource_policies
+from deployline.checks.iam import POLICY_TYPES, identity_policies, resource_policies
 from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.template import Template
 
@@ -24,18 +24,7 @@ class UnknownIamAction(Rule):
     family = "Checker"
     seed = "issue 13"
     title = "Policy names an IAM action that does not exist"
-    resource_types = (
-        "AWS::IAM::Role",
-        "AWS::IAM::Policy",
-        "AWS::IAM::ManagedPolicy",
-        "AWS::IAM::User",
-        "AWS::IAM::Group",
-        "AWS::KMS::Key",
-        "AWS::S3::BucketPolicy",
-        "AWS::SNS::TopicPolicy",
-        "AWS::SQS::QueuePolicy",
-        "AWS::ECR::Repository",
-    )
+    resource_types = POLICY_TYPES
     rationale = (
         "IAM accepts a policy with a misspelt or invented action and grants nothing for it: the "
         "build, deploy or function fails at run time with AccessDenied on the action it meant "

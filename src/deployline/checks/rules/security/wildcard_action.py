@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from deployline.checks.iam import identity_policies
+from deployline.checks.iam import IDENTITY_POLICY_TYPES, identity_policies
 from deployline.checks.iam_actions import ALL_ACTIONS
 from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.template import Template
@@ -16,13 +16,7 @@ class WildcardAction(Rule):
     family = "Security"
     seed = "000 §1, 002 §2"
     title = "Identity policy allows every action of a service (or uses NotAction)"
-    resource_types = (
-        "AWS::IAM::Role",
-        "AWS::IAM::Policy",
-        "AWS::IAM::ManagedPolicy",
-        "AWS::IAM::User",
-        "AWS::IAM::Group",
-    )
+    resource_types = IDENTITY_POLICY_TYPES
     rationale = (
         "`s3:*`, `iam:*` or `*` grant deletion, policy changes and every action AWS adds later; "
         "`NotAction` in an Allow grants everything not listed. A build that runs third-party "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from deployline.checks import iam_actions
-from deployline.checks.iam import identity_policies, policy_document
+from deployline.checks.iam import IDENTITY_POLICY_TYPES, identity_policies, policy_document
 from deployline.checks.intrinsics import is_intrinsic
 from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.template import Template
@@ -38,13 +38,7 @@ class WildcardResource(Rule):
     family = "Security"
     seed = "000 §1, 002 §2, 003 §3"
     title = 'Identity policy grants a resource-scoped action on Resource "*"'
-    resource_types = (
-        "AWS::IAM::Role",
-        "AWS::IAM::Policy",
-        "AWS::IAM::ManagedPolicy",
-        "AWS::IAM::User",
-        "AWS::IAM::Group",
-    )
+    resource_types = IDENTITY_POLICY_TYPES
     rationale = (
         "A pipeline role that may act on every bucket, repository or key in the account turns "
         "one compromised build into an account-wide incident. Only actions that AWS documents "
