@@ -16,6 +16,7 @@ and every rule named must report exactly those resources and paths (an empty map
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import pytest
 from deployline.checks.engine import check_template, template_from_text
 from deployline.checks.model import Finding
 from deployline.checks.registry import rule_classes
+from deployline.checks.template import Template
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "templates"
 CASES = FIXTURES / "cases"
@@ -60,8 +62,13 @@ def _wanted(expected: Any) -> Any:
     return set(expected or [])
 
 
+@functools.cache
+def _template(fixture: Path) -> Template:
+    return template_from_text(fixture.read_text(encoding="utf-8"), str(fixture))
+
+
 def _run(fixture: Path, rule_id: str) -> tuple[Any, list[Finding], list[Finding]]:
-    template = template_from_text(fixture.read_text(encoding="utf-8"), str(fixture))
+    template = _template(fixture)
     findings, unknown = check_template(template, [RULES[rule_id]()])
     assert all(f.rule_id == rule_id for f in findings + unknown)
     return template, findings, unknown
@@ -87,8 +94,7 @@ def test_rule_reports_exactly_the_expected_resources(fixture: Path) -> None:
 
 @pytest.mark.parametrize("fixture", _case_files(), ids=lambda p: p.name)
 def test_case_reports_exactly_the_expected_resources_and_paths(fixture: Path) -> None:
-    text = fixture.read_text(encoding="utf-8")
-    expectation = template_from_text(text, str(fixture)).data["Metadata"]["DeploylineTest"]
+    expectation = _template(fixture).data["Metadata"]["DeploylineTest"]
     assert expectation, f"{fixture} names no rule in Metadata.DeploylineTest"
     for rule_id, wanted in expectation.items():
         assert rule_id in RULES, f"{fixture.name} names {rule_id}, which is no rule"
@@ -112,7 +118,7 @@ def test_resource_types_name_every_type_that_makes_the_rule_report(rule_id: str)
     the rule reports, running it without that skip finds nothing more."""
     rule = RULES[rule_id]()
     for fixture in [*_fixture_files(), *_case_files()]:
-        template = template_from_text(fixture.read_text(encoding="utf-8"), str(fixture))
+        template = _template(fixture)
         hits = list(rule.check(template))
         if hits and rule.resource_types:
             assert not template.types.isdisjoint(rule.resource_types), (rule_id, fixture.name)
