@@ -407,3 +407,22 @@ def test_json_lines_and_a_trailing_comma_are_read(tmp_path: Path) -> None:
     result = check_paths([_write(tmp_path / "t.json", text)], rules=["DL101"], cwd=tmp_path)
     assert result.errors == []
     assert [(f.resource, f.line) for f in result.findings] == [("Bucket", 3)]
+
+
+def test_rule_options_are_typed_and_unknown_ones_are_refused(tmp_path: Path) -> None:
+    long_build = """\
+Resources:
+  Build:
+    Type: AWS::CodeBuild::Project
+    Properties: {TimeoutInMinutes: 90}
+"""
+    template = _write(tmp_path / "t.yaml", long_build)
+    config = tmp_path / "deployline.yaml"
+    config.write_text("checks:\n  options:\n    DL301: {limit: 120}\n")
+    assert check_paths([template], rules=["DL301"], config_path=config).findings == []
+    config.write_text("checks:\n  options:\n    DL301: {limit: '120'}\n")
+    with pytest.raises(CheckUsageError, match=r"DL301 option 'limit' takes an integer, got '120'"):
+        check_paths([template], rules=["DL301"], config_path=config)
+    config.write_text("checks:\n  options:\n    DL301: {max: 120}\n")
+    with pytest.raises(CheckUsageError, match=r"DL301 has no option 'max' \(its options: limit\)"):
+        check_paths([template], rules=["DL301"], config_path=config)

@@ -451,7 +451,7 @@ def rule_dict(cls: type[Rule]) -> dict[str, Any]:
         "remediation": cls.remediation,
         "fix_example": cls.fix_example,
         "resource_types": list(cls.resource_types),
-        "options": dict(cls.default_options),
+        "options": {name: o.to_dict() for name, o in cls.options_definition.items()},
     }
 
 
