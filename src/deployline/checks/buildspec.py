@@ -62,12 +62,6 @@ class BuildSpec:
     def _command_texts(self) -> list[str]:
         return self.commands if self.commands else [self.text]
 
-    def artifact_files(self) -> list[str]:
-        files = (self.data or {}).get("artifacts", {})
-        if not isinstance(files, dict):
-            return []
-        return [f for f in files.get("files", []) or [] if isinstance(f, str)]
-
     def env_variables(self) -> dict[str, Any]:
         env = (self.data or {}).get("env", {})
         variables = env.get("variables", {}) if isinstance(env, dict) else {}

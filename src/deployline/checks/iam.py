@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from deployline.checks.intrinsics import (
     get_path,
     is_intrinsic,
     literal_str,
+    ref_like,
     ref_target,
     render,
 )
@@ -281,17 +282,6 @@ def policies_of(template: Template, principal_id: str) -> list[PolicyDocument]:
     return [p for p in identity_policies(template) if principal_id in p.principals]
 
 
-def separate_policies_of(template: Template, role_id: str) -> list[Resource]:
-    """`AWS::IAM::Policy` / `ManagedPolicy` / `RolePolicy` resources that attach to the role."""
-    out = []
-    for doc in identity_policies(template):
-        if role_id in doc.principals and doc.holder != role_id:
-            res = template.get(doc.holder)
-            if res is not None:
-                out.append(res)
-    return out
-
-
 def allowed_statements(template: Template, principal_id: str) -> list[Statement]:
     return [s for p in policies_of(template, principal_id) for s in p.statements if s.allows]
 
@@ -545,3 +535,70 @@ def may_perform(
             ):
                 return True
     return None if hidden else False
+
+
+# What a role may do, counting inline, separate and managed policies in the template -----------
+
+
+@dataclass
+class RolePermissions:
+    """Statements that apply to a role, and the AWS managed policies the template cannot show."""
+
+    statements: list[Statement] = field(default_factory=list)
+    aws_managed: list[str] = field(default_factory=list)  # policy names, e.g. "AdministratorAccess"
+    unresolved: list[str] = field(default_factory=list)  # reasons
+
+
+_AWS_MANAGED = re.compile(r"^arn:[^:]*:iam::aws:policy/(?:.*/)?([^/]+)$")
+
+
+def role_permissions(template: Template, role_id: str) -> RolePermissions:
+    perms = RolePermissions()
+    for doc in identity_policies(template):
+        if role_id in doc.principals:
+            perms.statements.extend(doc.statements)
+    role = template.get(role_id)
+    arns = as_list(role.prop("ManagedPolicyArns")) if role is not None else []
+    for arn in arns:
+        target = ref_like(arn)
+        res = template.get(target) if target else None
+        if res is not None and res.type == "AWS::IAM::ManagedPolicy":
+            if role_id not in _principals(res):  # not already counted through its Roles
+                perms.statements.extend(
+                    statements_of(res.prop("PolicyDocument"), "Properties.PolicyDocument")
+                )
+            continue
+        text = render(arn)
+        m = _AWS_MANAGED.match(text.replace("${AWS::Partition}", "aws"))
+        if m:
+            perms.aws_managed.append(m.group(1))
+        else:
+            perms.unresolved.append(f"the managed policy {text} is not in this template")
+    return perms
+
+
+def _principals(policy: Resource) -> set[str]:
+    return {t for t in (ref_target(r) for r in as_list(policy.prop("Roles"))) if t}
+
+
+def statements_allow(
+    statements: Iterable[Statement], action: str, *, resource_star_only: bool = False
+) -> bool:
+    """Some Allow statement covers `action` and no unconditional Deny on `*` does.
+
+    With `resource_star_only`, the Allow must be on `Resource: "*"` (actions without
+    resource-level permissions are granted only that way)."""
+    items = list(statements)
+    for st in items:
+        denies = st.effect == "Deny" and st.covers_action(action) and st.resource_is_star()
+        if denies and not st.condition:
+            return False
+    for st in items:
+        if not st.allows or not st.covers_action(action):
+            continue
+        if "NotResource" in st.raw:
+            continue
+        if resource_star_only and not st.resource_is_star():
+            continue
+        return True
+    return False

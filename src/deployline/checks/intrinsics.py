@@ -42,10 +42,6 @@ def is_intrinsic(value: Any) -> bool:
     return False
 
 
-def is_dynamic_reference(value: Any) -> bool:
-    return isinstance(value, str) and bool(DYNAMIC_REFERENCE.search(value))
-
-
 def literal_str(value: Any) -> str | None:
     """The value if it is a plain string (not a dynamic reference), else None."""
     if isinstance(value, str) and not DYNAMIC_REFERENCE.search(value):
@@ -144,6 +140,21 @@ def ref_target(value: Any) -> str | None:
                 return arg[0]
             if isinstance(arg, str):
                 return arg.split(".", 1)[0]
+    return None
+
+
+def ref_like(value: Any) -> str | None:
+    """The logical ID or parameter named by Ref/GetAtt, or by a Fn::Sub that is exactly `${X}`."""
+    target = ref_target(value)
+    if target is not None:
+        return target
+    if isinstance(value, dict) and len(value) == 1 and "Fn::Sub" in value:
+        arg = value["Fn::Sub"]
+        text = arg if isinstance(arg, str) else arg[0] if isinstance(arg, list) and arg else None
+        if isinstance(text, str):
+            names = sub_variables(text)
+            if len(names) == 1 and text.strip() == "${" + names[0] + "}":
+                return names[0].split(".", 1)[0]
     return None
 
 
@@ -282,7 +293,8 @@ class Resolver:
                 key, arg = next(iter(value.items()))
                 handler = self._HANDLERS.get(key) if isinstance(key, str) else None
                 if handler is not None:
-                    return handler(self, arg, depth + 1)
+                    found: list[Any] = handler(self, arg, depth + 1)
+                    return found
                 if isinstance(key, str) and (key.startswith("Fn::") or key == "Condition"):
                     raise _Unresolved
             return self._combine_dict(value, depth)
@@ -333,10 +345,10 @@ class Resolver:
         for name in names:
             if name in variables:
                 found = self._candidates(variables[name], depth + 1)
+            elif "." in name:
+                raise _Unresolved  # a resource attribute
             else:
-                found = self._ref(name, depth) if "." not in name else None
-                if found is None:
-                    raise _Unresolved
+                found = self._ref(name, depth)
             strings = [_scalar_text(f) for f in found]
             options = [{**o, name: s} for o in options for s in strings]
             _cap(options)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -206,17 +205,3 @@ def line_index(text: str, logical_ids: list[str]) -> dict[str, int]:
             if len(out) == len(wanted):
                 break
     return out
-
-
-def read_template(path: str | Path) -> tuple[dict[str, Any], str]:
-    """Read a template file; returns (data, text). Raises TemplateParseError."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise TemplateParseError(str(p), f"cannot be read: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TemplateParseError(str(p), f"is not UTF-8 text ({exc.reason})") from None
-    return parse_text(text, str(p)), text

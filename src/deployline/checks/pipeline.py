@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from deployline.checks.intrinsics import get_path, int_of, literal_str, ref_target
 
 if TYPE_CHECKING:
-    from deployline.checks.template import Resource, Template
+    from deployline.checks.template import Lookup, Resource, Template
 
 #: CloudFormation action modes that change a stack, and those that do not.
 DEPLOYING_MODES = frozenset({"CREATE_UPDATE", "REPLACE_ON_FAILURE", "CHANGE_SET_EXECUTE"})
@@ -315,9 +315,7 @@ def _is_own_stack(template: Template, value: Any) -> bool:
 def _codebuild_deploy(template: Template, action: Action) -> tuple[Deploy, str]:
     from deployline.checks.buildspec import project_buildspec
 
-    project = template.named(
-        action.config("ProjectName"), ("AWS::CodeBuild::Project",), "Name"
-    ).resource
+    project = project_of_action(template, action).resource
     if project is None:
         return Deploy.NONE, ""
     spec = project_buildspec(project)
@@ -342,3 +340,18 @@ def _cdk_deploys_only(command: str, stack: str | None) -> bool:
         return False
     names = [w.strip("'\"") for w in m.group("args").split() if not w.startswith("-")]
     return bool(names) and all(n == stack or n.endswith("/" + stack) for n in names)
+
+
+# What an action runs -----------------------------------------------------------------------------
+
+LAMBDA_TYPES = ("AWS::Lambda::Function", "AWS::Serverless::Function")
+
+
+def project_of_action(template: Template, action: Action) -> Lookup:
+    """The `AWS::CodeBuild::Project` a CodeBuild action runs (configuration ProjectName)."""
+    return template.named(action.config("ProjectName"), ("AWS::CodeBuild::Project",), "Name")
+
+
+def function_of_action(template: Template, action: Action) -> Lookup:
+    """The Lambda function a Lambda Invoke action calls (configuration FunctionName)."""
+    return template.named(action.config("FunctionName"), LAMBDA_TYPES, "FunctionName")

@@ -17,6 +17,7 @@ from deployline.checks.intrinsics import (
     literal_str,
     ref_target,
     referenced_names,
+    render,
     sub_variables,
 )
 
@@ -42,14 +43,6 @@ class Resource:
     @property
     def depends_on(self) -> list[str]:
         return [d for d in as_list(self.raw.get("DependsOn")) if isinstance(d, str)]
-
-    @property
-    def deletion_policy(self) -> Any:
-        return self.raw.get("DeletionPolicy")
-
-    @property
-    def update_replace_policy(self) -> Any:
-        return self.raw.get("UpdateReplacePolicy")
 
     def prop(self, *path: str | int) -> Any:
         """Property lookup that returns None when any step is missing."""
@@ -78,6 +71,12 @@ class Resource:
     def is_production(self) -> bool:
         env = self.environment_tag
         return env is not None and env.strip().lower() in PRODUCTION_NAMES
+
+
+def _may_render_to(value: Any, text: str) -> bool:
+    """Could an intrinsic name render to `text`? (`${...}` holes match anything)."""
+    pattern = re.sub(r"\\\$\\\{[^}]*\\\}", ".*", re.escape(render(value)))
+    return re.fullmatch(pattern, text) is not None
 
 
 @dataclass(frozen=True)
@@ -201,18 +200,6 @@ class Template:
         return out
 
     @cached_property
-    def referenced_by(self) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = defaultdict(set)
-        for lid, targets in self.references.items():
-            for target in targets:
-                out[target].add(lid)
-        return out
-
-    def users_of(self, logical_id: str) -> list[Resource]:
-        """Resources that reference `logical_id` through Ref, Fn::GetAtt or Fn::Sub."""
-        return [self.resources[u] for u in sorted(self.referenced_by.get(logical_id, ()))]
-
-    @cached_property
     def pipelines(self) -> list[Pipeline]:
         from deployline.checks.pipeline import parse_pipelines
 
@@ -266,26 +253,31 @@ class Template:
             if len(names) == 1 and text.strip() == "${" + names[0] + "}":
                 target = names[0].split(".", 1)[0]
         if target is not None:
-            res = self.get(target)
-            if res is not None:
-                if res.type in wanted:
-                    return Lookup(resource=res)
-                return Lookup(reason=f"{target} is a {res.type}, not a {kinds}")
+            found = self.get(target)
+            if found is not None:
+                if found.type in wanted:
+                    return Lookup(resource=found)
+                return Lookup(reason=f"{target} is a {found.type}, not a {kinds}")
             if self.is_parameter(target):
                 default = literal_str(self.parameter_default(target))
                 if default is not None and name_prop is not None:
                     return self.named(default, wanted, name_prop)
                 return Lookup(reason=f"the value comes from the parameter {target}")
             return Lookup(reason=f"{target} is not a resource of this template")
-        text = literal_str(value)
-        if text is not None:
+        literal = literal_str(value)
+        if literal is not None:
+            text = literal
             if name_prop is not None:
                 for res in self.of_type(*wanted):
                     if literal_str(res.prop(name_prop)) == text:
                         return Lookup(resource=res)
                 for res in self.of_type(*wanted):
                     name = res.prop(name_prop)
-                    if name is not None and literal_str(name) is None:
+                    if (
+                        name is not None
+                        and literal_str(name) is None
+                        and _may_render_to(name, text)
+                    ):
                         return Lookup(
                             reason=f"{text!r} may be the computed {name_prop} of {res.logical_id}"
                         )

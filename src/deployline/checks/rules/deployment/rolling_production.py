@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from deployline.checks.deployments import deployment_controller
 from deployline.checks.intrinsics import get_path, is_intrinsic, literal_str
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import deployment_controller
 from deployline.checks.rules.deployment._shared import Answer, is_production
 from deployline.checks.template import Resource, Template
 

@@ -9,7 +9,7 @@ from functools import lru_cache
 from deployline.checks import data
 from deployline.checks.intrinsics import literal_str
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import PHYSICAL_NAME_PROPS, name_text, physical_names
+from deployline.checks.names import PHYSICAL_NAME_PROPS, name_text, physical_names
 from deployline.checks.template import Template
 
 _TRAILING_PSEUDO = re.compile(r"(?:[-_.]?\$\{AWS::(?:AccountId|Region|Partition|URLSuffix)\})+$")

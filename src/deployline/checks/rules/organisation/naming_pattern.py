@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from deployline.checks.intrinsics import literal_str
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import PHYSICAL_NAME_PROPS, physical_names
+from deployline.checks.names import PHYSICAL_NAME_PROPS, physical_names
 from deployline.checks.template import Template
 
 _SEPARATORS = "-_."

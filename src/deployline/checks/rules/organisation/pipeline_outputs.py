@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from deployline.checks.events import pipeline_notification_topics
 from deployline.checks.intrinsics import get_path, referenced_names, render, sub_variables
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import pipeline_notification_topics
 from deployline.checks.template import Template
 
 

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 from deployline.checks.buildspec import project_buildspec
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.pipeline import Action
-from deployline.checks.rules._common import project_of_action
+from deployline.checks.pipeline import Action, project_of_action
 from deployline.checks.template import Template
 
 SCANNERS = ("bandit", "safety", "pip-audit", "trivy", "grype", "snyk", "semgrep", "checkov",
