@@ -228,7 +228,7 @@ def _action(raw: dict[str, Any], stage: str, s_index: int, a_index: int) -> Acti
     run_order = int_of(raw.get("RunOrder"))
     configuration = raw.get("Configuration")
     return Action(
-        name=literal_str(raw.get("Name")) or f"action{a_index}",
+        name=literal_str(raw.get("Name")) or f"action{a_index + 1}",
         stage=stage,
         stage_index=s_index,
         index=a_index,
