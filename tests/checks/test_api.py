@@ -426,3 +426,11 @@ Resources:
     config.write_text("checks:\n  options:\n    DL301: {max: 120}\n")
     with pytest.raises(CheckUsageError, match=r"DL301 has no option 'max' \(its options: limit\)"):
         check_paths([template], rules=["DL301"], config_path=config)
+
+
+def test_a_cookiecutter_template_that_parses_is_still_templated(tmp_path: Path) -> None:
+    text = BARE_BUCKET.replace("${AWS::StackName}-data", "{{cookiecutter.project}}-data")
+    _write(tmp_path / "{{cookiecutter.dir}}" / "t.yaml", text)
+    _write(tmp_path / "real.yaml", BARE_BUCKET)
+    result = check_paths([tmp_path], rules=["DL101"], cwd=tmp_path)
+    assert result.templated == ["{{cookiecutter.dir}}/t.yaml"] and result.files == ["real.yaml"]

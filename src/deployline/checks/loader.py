@@ -36,6 +36,11 @@ class TemplatedFile(TemplateParseError):
 _TEMPLATING = re.compile(r"\{%|\{#|<%[=-]?\s|\{\{(?!resolve:)\s*[\w.]+\s*(?:\|[^}]*)?\}\}")
 
 
+# Markers no CloudFormation template carries: a Jinja statement or comment tag, an ERB tag, a
+# cookiecutter variable. A file with them is a template of a template even when it parses.
+_STRONG_TEMPLATING = re.compile(r"\{%-?\s|\{#\s|<%[=-]?\s|\{\{\s*cookiecutter\.")
+
+
 def templating_markers(text: str) -> bool:
     """Does `text` carry Jinja/ERB/cookiecutter markers (so it is rendered before deploying)?"""
     return _TEMPLATING.search(text) is not None
@@ -125,6 +130,8 @@ def parse_text(text: str, file: str = "<template>") -> dict[str, Any]:
         if templating_markers(text):
             raise TemplatedFile(file, "templated (Jinja/ERB markers), not checked", None) from None
         raise exc from None
+    if _STRONG_TEMPLATING.search(text):
+        raise TemplatedFile(file, "templated (Jinja/ERB markers), not checked", None)
     if not isinstance(data, dict):
         raise TemplateParseError(
             file, f"a template must be a mapping at the top level, found {type(data).__name__}", 1
