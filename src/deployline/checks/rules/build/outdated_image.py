@@ -75,14 +75,8 @@ BuildProject:
         path = "Properties.Environment.Image"
         images = template.candidates(value)
         if images is not None and all(isinstance(i, str) for i in images):
-            for image in images:  # every value it may take: each branch of an Fn::If
-                found = outdated(image)
-                if found is not None:
-                    severity, note = found
-                    yield self.hit(
-                        logical_id, path, f"image {image} is outdated ({note})", severity=severity
-                    )
-                    return
+            # every value it may take (each branch of an Fn::If): the first outdated one
+            yield from self._outdated(logical_id, path, images)
             return
         target = ref_target(value)
         if target is not None and template.is_parameter(target):
@@ -97,13 +91,22 @@ BuildProject:
         if _MANAGED_PREFIX not in rendered:
             return  # a custom image (ECR, Docker Hub, ...): not an AWS managed image
         head = rendered.split("${", 1)[0]
-        found = outdated(head)
-        if found is not None:
-            severity, note = found
-            yield self.hit(
-                logical_id, path, f"image {rendered} is outdated ({note})", severity=severity
-            )
+        if outdated(head) is not None:
+            yield from self._outdated(logical_id, path, [rendered], probe=head)
             return
         yield self.unknown(
             logical_id, path, f"the managed image version is computed by an intrinsic: {rendered}"
         )
+
+    def _outdated(
+        self, logical_id: str, path: str, images: list[str], probe: str | None = None
+    ) -> Iterator[Hit]:
+        """A finding for the first of `images` that is outdated (judged by `probe` when the
+        image text has holes: its literal head)."""
+        for image in images:
+            found = outdated(probe if probe is not None else image)
+            if found is not None:
+                severity, note = found
+                message = f"image {image} is outdated ({note})"
+                yield self.hit(logical_id, path, message, severity=severity)
+                return
