@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -85,10 +86,19 @@ def _commands(data: dict[str, Any]) -> list[str]:
     return out
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@lru_cache(maxsize=512)
 def parse_buildspec_text(text: str) -> BuildSpec:
+    """The buildspec in `text` (cached: the pipeline model and several rules read each one;
+    treat the result as read-only)."""
     data: Any = None
     try:
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+        if text.lstrip().startswith("{"):
+            data = json.loads(text)
+        else:
+            data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except (ValueError, yaml.YAMLError, RecursionError):
         data = None
     if isinstance(data, dict):
