@@ -42,6 +42,11 @@ CHECKER_RULES: dict[str, str] = {
         "`NotAction` an IAM action that AWS does not have: an unknown service prefix, an "
         "unknown action, or a wildcard that covers no action."
     ),
+    "DL002": (
+        "A role's trust policy allows a service principal that supports the confused-deputy "
+        "condition keys (`codebuild`, `codepipeline`, `ecs-tasks`, `vpc-flow-logs`, `events`, "
+        "...) to assume it without a `Condition` on `aws:SourceAccount` or `aws:SourceArn`."
+    ),
 }
 
 _ROW = re.compile(r"^\|\s*(DL\d{3})\s*\|")
