@@ -21,6 +21,7 @@ from deployline.cli import app, register_commands
 from deployline.diagram import (
     DiagramError,
     Format,
+    kind,
     load_pipelines,
     pipelines_in,
     render,
@@ -203,7 +204,7 @@ Resources:
     (pipeline,) = load_pipelines(path)
     assert pipeline.name == "Pipeline"  # the Name is an intrinsic: the logical ID stands in
     assert [s.name for s in pipeline.stages] == ["Source", "Ship"]
-    assert [a.kind for s in pipeline.stages for a in s.actions] == [
+    assert [kind(a) for s in pipeline.stages for a in s.actions] == [
         "CodeCommit source",
         "ECS rolling deploy",
     ]

@@ -26,6 +26,8 @@ from xml.sax.saxutils import escape
 import typer
 
 from deployline.checks.loader import TemplateParseError, parse_text
+from deployline.checks.pipeline import Action, Deploy, Pipeline, Stage
+from deployline.checks.template import Template
 
 PIPELINE_TYPE = "AWS::CodePipeline::Pipeline"
 
@@ -34,111 +36,72 @@ class DiagramError(Exception):
     """The input cannot be drawn; the message says what is wrong and how to fix it."""
 
 
-@dataclass(frozen=True)
-class Action:
-    """One pipeline action: its name, CodePipeline category and provider, and run order."""
-
-    name: str
-    category: str
-    provider: str
-    run_order: int
-
-    @property
-    def kind(self) -> str:
-        """What the action does, in a few words ("ECS rolling deploy", "manual approval")."""
-        known = {
-            ("Source", "CodeStarSourceConnection"): "Git source (connection)",
-            ("Source", "S3"): "S3 source",
-            ("Source", "CodeCommit"): "CodeCommit source",
-            ("Source", "ECR"): "ECR source",
-            ("Build", "CodeBuild"): "CodeBuild build",
-            ("Test", "CodeBuild"): "CodeBuild test",
-            ("Invoke", "Lambda"): "Lambda check",
-            ("Approval", "Manual"): "manual approval",
-            ("Deploy", "ECS"): "ECS rolling deploy",
-            ("Deploy", "CodeDeployToECS"): "CodeDeploy blue/green",
-        }
-        return known.get((self.category, self.provider), f"{self.provider} {self.category}")
+_KINDS = {
+    ("Source", "CodeStarSourceConnection"): "Git source (connection)",
+    ("Source", "S3"): "S3 source",
+    ("Source", "CodeCommit"): "CodeCommit source",
+    ("Source", "ECR"): "ECR source",
+    ("Build", "CodeBuild"): "CodeBuild build",
+    ("Test", "CodeBuild"): "CodeBuild test",
+    ("Invoke", "Lambda"): "Lambda check",
+    ("Approval", "Manual"): "manual approval",
+    ("Deploy", "ECS"): "ECS rolling deploy",
+    ("Deploy", "CodeDeployToECS"): "CodeDeploy blue/green",
+}
+_CHANGE_SETS = {
+    "CHANGE_SET_REPLACE": "change set (plan)",
+    "CHANGE_SET_EXECUTE": "change set execute",
+    "DELETE_ONLY": "stack deletion",
+}
 
 
-@dataclass(frozen=True)
-class Stage:
-    """One stage: its actions grouped by run order (a group runs in parallel)."""
+def kind(action: Action) -> str:
+    """What an action does, in a few words ("ECS rolling deploy", "pipeline self-update"), from
+    the pipeline model (`checks.pipeline`)."""
+    if action.deploy is Deploy.SELF_UPDATE:
+        return "pipeline self-update"
+    if action.provider == "CloudFormation":
+        mode = str(action.config("ActionMode") or "")
+        return _CHANGE_SETS.get(mode, "CloudFormation deploy")
+    if action.deploys and action.is_codebuild:
+        return "CodeBuild deploy"
+    category, provider = action.category or "?", action.provider or "?"
+    return _KINDS.get((category, provider), f"{provider} {category}")
 
-    name: str
-    actions: tuple[Action, ...]
-    rollback_on_failure: bool = False
 
-    @property
-    def ranks(self) -> list[list[Action]]:
-        """The actions grouped by run order, in run order; each group runs in parallel."""
-        orders = sorted({a.run_order for a in self.actions})
-        return [[a for a in self.actions if a.run_order == o] for o in orders]
+def _ranks(stage: Stage) -> list[list[Action]]:
+    """The stage's actions grouped by run order, in run order; each group runs in parallel."""
+    orders = sorted({a.run_order for a in stage.actions})
+    return [[a for a in stage.actions if a.run_order == o] for o in orders]
 
 
-@dataclass(frozen=True)
-class Pipeline:
-    """A pipeline as drawn: its name and its stages in order."""
-
-    name: str
-    stages: tuple[Stage, ...]
+def _rolls_back(stage: Stage) -> bool:
+    on_failure = stage.raw.get("OnFailure")
+    return isinstance(on_failure, Mapping) and on_failure.get("Result") == "ROLLBACK"
 
 
 # ---- reading templates ---------------------------------------------------------------------
 
 
-def _text(value: Any, fallback: str) -> str:
-    return value if isinstance(value, str) else fallback
-
-
-def _run_order(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 1
-
-
 def pipelines_in(template: Mapping[str, Any], source: str = "<template>") -> list[Pipeline]:
-    """Every CodePipeline in a parsed template, in logical-ID order.
+    """Every CodePipeline in a parsed template, in logical-ID order, read by the checker's
+    pipeline model (`checks.pipeline`).
 
     Raises DiagramError when the template has no Resources or a pipeline has no Stages.
     """
     resources = template.get("Resources")
     if not isinstance(resources, Mapping):
         raise DiagramError(f"{source}: not a CloudFormation template (no Resources section)")
+    parsed = Template(file=source, data=dict(template))
     found = []
-    for logical_id in sorted(resources):
-        resource = resources[logical_id]
-        if not isinstance(resource, Mapping) or resource.get("Type") != PIPELINE_TYPE:
-            continue
-        props = resource.get("Properties") or {}
-        stages_raw = props.get("Stages")
+    for pipeline in sorted(parsed.pipelines, key=lambda p: p.logical_id):
+        stages_raw = pipeline.resource.prop("Stages")
         if not isinstance(stages_raw, list) or not stages_raw:
-            raise DiagramError(f"{source}: pipeline {logical_id} has no Stages to draw")
-        stages = []
+            raise DiagramError(f"{source}: pipeline {pipeline.logical_id} has no Stages to draw")
         for i, raw_stage in enumerate(stages_raw):
             if not isinstance(raw_stage, Mapping):
-                raise DiagramError(f"{source}: stage {i} of {logical_id} is not a mapping")
-            actions = tuple(
-                Action(
-                    name=_text(a.get("Name"), f"action{j + 1}"),
-                    category=_text((a.get("ActionTypeId") or {}).get("Category"), "?"),
-                    provider=_text((a.get("ActionTypeId") or {}).get("Provider"), "?"),
-                    run_order=_run_order(a.get("RunOrder", 1)),
-                )
-                for j, a in enumerate(raw_stage.get("Actions") or [])
-                if isinstance(a, Mapping)
-            )
-            on_failure = raw_stage.get("OnFailure") or {}
-            stages.append(
-                Stage(
-                    name=_text(raw_stage.get("Name"), f"Stage{i + 1}"),
-                    actions=actions,
-                    rollback_on_failure=isinstance(on_failure, Mapping)
-                    and on_failure.get("Result") == "ROLLBACK",
-                )
-            )
-        found.append(Pipeline(name=_text(props.get("Name"), logical_id), stages=tuple(stages)))
+                raise DiagramError(f"{source}: stage {i} of {pipeline.logical_id} is not a mapping")
+        found.append(pipeline)
     return found
 
 
@@ -220,26 +183,26 @@ def to_mermaid(pipeline: Pipeline) -> str:
         "flowchart LR",
     ]
     for i, stage in enumerate(pipeline.stages):
-        title = stage.name + (" (rolls back on failure)" if stage.rollback_on_failure else "")
+        title = stage.name + (" (rolls back on failure)" if _rolls_back(stage) else "")
         lines.append(f'  subgraph S{i}["{_mermaid_label(title)}"]')
         lines.append("    direction LR")
-        for rank in stage.ranks:
+        for rank in _ranks(stage):
             for a in rank:
                 node = _node_id(stage.name, a.name)
-                label = _mermaid_label(f"{a.name}<br/><small>{a.kind}</small>")
+                label = _mermaid_label(f"{a.name}<br/><small>{kind(a)}</small>")
                 shape = ('{{"', '"}}') if a.category == "Approval" else ('["', '"]')
                 lines.append(f"    {node}{shape[0]}{label}{shape[1]}")
-        ranks = stage.ranks
+        ranks = _ranks(stage)
         for before, after in itertools.pairwise(ranks):
             lines.append(f"    {_join(stage, before)} --> {_join(stage, after)}")
         lines.append("  end")
     for (i, before_stage), (j, after_stage) in itertools.pairwise(enumerate(pipeline.stages)):
-        if not before_stage.ranks or not after_stage.ranks:
+        if not _ranks(before_stage) or not _ranks(after_stage):
             lines.append(f"  S{i} --> S{j}")
             continue
         lines.append(
-            f"  {_join(before_stage, before_stage.ranks[-1])} --> "
-            f"{_join(after_stage, after_stage.ranks[0])}"
+            f"  {_join(before_stage, _ranks(before_stage)[-1])} --> "
+            f"{_join(after_stage, _ranks(after_stage)[0])}"
         )
     lines.extend(_mermaid_styles(pipeline))
     return "\n".join(lines) + "\n"
@@ -262,13 +225,14 @@ _DEFAULT_COLOR = ("#f2f2f2", "#555555")
 
 def _mermaid_styles(pipeline: Pipeline) -> list[str]:
     lines = []
-    used = sorted({a.category for s in pipeline.stages for a in s.actions})
+    used = sorted({a.category or "?" for s in pipeline.stages for a in s.actions})
     for category in used:
         fill, stroke = _COLORS.get(category, _DEFAULT_COLOR)
         lines.append(f"  classDef {category.lower()} fill:{fill},stroke:{stroke},color:#1a1a1a")
     for stage in pipeline.stages:
         for a in stage.actions:
-            lines.append(f"  class {_node_id(stage.name, a.name)} {a.category.lower()}")
+            category = (a.category or "?").lower()
+            lines.append(f"  class {_node_id(stage.name, a.name)} {category}")
     return lines
 
 
@@ -294,17 +258,17 @@ class _Box:
 
 def _layout(pipeline: Pipeline) -> tuple[list[tuple[Stage, int, int, int]], list[list[_Box]], int]:
     """(stage frames as (stage, x, width, column count), ranks of boxes, total width)."""
-    tallest = max((len(r) for s in pipeline.stages for r in s.ranks), default=1)
+    tallest = max((len(r) for s in pipeline.stages for r in _ranks(s)), default=1)
     inner_h = tallest * _BOX_H + (tallest - 1) * _GAP_Y
     top = _MARGIN + _TITLE_H + _STAGE_HEAD
     frames = []
     ranks: list[list[_Box]] = []
     x = _MARGIN
     for stage in pipeline.stages:
-        columns = max(len(stage.ranks), 1)
+        columns = max(len(_ranks(stage)), 1)
         width = 2 * _STAGE_PAD + columns * _BOX_W + (columns - 1) * _RANK_GAP
         frames.append((stage, x, width, columns))
-        for c, rank in enumerate(stage.ranks):
+        for c, rank in enumerate(_ranks(stage)):
             col_x = x + _STAGE_PAD + c * (_BOX_W + _RANK_GAP)
             height = len(rank) * _BOX_H + (len(rank) - 1) * _GAP_Y
             y0 = top + _STAGE_PAD + (inner_h - height) // 2
@@ -336,7 +300,7 @@ def to_svg(pipeline: Pipeline) -> str:
         f'fill="#1a1a1a">{escape(pipeline.name)}</text>',
     ]
     for stage, x, w, _columns in frames:
-        stroke = "#c53030" if stage.rollback_on_failure else "#9aa5b1"
+        stroke = "#c53030" if _rolls_back(stage) else "#9aa5b1"
         out.append(
             f'<g class="stage" data-stage="{_attr(stage.name)}">'
             f'<rect x="{x}" y="{frame_top}" width="{w}" height="{frame_h}" rx="10" '
@@ -344,7 +308,7 @@ def to_svg(pipeline: Pipeline) -> str:
             f'<text x="{x + _STAGE_PAD}" y="{frame_top + 20}" font-size="14" '
             f'font-weight="bold" fill="#1a1a1a">{escape(stage.name)}</text>'
         )
-        if stage.rollback_on_failure:
+        if _rolls_back(stage):
             out.append(
                 f'<text x="{x + w - _STAGE_PAD}" y="{frame_top + 20}" font-size="10" '
                 'text-anchor="end" fill="#c53030">rolls back on failure</text>'
@@ -378,7 +342,7 @@ def _attr(text: str) -> str:
 
 def _svg_box(box: _Box) -> str:
     a = box.action
-    fill, stroke = _COLORS.get(a.category, _DEFAULT_COLOR)
+    fill, stroke = _COLORS.get(a.category or "?", _DEFAULT_COLOR)
     cx = box.x + _BOX_W // 2
     shape = (
         f'<rect x="{box.x}" y="{box.y}" width="{_BOX_W}" height="{_BOX_H}" rx="'
@@ -391,7 +355,7 @@ def _svg_box(box: _Box) -> str:
         f'<text x="{cx}" y="{box.y + 21}" font-size="13" font-weight="bold" '
         f'text-anchor="middle" fill="#1a1a1a">{escape(a.name)}</text>'
         f'<text x="{cx}" y="{box.y + 38}" font-size="10.5" text-anchor="middle" '
-        f'fill="#333">{escape(a.kind)}</text></g>'
+        f'fill="#333">{escape(kind(a))}</text></g>'
     )
 
 

@@ -112,7 +112,7 @@ def test_a_template_that_cannot_be_parsed_is_an_error_with_line_and_the_rest_is_
     tmp_path: Path,
 ) -> None:
     _write(tmp_path / "a_broken.yaml", "Resources:\n  Bucket:\n    Type: [AWS::S3::Bucket\n")
-    _write(tmp_path / "b_broken.json", '{"Resources": {"X": {"Type": "AWS::S3::Bucket",}}}')
+    _write(tmp_path / "b_broken.json", '{"Resources": {"X": {"Type": "AWS::S3::Bucket",}}')
     _write(tmp_path / "c_bad.yaml", BARE_BUCKET)
     result = check_paths([tmp_path], cwd=tmp_path)
     errors = {e.file: e for e in result.errors}
@@ -121,7 +121,8 @@ def test_a_template_that_cannot_be_parsed_is_an_error_with_line_and_the_rest_is_
     assert errors["b_broken.json"].line == 1
     assert "invalid JSON" in errors["b_broken.json"].message
     assert ("DL101", "DataBucket") in _ids(result.findings)
-    assert result.exit_code() == 2
+    assert result.exit_code() == 1  # a file CI cannot check fails the run, like a finding
+    assert result.exit_code("CRITICAL") == 1  # whatever the threshold
 
 
 def test_a_file_named_explicitly_is_read_whatever_it_holds(tmp_path: Path) -> None:
@@ -175,7 +176,7 @@ def test_a_manifest_naming_a_missing_template_is_an_error(tmp_path: Path) -> Non
     result = check_paths([tmp_path], cwd=tmp_path)
     assert len(result.errors) == 1
     assert "Gone.template.json is missing" in result.errors[0].message
-    assert result.exit_code() == 2
+    assert result.exit_code() == 1
 
 
 def test_usage_errors_name_the_problem(tmp_path: Path) -> None:
@@ -337,8 +338,99 @@ def test_check_files_and_check_texts_read_only_what_they_are_given(tmp_path: Pat
     assert [e.file for e in texts.errors] == ["b.yaml"]
 
 
-def test_a_directory_without_templates_passes_with_a_note_saying_so(tmp_path: Path) -> None:
+def test_a_path_without_templates_is_a_usage_error_not_a_pass(tmp_path: Path) -> None:
     _write(tmp_path / "package.json", json.dumps({"name": "x"}))
-    result = check_paths([tmp_path], cwd=tmp_path)
-    assert result.files == [] and result.exit_code() == 0
-    assert result.notes and "no CloudFormation template found" in result.notes[0]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for where in (tmp_path, empty):
+        with pytest.raises(CheckUsageError, match=f"no CloudFormation template under {where}"):
+            check_paths([where], cwd=tmp_path)
+
+
+def test_templated_files_are_reported_as_not_checked(tmp_path: Path) -> None:
+    _write(tmp_path / "pipeline.yml", "Resources:\n{% for env in envs %}\n  {{ env }}Bucket:\n")
+    _write(tmp_path / "erb.yml", "Resources:\n  Bucket:\n    Type: <%= type %>\n  x: [\n")
+    _write(tmp_path / "real.yaml", BARE_BUCKET)
+    result = check_paths([tmp_path], rules=["DL101"], cwd=tmp_path)
+    assert result.templated == ["erb.yml", "pipeline.yml"]
+    assert result.errors == [] and result.files == ["real.yaml"]
+    only = tmp_path / "only"
+    _write(only / "pipeline.yml", "Resources:\n{% for env in envs %}\n")
+    with pytest.raises(CheckUsageError, match="1 templated files are not checked"):
+        check_paths([only], cwd=tmp_path)
+
+
+def test_exclude_globs_skip_files_and_folders(tmp_path: Path) -> None:
+    _write(tmp_path / "infra" / "bad.yaml", BARE_BUCKET)
+    _write(tmp_path / "tests" / "fixtures" / "bad.yaml", BARE_BUCKET)
+    _write(tmp_path / "infra" / "skip.template.yaml", BARE_BUCKET)
+    result = check_paths(
+        [tmp_path], rules=["DL101"], cwd=tmp_path, exclude=["tests", "*.template.yaml"]
+    )
+    assert result.files == ["infra/bad.yaml"]
+
+
+def test_the_third_party_profile_leaves_the_house_conventions_out(tmp_path: Path) -> None:
+    bad = _write(tmp_path / "bad.yaml", BARE_BUCKET)
+    ran = set(check_paths([bad], cwd=tmp_path, profile="third-party").rules)
+    assert {"DL701", "DL702", "DL704", "DL506"}.isdisjoint(ran) and "DL101" in ran
+    with pytest.raises(CheckUsageError, match="--profile 'house' is not a profile"):
+        check_paths([bad], cwd=tmp_path, profile="house")
+
+
+def test_lines_come_from_the_nodes_not_the_first_mention_of_a_name(tmp_path: Path) -> None:
+    text = """\
+Resources:
+  Policy:
+    Type: AWS::S3::BucketPolicy
+    Properties:
+      Bucket: !Ref Bucket
+      PolicyDocument: {Statement: []}
+  Bucket:
+    Type: AWS::S3::Bucket
+    Properties:
+      PublicAccessBlockConfiguration:
+        BlockPublicAcls: true
+        BlockPublicPolicy: false
+"""
+    template = _write(tmp_path / "t.yaml", text)
+    result = check_paths([template], rules=["DL101", "DL103"], cwd=tmp_path)
+    lines = {(f.rule_id, f.path): f.line for f in result.findings}
+    assert lines == {
+        ("DL101", "Properties.BucketEncryption"): 7,  # the resource: the property is missing
+        ("DL103", "Properties.PublicAccessBlockConfiguration"): 10,
+    }
+
+
+def test_json_lines_and_a_trailing_comma_are_read(tmp_path: Path) -> None:
+    text = '{\n "Resources": {\n  "Bucket": {\n   "Type": "AWS::S3::Bucket",\n  },\n },\n}\n'
+    result = check_paths([_write(tmp_path / "t.json", text)], rules=["DL101"], cwd=tmp_path)
+    assert result.errors == []
+    assert [(f.resource, f.line) for f in result.findings] == [("Bucket", 3)]
+
+
+def test_rule_options_are_typed_and_unknown_ones_are_refused(tmp_path: Path) -> None:
+    long_build = """\
+Resources:
+  Build:
+    Type: AWS::CodeBuild::Project
+    Properties: {TimeoutInMinutes: 90}
+"""
+    template = _write(tmp_path / "t.yaml", long_build)
+    config = tmp_path / "deployline.yaml"
+    config.write_text("checks:\n  options:\n    DL301: {limit: 120}\n")
+    assert check_paths([template], rules=["DL301"], config_path=config).findings == []
+    config.write_text("checks:\n  options:\n    DL301: {limit: '120'}\n")
+    with pytest.raises(CheckUsageError, match=r"DL301 option 'limit' takes an integer, got '120'"):
+        check_paths([template], rules=["DL301"], config_path=config)
+    config.write_text("checks:\n  options:\n    DL301: {max: 120}\n")
+    with pytest.raises(CheckUsageError, match=r"DL301 has no option 'max' \(its options: limit\)"):
+        check_paths([template], rules=["DL301"], config_path=config)
+
+
+def test_a_cookiecutter_template_that_parses_is_still_templated(tmp_path: Path) -> None:
+    text = BARE_BUCKET.replace("${AWS::StackName}-data", "{{cookiecutter.project}}-data")
+    _write(tmp_path / "{{cookiecutter.dir}}" / "t.yaml", text)
+    _write(tmp_path / "real.yaml", BARE_BUCKET)
+    result = check_paths([tmp_path], rules=["DL101"], cwd=tmp_path)
+    assert result.templated == ["{{cookiecutter.dir}}/t.yaml"] and result.files == ["real.yaml"]

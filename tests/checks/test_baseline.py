@@ -138,3 +138,15 @@ def test_a_failed_atomic_write_keeps_the_old_file(
         atomic_write(target, "new")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["report.json"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_reports_and_baselines_are_written_with_the_users_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "report.sarif", "{}\n")
+        write_baseline(tmp_path / "baseline.json", [])
+    finally:
+        os.umask(old)
+    for name in ("report.sarif", "baseline.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask

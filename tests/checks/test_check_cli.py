@@ -1,8 +1,12 @@
-"""`deployline check` and `deployline rules` through the real console script, in subprocesses:
-exit codes, rule selection, formats, --output, baselines, and light imports."""
+"""`deployline check` and `deployline rules`: exit codes, rule selection, formats, --output,
+baselines. Most tests call the command's entry point in-process (`checks.cli.main`, what the
+console script runs for these commands); a few start the real console script or `python -m` where
+the process itself is the behaviour (the script's wiring, colour on a pipe, light imports)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -12,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from deployline.checks.cli import main
+
 BIN = Path(sys.executable).parent / "deployline"
 ASSEMBLY = Path(__file__).resolve().parent.parent / "fixtures" / "assemblies" / "app"
 
@@ -19,11 +25,28 @@ CLEAN = "Resources:\n  Handle:\n    Type: AWS::CloudFormation::WaitConditionHand
 BARE_BUCKET = "Resources:\n  DataBucket:\n    Type: AWS::S3::Bucket\n"
 
 
-def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_process(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The real console script in a subprocess."""
     env = {**os.environ, "NO_COLOR": "1", "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
     return subprocess.run(
         [str(BIN), *map(str, args)], cwd=cwd, capture_output=True, text=True, env=env, timeout=60
     )
+
+
+def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`deployline check|rules ARGS` in this process, from `cwd`, with its exit code and output."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as exc:  # argparse's usage errors and --help
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(list(args), code, stdout.getvalue(), stderr.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +55,16 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "clean.yaml").write_text(CLEAN)
     (root / "bad.yaml").write_text(BARE_BUCKET)
     (root / "broken.json").write_text('{"Resources": {')
+    (root / "empty").mkdir()
     return root
+
+
+def test_the_console_script_runs_check_with_its_exit_codes(work: Path) -> None:
+    assert run_process("check", "clean.yaml", cwd=work).returncode == 0
+    failed = run_process("check", "bad.yaml", cwd=work)
+    assert failed.returncode == 1 and "DL101" in failed.stdout
+    usage = run_process("check", "missing.yaml", cwd=work)
+    assert usage.returncode == 2 and "no such file or directory" in usage.stderr
 
 
 def test_exit_0_when_nothing_reaches_the_threshold(work: Path) -> None:
@@ -55,9 +87,9 @@ def test_the_threshold_option_moves_the_line(work: Path) -> None:
     assert bad.returncode == 2 and "unknown severity 'urgent'" in bad.stderr
 
 
-def test_exit_2_on_a_parse_error_and_the_other_files_are_still_checked(work: Path) -> None:
+def test_a_parse_error_fails_the_run_and_the_other_files_are_still_checked(work: Path) -> None:
     out = run("check", "broken.json", "bad.yaml", "--format", "json", cwd=work)
-    assert out.returncode == 2
+    assert out.returncode == 1
     document = json.loads(out.stdout)
     assert [e["file"] for e in document["errors"]] == ["broken.json"]
     assert any(f["rule_id"] == "DL101" for f in document["findings"])
@@ -75,6 +107,8 @@ def test_exit_2_on_a_parse_error_and_the_other_files_are_still_checked(work: Pat
         (["check", "bad.yaml", "--config", "none.yaml"], "no such config file"),
         (["rules", "DL999"], "no rule matches 'DL999'"),
         (["rules", "--format", "pdf"], "--format 'pdf' is not supported"),
+        (["check", "empty"], "no CloudFormation template under empty"),
+        (["check", "bad.yaml", "--profile", "x"], "--profile 'x' is not a profile"),
     ],
 )
 def test_usage_errors_are_one_line_exit_2_and_no_traceback(
@@ -211,11 +245,13 @@ def test_synth_fails_with_a_summary_when_findings_reach_the_threshold(
 
 def test_synth_of_the_example_checks_what_it_wrote_and_no_check_skips_it(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
-    checked = run("synth", "--config", root / "deployline.yaml", "--out", tmp_path / "a", cwd=root)
+    checked = run_process(
+        "synth", "--config", root / "deployline.yaml", "--out", tmp_path / "a", cwd=root
+    )
     assert checked.returncode == 0, checked.stderr[-2000:]
     assert "deployline check:" in checked.stderr
     assert "0 findings" in checked.stderr
-    skipped = run(
+    skipped = run_process(
         "synth", "--config", root / "deployline.yaml", "--out", tmp_path / "b", "--no-check",
         cwd=root,
     )  # fmt: skip
@@ -229,6 +265,7 @@ def test_text_piped_to_a_file_has_no_colour(work: Path) -> None:
         [str(BIN), "check", "bad.yaml"], cwd=work, capture_output=True, text=True, env=env,
         timeout=60,
     )  # fmt: skip
+    # the in-process runner above leaves NO_COLOR alone; this one runs without it
     assert out.returncode == 1
     assert "DL101" in out.stdout and "\x1b[" not in out.stdout
 

@@ -136,7 +136,7 @@ def test_json_lists_findings_unknown_suppressed_errors_and_summary(result: Check
     ]
     summary = document["summary"]
     assert summary["findings"] == len(result.findings)
-    assert summary["exit_code"] == 2
+    assert summary["exit_code"] == 1
     assert summary["threshold"] == "HIGH"
 
 
@@ -296,7 +296,7 @@ def test_rules_listing_in_every_format_carries_the_docs() -> None:
 def test_a_parse_error_alone_makes_a_valid_report_in_every_format(tmp_path: Path) -> None:
     only_error = CheckResult(errors=[ParseError("x.yaml", "invalid YAML: bad", 3)])
     assert _validate_sarif(json.loads(render_sarif(only_error, cwd=tmp_path))) == []
-    assert json.loads(render_json(only_error))["summary"]["exit_code"] == 2
+    assert json.loads(render_json(only_error))["summary"]["exit_code"] == 1
     assert ET.fromstring(render_junit(only_error)).get("errors") == "1"
     assert "error: x.yaml:3: invalid YAML: bad" in render_text(only_error)
 
@@ -312,3 +312,16 @@ def test_print_text_writes_ansi_colour_only_when_asked(result: CheckResult) -> N
     assert "\x1b[1;31m    HIGH     DL101" in coloured.getvalue()
     assert "\x1b[" not in plain.getvalue()
     assert plain.getvalue() == render_text(result)
+
+
+def test_text_ends_with_a_per_rule_summary_and_gives_each_fix_once_per_file() -> None:
+    from deployline.checks.api import check_texts
+
+    two_buckets = "Resources:\n  A:\n    Type: AWS::S3::Bucket\n  B:\n    Type: AWS::S3::Bucket\n"
+    result = check_texts({"t.yaml": two_buckets}, rules=["DL101", "DL103"])
+    text = render_text(result)
+    assert text.count("fix: Add BucketEncryption") == 1
+    assert text.count("fix: Set PublicAccessBlockConfiguration") == 1
+    summary = text[text.index("By rule:") :].splitlines()
+    assert summary[1].split()[:4] == ["DL101", "HIGH", "2", "found"]
+    assert "in 1 file" in summary[1] and summary[2].split()[0] == "DL103"

@@ -20,16 +20,19 @@ result, never lost. Imports nothing heavy: no aws_cdk, pydantic, boto3 or jsii.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from deployline.checks.baseline import Baseline, load_baseline
 from deployline.checks.engine import check_template
-from deployline.checks.loader import TemplateParseError, line_index, parse_text
+from deployline.checks.intrinsics import get_path
+from deployline.checks.loader import TemplatedFile, TemplateParseError, line_index, parse_text
 from deployline.checks.model import CheckResult, Finding, ParseError, Rule, Severity
 from deployline.checks.registry import select_rules
 from deployline.checks.suppressions import (
@@ -39,7 +42,7 @@ from deployline.checks.suppressions import (
     partition,
     template_suppressions,
 )
-from deployline.checks.template import Template
+from deployline.checks.template import StackContext, Template
 
 TEMPLATE_SUFFIXES = (".json", ".yaml", ".yml", ".template")
 SKIPPED_DIRS = frozenset({"node_modules", "__pycache__", "venv", "site-packages"})
@@ -95,21 +98,28 @@ class _Runner:
         rules: Sequence[Rule],
         config_suppressions: Sequence[Suppression],
         cwd: Path,
+        exclude: Sequence[str] = (),
     ) -> None:
         self.rules = list(rules)
         self.config_suppressions = list(config_suppressions)
         self.cwd = cwd
+        self.exclude = list(exclude)
         self.result = CheckResult(rules=[r.id for r in self.rules])
         self.seen: set[Path] = set()
 
     # Reading -----------------------------------------------------------------------------
 
-    def check_text(self, text: str, display: str, *, explicit: bool) -> Template | None:
+    def check_text(
+        self, text: str, display: str, *, explicit: bool, context: StackContext | None = None
+    ) -> Template | None:
         """Parse and check one template's text. Returns the template (None when skipped)."""
         if not explicit and not _mentions_template_keys(text):
             return None  # found by a directory walk and not a template: skip without parsing
         try:
             data = parse_text(text, display)
+        except TemplatedFile:
+            self.result.templated.append(display)
+            return None
         except TemplateParseError as exc:
             self.result.errors.append(ParseError(display, exc.message, exc.line))
             return None
@@ -123,7 +133,13 @@ class _Runner:
         resources = data.get("Resources") or {}
         ids = [k for k in resources if isinstance(k, str)] if isinstance(resources, dict) else []
         try:
-            template = Template(file=display, data=data, lines=line_index(text, ids), text=text)
+            template = Template(
+                file=display,
+                data=data,
+                lines=line_index(text, ids),
+                text=text,
+                context=context or StackContext(),
+            )
         except Exception as exc:  # an index that cannot be built is a template we cannot read
             self.result.errors.append(
                 ParseError(display, f"could not be indexed ({type(exc).__name__}: {exc})")
@@ -133,7 +149,19 @@ class _Runner:
         self.check_template(template)
         return template
 
-    def check_file(self, source: _Source) -> Template | None:
+    def excluded(self, display: str) -> bool:
+        """Does an --exclude glob match the path (as reported) or one of its parent folders?"""
+        parts = display.split("/")
+        candidates = {display, *("/".join(parts[: i + 1]) for i in range(len(parts)))}
+        return any(
+            fnmatch.fnmatch(c, pattern) or fnmatch.fnmatch(c.rsplit("/", 1)[-1], pattern)
+            for pattern in self.exclude
+            for c in candidates
+        )
+
+    def check_file(self, source: _Source, context: StackContext | None = None) -> Template | None:
+        if self.exclude and self.excluded(source.display):
+            return None
         resolved = source.path.resolve()
         if resolved in self.seen:
             return None
@@ -153,7 +181,7 @@ class _Runner:
                     ParseError(source.display, f"is not UTF-8 text ({exc.reason})")
                 )
             return None
-        return self.check_text(text, source.display, explicit=source.explicit)
+        return self.check_text(text, source.display, explicit=source.explicit, context=context)
 
     def check_template(self, template: Template) -> None:
         findings, unknown = check_template(template, self.rules)
@@ -167,23 +195,16 @@ class _Runner:
 
     # Walking -----------------------------------------------------------------------------
 
-    def check_assembly(self, directory: Path, depth: int = 0) -> None:
-        manifest_path = directory / "manifest.json"
-        display = display_path(manifest_path, self.cwd)
+    def check_assembly(self, directory: Path, depth: int = 0, reach: _Reach | None = None) -> None:
+        display = display_path(directory / "manifest.json", self.cwd)
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            self.result.errors.append(ParseError(display, f"cannot be read: {exc}"))
+            artifacts = _manifest_artifacts(directory)
+        except TemplateParseError as exc:
+            self.result.errors.append(ParseError(display, exc.message, exc.line))
             return
-        except json.JSONDecodeError as exc:
-            self.result.errors.append(ParseError(display, f"invalid JSON: {exc.msg}", exc.lineno))
-            return
-        artifacts = manifest.get("artifacts") if isinstance(manifest, dict) else None
-        if not isinstance(artifacts, dict):
-            self.result.errors.append(
-                ParseError(display, "not a CDK cloud assembly manifest (no `artifacts` mapping)")
-            )
-            return
+        if reach is None:  # the whole assembly's environments, nested assemblies included
+            reach = _Reach()
+            reach.collect(directory)
         for name in sorted(artifacts):
             artifact = artifacts[name]
             if not isinstance(artifact, dict):
@@ -208,19 +229,23 @@ class _Runner:
                         )
                     )
                     continue
-                self.check_stack(directory, path)
+                self.check_stack(directory, path, reach.context(name, artifact))
             elif kind == "cdk:cloud-assembly" and depth < 16:
                 nested = props.get("directoryName")
                 if isinstance(nested, str) and (directory / nested / "manifest.json").is_file():
-                    self.check_assembly(directory / nested, depth + 1)
+                    self.check_assembly(directory / nested, depth + 1, reach)
 
-    def check_stack(self, assembly: Path, path: Path, depth: int = 0) -> None:
-        """Check a stack template, then the nested stacks it references in the assembly."""
-        template = self.check_file(_Source(path, display_path(path, self.cwd), True))
+    def check_stack(
+        self, assembly: Path, path: Path, context: StackContext, depth: int = 0
+    ) -> None:
+        """Check a stack template, then the nested stacks it references in the assembly (in the
+        parent's environment, under names CloudFormation generates)."""
+        template = self.check_file(_Source(path, display_path(path, self.cwd), True), context)
         if template is None or depth >= 16:
             return
+        nested_context = replace(context, stack_name=None)
         for nested in _nested_stack_files(template, assembly):
-            self.check_stack(assembly, nested, depth + 1)
+            self.check_stack(assembly, nested, nested_context, depth + 1)
 
     def walk(self, root: Path) -> None:
         if (root / "manifest.json").is_file():
@@ -243,6 +268,77 @@ class _Runner:
                 if name.endswith(TEMPLATE_SUFFIXES) and not name.startswith("."):
                     path = here / name
                     self.check_file(_Source(path, display_path(path, self.cwd), False))
+
+
+def _manifest_artifacts(directory: Path) -> dict[str, Any]:
+    """The `artifacts` of `directory`/manifest.json. Raises TemplateParseError."""
+    path = directory / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateParseError(str(path), f"cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise TemplateParseError(str(path), f"invalid JSON: {exc.msg}", exc.lineno) from None
+    artifacts = manifest.get("artifacts") if isinstance(manifest, dict) else None
+    if not isinstance(artifacts, dict):
+        raise TemplateParseError(
+            str(path), "not a CDK cloud assembly manifest (no `artifacts` mapping)"
+        )
+    return artifacts
+
+
+_ENVIRONMENT = re.compile(r"^aws://(?P<account>[^/]*)/(?P<region>[^/]*)$")
+
+
+def _environment(artifact: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(account, region) a stack artifact is pinned to; None for `unknown-account` and
+    `unknown-region` (environment-agnostic)."""
+    m = _ENVIRONMENT.match(str(artifact.get("environment") or ""))
+    if m is None:
+        return None, None
+    account = m["account"] if m["account"].isdigit() else None
+    region = m["region"] if m["region"] and not m["region"].startswith("unknown") else None
+    return account, region
+
+
+@dataclass
+class _Reach:
+    """The accounts and regions the stacks of one cloud assembly are pinned to."""
+
+    accounts: set[str] = field(default_factory=set)
+    regions: set[str] = field(default_factory=set)
+
+    def collect(self, directory: Path, depth: int = 0) -> None:
+        try:
+            artifacts = _manifest_artifacts(directory)
+        except TemplateParseError:
+            return  # reported when the assembly itself is checked
+        for artifact in artifacts.values():
+            if not isinstance(artifact, dict):
+                continue
+            if artifact.get("type") == "aws:cloudformation:stack":
+                account, region = _environment(artifact)
+                self.accounts |= {account} if account else set()
+                self.regions |= {region} if region else set()
+            nested = get_path(artifact, "properties", "directoryName")
+            if (
+                artifact.get("type") == "cdk:cloud-assembly"
+                and isinstance(nested, str)
+                and depth < 16
+                and (directory / nested / "manifest.json").is_file()
+            ):
+                self.collect(directory / nested, depth + 1)
+
+    def context(self, name: str, artifact: dict[str, Any]) -> StackContext:
+        account, region = _environment(artifact)
+        stack_name = get_path(artifact, "properties", "stackName")
+        return StackContext(
+            stack_name=stack_name if isinstance(stack_name, str) else name,
+            account=account,
+            region=region,
+            assembly_accounts=frozenset(self.accounts),
+            assembly_regions=frozenset(self.regions),
+        )
 
 
 def _nested_stack_files(template: Template, assembly: Path) -> Iterator[Path]:
@@ -350,6 +446,8 @@ def check_paths(
     config_path: str | Path | None = None,
     baseline: str | Path | Baseline | None = None,
     cwd: str | Path | None = None,
+    exclude: Sequence[str] = (),
+    profile: str | None = None,
 ) -> CheckResult:
     """Check templates, directories and cloud assemblies.
 
@@ -364,10 +462,16 @@ def check_paths(
         baseline: a baseline file (or a loaded Baseline) whose findings are accepted.
             Default: none.
         cwd: the directory file names are reported relative to. Default: the working directory.
+        exclude: globs of files or folders not to check (`tests/*`, `*.j2`), matched against the
+            path as reported and each of its folders. Default: none.
+        profile: a named rule set (`registry.PROFILES`): `third-party` leaves deployline's
+            house conventions out. Default: every rule.
 
     Raises CheckUsageError for a path that does not exist, a rule ID that matches no rule, an
-    unreadable config or baseline. Templates that cannot be parsed are not raised: they are
-    ParseErrors in the result (exit code 2).
+    unknown profile, an unreadable config or baseline, and when none of the paths holds a
+    template ("no CloudFormation template under PATH": a wrong path in CI must not pass).
+    Templates that cannot be parsed are not raised: they are ParseErrors in the result (exit
+    code 1, beside every other file's findings).
     """
     here = Path(cwd).resolve() if cwd is not None else Path.cwd()
     if not paths:
@@ -379,9 +483,10 @@ def check_paths(
     threshold = _threshold(severity_threshold, config)
     loaded = _load_baseline(baseline)
     runner = _Runner(
-        _select(rules, skip, config.options if config else {}),
+        _select(rules, [*(skip or []), *_profile_skips(profile)], config.options if config else {}),
         config.suppressions if config else [],
         here,
+        exclude,
     )
     for raw in paths:
         path = Path(raw)
@@ -396,8 +501,10 @@ def check_paths(
         extra = []  # DL000 was deselected with --rules/--skip
     if not runner.result.files and not runner.result.errors:
         names = ", ".join(str(p) for p in paths)
-        runner.result.notes.append(
-            f"no CloudFormation template found in {names}: templates are .json/.yaml/.yml/"
+        templated = len(runner.result.templated)
+        also = f" ({templated} templated files are not checked)" if templated else ""
+        raise CheckUsageError(
+            f"no CloudFormation template under {names}{also}: templates are .json/.yaml/.yml/"
             ".template files with Resources or AWSTemplateFormatVersion, or a cdk.out"
         )
     return _finish(runner, threshold=threshold, baseline=loaded, extra_findings=extra)
@@ -470,6 +577,19 @@ def _as_suppression(value: Suppression | dict[str, Any] | Any) -> Suppression:
         resource=resource if isinstance(resource, str) and resource else None,
         source="deployline.yaml: checks.suppress",
     )
+
+
+def _profile_skips(profile: str | None) -> list[str]:
+    from deployline.checks.registry import PROFILES
+
+    if profile is None:
+        return []
+    try:
+        return list(PROFILES[profile.strip().lower()])
+    except KeyError:
+        raise CheckUsageError(
+            f"--profile {profile!r} is not a profile; use one of {', '.join(sorted(PROFILES))}"
+        ) from None
 
 
 def _threshold(value: Severity | str | None, config: ChecksConfig | None) -> Severity:

@@ -147,14 +147,22 @@ def baseline_document(
     }
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, text: str) -> None:
     """Write `text` to `path` through a temporary file in the same directory and os.replace, so
-    a reader never sees a half-written file. Raises OSError."""
+    a reader never sees a half-written file. The file gets the mode a plain `open` would give
+    it (0666 less the user's umask), not mkstemp's 0600. Raises OSError."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
         os.replace(tmp, target)

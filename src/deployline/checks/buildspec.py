@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -62,12 +63,6 @@ class BuildSpec:
     def _command_texts(self) -> list[str]:
         return self.commands if self.commands else [self.text]
 
-    def artifact_files(self) -> list[str]:
-        files = (self.data or {}).get("artifacts", {})
-        if not isinstance(files, dict):
-            return []
-        return [f for f in files.get("files", []) or [] if isinstance(f, str)]
-
     def env_variables(self) -> dict[str, Any]:
         env = (self.data or {}).get("env", {})
         variables = env.get("variables", {}) if isinstance(env, dict) else {}
@@ -91,10 +86,19 @@ def _commands(data: dict[str, Any]) -> list[str]:
     return out
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@lru_cache(maxsize=512)
 def parse_buildspec_text(text: str) -> BuildSpec:
+    """The buildspec in `text` (cached: the pipeline model and several rules read each one;
+    treat the result as read-only)."""
     data: Any = None
     try:
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+        if text.lstrip().startswith("{"):
+            data = json.loads(text)
+        else:
+            data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except (ValueError, yaml.YAMLError, RecursionError):
         data = None
     if isinstance(data, dict):

@@ -2,8 +2,9 @@
 checks.output. Registered lazily by deployline.cli; importing this module stays light (no aws_cdk,
 pydantic, boto3 or jsii).
 
-Exit codes: 0 no finding at or above the threshold, 1 findings at or above it, 2 a usage error
-(no such path, unknown rule, bad format) or a template that could not be parsed.
+Exit codes: 0 no finding at or above the threshold, 1 findings at or above it or a template
+that could not be parsed (the other files' findings are all reported), 2 a usage error (no such
+path, no template under the paths, unknown rule or profile, bad format).
 """
 
 from __future__ import annotations
@@ -114,6 +115,25 @@ def check_command(
         ),
     ] = None,
     no_color: Annotated[bool, typer.Option("--no-color", help="Plain text output.")] = False,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--exclude",
+            "-x",
+            help="Skip files or folders matching this glob (repeatable): tests, '*.j2'.",
+            show_default=False,
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            "-p",
+            help="A named rule set: third-party leaves deployline's house conventions "
+            "(DL701 tags, DL702 names, DL704 outputs, DL506 deployment record) out.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Check CloudFormation templates and CDK cloud assemblies for CI/CD anti-patterns."""
     raise typer.Exit(
@@ -128,6 +148,8 @@ def check_command(
             baseline=baseline,
             write_baseline=write_baseline,
             no_color=no_color,
+            exclude=exclude,
+            profile=profile,
         )
     )
 
@@ -144,6 +166,8 @@ def run_check(
     baseline: Path | None = None,
     write_baseline: Path | None = None,
     no_color: bool = False,
+    exclude: list[str] | None = None,
+    profile: str | None = None,
 ) -> int:
     """`deployline check` without the argument parser; returns the exit code. Usage errors are
     one line on stderr and exit code 2."""
@@ -165,6 +189,8 @@ def run_check(
             severity_threshold=severity_threshold,
             config_path=config,
             baseline=baseline,
+            exclude=exclude or (),
+            profile=profile,
         )
     except CheckUsageError as exc:
         return _usage(str(exc))
@@ -248,8 +274,8 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     check = _Parser(
         prog="deployline check",
         description="Check CloudFormation templates and CDK cloud assemblies for CI/CD "
-        "anti-patterns. Exit 0: nothing at or above the threshold; 1: findings; 2: usage or "
-        "parse error.",
+        "anti-patterns. Exit 0: nothing at or above the threshold; 1: findings or a file that "
+        "cannot be parsed; 2: usage error.",
     )
     check.add_argument(
         "paths",
@@ -299,6 +325,20 @@ def _parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "--write-baseline", type=Path, metavar="FILE", help="record the current findings in FILE"
     )
     check.add_argument("--no-color", action="store_true", help="plain text output")
+    check.add_argument(
+        "--exclude",
+        "-x",
+        action="append",
+        metavar="GLOB",
+        help="skip files or folders matching GLOB (repeatable)",
+    )
+    check.add_argument(
+        "--profile",
+        "-p",
+        metavar="NAME",
+        help="a named rule set: all (default) or third-party (leaves the house conventions "
+        "DL701, DL702, DL704 and DL506 out)",
+    )
     rules = _Parser(prog="deployline rules", description="List the checker's rules.")
     rules.add_argument("rule_id", nargs="?", metavar="ID", help="a rule ID or prefix to show")
     rules.add_argument(
@@ -329,4 +369,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline=c.baseline,
         write_baseline=c.write_baseline,
         no_color=c.no_color,
+        exclude=c.exclude,
+        profile=c.profile,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import re
 import sys
 from collections.abc import Sequence
@@ -35,6 +36,16 @@ CHECKER_RULES: dict[str, str] = {
         "A suppression (in a resource's `Metadata: {deployline: {suppress: [...]}}` or in "
         "`deployline.yaml` `checks: suppress`) has no `id`, no non-empty `reason`, is malformed, "
         "or names a rule that does not exist. Such a suppression is not applied."
+    ),
+    "DL001": (
+        "A policy statement (identity, trust or resource-based policy) names in `Action` or "
+        "`NotAction` an IAM action that AWS does not have: an unknown service prefix, an "
+        "unknown action, or a wildcard that covers no action."
+    ),
+    "DL002": (
+        "A role's trust policy allows a service principal that supports the confused-deputy "
+        "condition keys (`codebuild`, `codepipeline`, `ecs-tasks`, `vpc-flow-logs`, `events`, "
+        "...) to assume it without a `Condition` on `aws:SourceAccount` or `aws:SourceArn`."
     ),
 }
 
@@ -130,6 +141,7 @@ def _rule_section(rule: type[Rule], contract: str) -> list[str]:
         "",
         f"**Fires when**: {contract}",
         "",
+        *_reading(rule),
         f"**Why it matters**: {rule.rationale}",
         "",
         f"**Fix**: {rule.remediation}",
@@ -143,6 +155,14 @@ def _rule_section(rule: type[Rule], contract: str) -> list[str]:
         "",
     ]
     return lines
+
+
+def _reading(rule: type[Rule]) -> list[str]:
+    """How deployline reads the contract: the rule class's own docstring, when it has one."""
+    doc = rule.__dict__.get("__doc__")
+    if not doc:
+        return []
+    return [f"**How deployline reads it**: {' '.join(inspect.cleandoc(doc).split())}", ""]
 
 
 def render_rules_markdown(rows: Sequence[CatalogRow] | None = None) -> str:

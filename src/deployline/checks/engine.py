@@ -24,7 +24,10 @@ def check_template(
     """(findings, unknown) of `rules` on `template`, sorted by resource, rule and path."""
     findings: list[Finding] = []
     unknown: list[Finding] = []
+    present = template.types
     for rule in rules:
+        if rule.resource_types and present.isdisjoint(rule.resource_types):
+            continue  # none of the types the rule reads: it has nothing to say
         try:
             hits = list(rule.check(template))
         except Exception as exc:  # a rule must never take the run down
@@ -47,7 +50,7 @@ def check_template(
                 message=hit.message,
                 remediation=rule.remediation,
                 title=rule.title,
-                line=res.line if res is not None else _line_of(template, hit.resource),
+                line=_line_of(template, hit.resource, hit.path),
                 unknown=hit.unknown,
                 resource_type=res.type if res is not None else "",
             )
@@ -56,8 +59,8 @@ def check_template(
     return sorted(set(findings), key=order), sorted(set(unknown), key=order)
 
 
-def _line_of(template: Template, name: str) -> int | None:
+def _line_of(template: Template, name: str, path: str) -> int | None:
     try:
-        return template.line_of(name)
+        return template.line_at(name, path)
     except Exception:  # locating a line is best effort; never lose the finding over it
         return None

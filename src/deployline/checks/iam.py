@@ -7,9 +7,10 @@ policies (key, bucket, topic, queue) are not identity policies.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from deployline.checks.intrinsics import (
     get_path,
     is_intrinsic,
     literal_str,
+    ref_like,
     ref_target,
     render,
 )
@@ -71,8 +73,35 @@ class PolicyDocument:
         return statements_of(self.document, self.path)
 
 
+_BARE_HOLE = re.compile(r'(?<!")(\$\{[^}"]*\})(?!")')
+
+
+def policy_document(value: Any) -> dict[str, Any] | None:
+    """A policy-shaped property (identity, trust, key, bucket, topic, queue or repository
+    policy) as a mapping: a mapping as written; a JSON text, literal or assembled by `Fn::Sub`
+    or `Fn::Join`, parsed (what the template does not resolve stays a `${...}` hole inside the
+    strings). None when the value is computed some other way or is not a JSON object."""
+    if isinstance(value, dict) and not is_intrinsic(value):
+        return value
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, dict) and next(iter(value)) in ("Fn::Sub", "Fn::Join"):
+        text = render(value)
+    else:
+        return None
+    for candidate in (text, _BARE_HOLE.sub(r'"\1"', text)):
+        try:
+            parsed = json.loads(candidate)
+        except (ValueError, RecursionError):
+            continue
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
 def statements_of(document: Any, base_path: str = "PolicyDocument") -> list[Statement]:
-    if not isinstance(document, dict):
+    """The statements of a policy-shaped property (see `policy_document`)."""
+    document = policy_document(document)
+    if document is None:
         return []
     raw = document.get("Statement")
     items = raw if isinstance(raw, list) else [raw] if isinstance(raw, dict) else []
@@ -206,20 +235,51 @@ def _identity_policies(template: Template) -> list[PolicyDocument]:
     return out
 
 
+#: Resource-based and trust policies: (resource type, property holding the policy).
+RESOURCE_POLICY_PROPERTIES: tuple[tuple[str, str], ...] = (
+    ("AWS::IAM::Role", "AssumeRolePolicyDocument"),
+    ("AWS::KMS::Key", "KeyPolicy"),
+    ("AWS::S3::BucketPolicy", "PolicyDocument"),
+    ("AWS::SNS::TopicPolicy", "PolicyDocument"),
+    ("AWS::SNS::TopicInlinePolicy", "PolicyDocument"),
+    ("AWS::SQS::QueuePolicy", "PolicyDocument"),
+    ("AWS::SQS::QueueInlinePolicy", "PolicyDocument"),
+    ("AWS::ECR::Repository", "RepositoryPolicyText"),
+    ("AWS::SecretsManager::ResourcePolicy", "ResourcePolicy"),
+    ("AWS::Logs::ResourcePolicy", "PolicyDocument"),
+)
+
+
+#: Types that hold identity policies (a statement there grants its principals).
+IDENTITY_POLICY_TYPES: tuple[str, ...] = (
+    *PRINCIPAL_TYPES,
+    *SAM_POLICY_HOLDERS,
+    "AWS::IAM::Policy",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::IAM::RolePolicy",
+    "AWS::IAM::UserPolicy",
+    "AWS::IAM::GroupPolicy",
+)
+#: Every type that holds a policy of any kind.
+POLICY_TYPES: tuple[str, ...] = tuple(
+    dict.fromkeys([*IDENTITY_POLICY_TYPES, *(t for t, _ in RESOURCE_POLICY_PROPERTIES)])
+)
+
+
+def resource_policies(template: Template) -> list[PolicyDocument]:
+    """Every trust and resource-based policy in the template (principals: none)."""
+    out = []
+    for rtype, prop in RESOURCE_POLICY_PROPERTIES:
+        for res in template.of_type(rtype):
+            value = res.prop(prop)
+            if value is not None:
+                out.append(PolicyDocument(res.logical_id, rtype, f"Properties.{prop}", value, ()))
+    return out
+
+
 def policies_of(template: Template, principal_id: str) -> list[PolicyDocument]:
     """Every identity policy that applies to the role/user/group `principal_id`."""
     return [p for p in identity_policies(template) if principal_id in p.principals]
-
-
-def separate_policies_of(template: Template, role_id: str) -> list[Resource]:
-    """`AWS::IAM::Policy` / `ManagedPolicy` / `RolePolicy` resources that attach to the role."""
-    out = []
-    for doc in identity_policies(template):
-        if role_id in doc.principals and doc.holder != role_id:
-            res = template.get(doc.holder)
-            if res is not None:
-                out.append(res)
-    return out
 
 
 def allowed_statements(template: Template, principal_id: str) -> list[Statement]:
@@ -232,32 +292,90 @@ def denied_statements(template: Template, principal_id: str) -> list[Statement]:
     ]
 
 
-def resource_matches(statement_resource: Any, wanted: Iterable[str]) -> bool:
-    """Does a statement Resource entry cover one of `wanted` (literal ARNs or rendered values)?
+_PARTITION = r"(?:aws|aws-cn|aws-us-gov|\$\{AWS::Partition\})"
+_REGION = r"(?:[a-z]{2}(?:-[a-z]+)+-\d|\$\{AWS::Region\})"
+_ACCOUNT = r"(?:\d{12}|\$\{AWS::AccountId\})"
+#: ARNs a policy builds from a resource's name (`Ref`) that are that resource's `Arn` attribute.
+_BUILT_ARNS = (
+    re.compile(rf"arn:{_PARTITION}:kms:{_REGION}:{_ACCOUNT}:key/\$\{{(\w+)\}}"),
+    re.compile(rf"arn:{_PARTITION}:s3:::\$\{{(\w+)\}}"),
+    re.compile(rf"arn:{_PARTITION}:ecr:{_REGION}:{_ACCOUNT}:repository/\$\{{(\w+)\}}"),
+    re.compile(rf"arn:{_PARTITION}:codebuild:{_REGION}:{_ACCOUNT}:project/\$\{{(\w+)\}}"),
+    re.compile(rf"arn:{_PARTITION}:dynamodb:{_REGION}:{_ACCOUNT}:table/\$\{{(\w+)\}}"),
+    re.compile(rf"arn:{_PARTITION}:lambda:{_REGION}:{_ACCOUNT}:function:\$\{{(\w+)\}}"),
+)
+_HOLE = re.compile(r"\$\{[^}]*\}")
 
-    `*` covers everything; intrinsic resources are compared by their rendered text, and a rendered
-    wildcard (`${Bucket.Arn}/*`) covers what it prefixes."""
+
+def canonical_arn(text: str) -> str:
+    """`text` with ARNs built from a resource's name (`arn:${AWS::Partition}:kms:${AWS::Region}:
+    ${AWS::AccountId}:key/${Key}`, literal partition, region or account included) written as
+    that resource's `${Key.Arn}`, so that the two ways of naming one ARN compare equal."""
+    for pattern in _BUILT_ARNS:
+        text = pattern.sub(lambda m: "${" + m.group(1) + ".Arn}", text)
+    return text
+
+
+def resource_match(
+    template: Template | None, statement_resource: Any, wanted: Iterable[str]
+) -> bool | None:
+    """Does a statement Resource entry cover one of `wanted` (ARNs as text with `${...}` holes)?
+
+    True when it does (`*`, an equal ARN however it is built, a wildcard that covers it); None
+    when it could, depending on what the template does not define (a `${Parameter}` without a
+    default standing where the wanted ARN has a name); False otherwise."""
     if statement_resource == "*":
         return True
-    text = render(statement_resource)
-    return any(text == want or action_matches(text, want) for want in wanted)
+    text = template.text_of(statement_resource) if template else render(statement_resource)
+    text = canonical_arn(text)
+    wanted = [canonical_arn(w) for w in wanted]
+    if any(text == want or action_matches(text, want) for want in wanted):
+        return True
+    open_holes = [h for h in _HOLE.findall(text) if _open(template, h)]
+    if open_holes:
+        loose = text
+        for hole in open_holes:
+            loose = loose.replace(hole, "*")
+        if any(action_matches(loose, want) for want in wanted):
+            return None
+    return False
+
+
+def _open(template: Template | None, hole: str) -> bool:
+    """Could a `${...}` hole be any value (a parameter without a default, something computed)?
+    A resource of the template or a pseudo parameter is a known, distinct thing."""
+    name = hole[2:-1].split(".", 1)[0]
+    if name == "?":
+        return True
+    return template is not None and template.is_parameter(name)
+
+
+def resource_matches(statement_resource: Any, wanted: Iterable[str]) -> bool:
+    """`resource_match` without a template, definite answers only."""
+    return resource_match(None, statement_resource, wanted) is True
 
 
 def principal_allows(
     template: Template, principal_id: str, action: str, resources: Iterable[str] | None = None
-) -> bool:
+) -> bool | None:
     """True when some Allow statement attached to the principal covers `action` (and, when given,
-    one of `resources`), and no Deny statement with `Resource: "*"` covers it."""
+    one of `resources`), and no Deny statement with `Resource: "*"` covers it; None when a
+    statement could cover the resources, depending on what the template does not define."""
     wanted = list(resources) if resources is not None else None
     for st in denied_statements(template, principal_id):
         if st.covers_action(action) and st.resource_is_star() and not st.condition:
             return False
+    maybe = False
     for st in allowed_statements(template, principal_id):
         if not st.covers_action(action):
             continue
-        if wanted is None or any(resource_matches(r, wanted) for r in st.resources):
+        if wanted is None:
             return True
-    return False
+        answers = [resource_match(template, r, wanted) for r in st.resources]
+        if True in answers:
+            return True
+        maybe = maybe or None in answers
+    return None if maybe else False
 
 
 def role_id_of(template: Template, value: Any) -> str | None:
@@ -394,12 +512,13 @@ def may_perform(
     for st in denied_statements(template, principal_id):
         if st.covers_action(action) and st.resource_is_star() and not st.condition:
             return False
-    if principal_allows(template, principal_id, action, resources):
+    allowed = principal_allows(template, principal_id, action, resources)
+    if allowed is True:
         return True
     principal = template.get(principal_id)
     if principal is None:
         return None
-    hidden = False
+    hidden = allowed is None
     wanted = list(resources) if resources is not None else None
     for ref in managed_policies_of(template, principal):
         if ref.resource is not None:
@@ -416,3 +535,70 @@ def may_perform(
             ):
                 return True
     return None if hidden else False
+
+
+# What a role may do, counting inline, separate and managed policies in the template -----------
+
+
+@dataclass
+class RolePermissions:
+    """Statements that apply to a role, and the AWS managed policies the template cannot show."""
+
+    statements: list[Statement] = field(default_factory=list)
+    aws_managed: list[str] = field(default_factory=list)  # policy names, e.g. "AdministratorAccess"
+    unresolved: list[str] = field(default_factory=list)  # reasons
+
+
+_AWS_MANAGED = re.compile(r"^arn:[^:]*:iam::aws:policy/(?:.*/)?([^/]+)$")
+
+
+def role_permissions(template: Template, role_id: str) -> RolePermissions:
+    perms = RolePermissions()
+    for doc in identity_policies(template):
+        if role_id in doc.principals:
+            perms.statements.extend(doc.statements)
+    role = template.get(role_id)
+    arns = as_list(role.prop("ManagedPolicyArns")) if role is not None else []
+    for arn in arns:
+        target = ref_like(arn)
+        res = template.get(target) if target else None
+        if res is not None and res.type == "AWS::IAM::ManagedPolicy":
+            if role_id not in _principals(res):  # not already counted through its Roles
+                perms.statements.extend(
+                    statements_of(res.prop("PolicyDocument"), "Properties.PolicyDocument")
+                )
+            continue
+        text = render(arn)
+        m = _AWS_MANAGED.match(text.replace("${AWS::Partition}", "aws"))
+        if m:
+            perms.aws_managed.append(m.group(1))
+        else:
+            perms.unresolved.append(f"the managed policy {text} is not in this template")
+    return perms
+
+
+def _principals(policy: Resource) -> set[str]:
+    return {t for t in (ref_target(r) for r in as_list(policy.prop("Roles"))) if t}
+
+
+def statements_allow(
+    statements: Iterable[Statement], action: str, *, resource_star_only: bool = False
+) -> bool:
+    """Some Allow statement covers `action` and no unconditional Deny on `*` does.
+
+    With `resource_star_only`, the Allow must be on `Resource: "*"` (actions without
+    resource-level permissions are granted only that way)."""
+    items = list(statements)
+    for st in items:
+        denies = st.effect == "Deny" and st.covers_action(action) and st.resource_is_star()
+        if denies and not st.condition:
+            return False
+    for st in items:
+        if not st.allows or not st.covers_action(action):
+            continue
+        if "NotResource" in st.raw:
+            continue
+        if resource_star_only and not st.resource_is_star():
+            continue
+        return True
+    return False

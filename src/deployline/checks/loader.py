@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -26,6 +25,25 @@ class TemplateParseError(Exception):
         self.file = file
         self.message = message
         self.line = line
+
+
+class TemplatedFile(TemplateParseError):
+    """A file that is a template of a template (Jinja, ERB, cookiecutter): not checked."""
+
+
+# `{% ... %}`, `{# ... #}` or `<% ... %>` anywhere, or `{{ ... }}` that is not a CloudFormation
+# dynamic reference (`{{resolve:...}}`).
+_TEMPLATING = re.compile(r"\{%|\{#|<%[=-]?\s|\{\{(?!resolve:)\s*[\w.]+\s*(?:\|[^}]*)?\}\}")
+
+
+# Markers no CloudFormation template carries: a Jinja statement or comment tag, an ERB tag, a
+# cookiecutter variable. A file with them is a template of a template even when it parses.
+_STRONG_TEMPLATING = re.compile(r"\{%-?\s|\{#\s|<%[=-]?\s|\{\{\s*cookiecutter\.")
+
+
+def templating_markers(text: str) -> bool:
+    """Does `text` carry Jinja/ERB/cookiecutter markers (so it is rendered before deploying)?"""
+    return _TEMPLATING.search(text) is not None
 
 
 class CfnYamlLoader(_BaseLoader):  # type: ignore[misc,valid-type]
@@ -99,31 +117,21 @@ CfnYamlLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _n
 
 
 def parse_text(text: str, file: str = "<template>") -> dict[str, Any]:
-    """Parse JSON or YAML template text into a dict. Raises TemplateParseError."""
+    """Parse JSON or YAML template text into a dict. JSON that does not parse (a trailing comma,
+    comments) is read again as YAML, as cfn-lint and checkov do. Raises TemplatedFile for a
+    Jinja/ERB template that does not parse, TemplateParseError for anything else unreadable."""
     stripped = text.lstrip()
     if not stripped:
         raise TemplateParseError(file, "the file is empty", 1)
     data: Any
-    if stripped.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise TemplateParseError(file, f"invalid JSON: {exc.msg}", exc.lineno) from None
-        except RecursionError:
-            raise TemplateParseError(file, "invalid JSON: nested too deeply") from None
-    else:
-        try:
-            data = yaml.load(text, Loader=CfnYamlLoader)  # noqa: S506 - a SafeLoader subclass
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            what = exc.problem or exc.context or "invalid YAML"
-            raise TemplateParseError(
-                file, f"invalid YAML: {what}", mark.line + 1 if mark else None
-            ) from None
-        except yaml.YAMLError as exc:
-            raise TemplateParseError(file, f"invalid YAML: {exc}") from None
-        except RecursionError:
-            raise TemplateParseError(file, "invalid YAML: nested too deeply") from None
+    try:
+        data = _parse(text, file, as_json=stripped.startswith("{"))
+    except TemplateParseError as exc:
+        if templating_markers(text):
+            raise TemplatedFile(file, "templated (Jinja/ERB markers), not checked", None) from None
+        raise exc from None
+    if _STRONG_TEMPLATING.search(text):
+        raise TemplatedFile(file, "templated (Jinja/ERB markers), not checked", None)
     if not isinstance(data, dict):
         raise TemplateParseError(
             file, f"a template must be a mapping at the top level, found {type(data).__name__}", 1
@@ -132,6 +140,58 @@ def parse_text(text: str, file: str = "<template>") -> dict[str, Any]:
     if resources is not None and not isinstance(resources, dict):
         raise TemplateParseError(file, "'Resources' must be a mapping of logical IDs", None)
     return data
+
+
+def _parse(text: str, file: str, *, as_json: bool) -> Any:
+    if as_json:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            error = TemplateParseError(file, f"invalid JSON: {exc.msg}", exc.lineno)
+        except RecursionError:
+            raise TemplateParseError(file, "invalid JSON: nested too deeply") from None
+        try:
+            return _parse(text, file, as_json=False)  # YAML reads JSON with a trailing comma
+        except TemplateParseError:
+            raise error from None
+    try:
+        return yaml.load(text, Loader=CfnYamlLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = exc.problem or exc.context or "invalid YAML"
+        raise TemplateParseError(
+            file, f"invalid YAML: {what}", mark.line + 1 if mark else None
+        ) from None
+    except yaml.YAMLError as exc:
+        raise TemplateParseError(file, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise TemplateParseError(file, "invalid YAML: nested too deeply") from None
+
+
+def node_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """1-based line of every mapping key and sequence item, by path from the document root
+    (("Resources", "Bucket", "Properties", "Tags", 0) -> line). JSON is read by the YAML
+    composer too. Empty when the text cannot be composed."""
+    try:
+        root = yaml.compose(text, Loader=CfnYamlLoader)
+    except (yaml.YAMLError, RecursionError):
+        return {}
+    out: dict[tuple[str | int, ...], int] = {}
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), root)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    child = (*path, key.value)
+                    out[child] = key.start_mark.line + 1
+                    stack.append((child, value))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, value in enumerate(node.value):
+                child = (*path, i)
+                out[child] = value.start_mark.line + 1
+                stack.append((child, value))
+    return out
 
 
 def line_index(text: str, logical_ids: list[str]) -> dict[str, int]:
@@ -152,17 +212,3 @@ def line_index(text: str, logical_ids: list[str]) -> dict[str, int]:
             if len(out) == len(wanted):
                 break
     return out
-
-
-def read_template(path: str | Path) -> tuple[dict[str, Any], str]:
-    """Read a template file; returns (data, text). Raises TemplateParseError."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise TemplateParseError(str(p), f"cannot be read: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TemplateParseError(str(p), f"is not UTF-8 text ({exc.reason})") from None
-    return parse_text(text, str(p)), text

@@ -103,11 +103,32 @@ def summary_line(result: CheckResult) -> str:
         parts.append(f"{s['baselined']} baselined")
     if s["errors"]:
         parts.append(_plural(s["errors"], "parse error"))
+    if s["templated"]:
+        parts.append(f"{s['templated']} templated (not checked)")
     failing = len(result.at_or_above())
     verdict = (
         "FAILED" if result.exit_code() else "passed"
     ) + f" (threshold {result.threshold.name}: {failing} at or above)"
     return ", ".join(parts) + f"; {verdict}"
+
+
+def rule_summary(result: CheckResult) -> list[str]:
+    """Per rule, most frequent first: severity, ID, findings, UNKNOWN, files, title."""
+    counts: dict[str, list[Finding]] = defaultdict(list)
+    for f in [*result.findings, *result.unknown]:
+        counts[f.rule_id].append(f)
+    if not counts:
+        return []
+    rows = ["By rule:"]
+    for rule_id, items in sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        found = [f for f in items if not f.unknown]
+        worst = max((f.severity for f in found), default=None)
+        files = len({f.file for f in items})
+        rows.append(
+            f"  {rule_id}  {(worst.name if worst else 'UNKNOWN'):<8} {len(found):>4} found "
+            f"{len(items) - len(found):>4} unknown  in {_plural(files, 'file')}  {items[0].title}"
+        )
+    return [*rows, ""]
 
 
 def render_text(result: CheckResult, *, color: bool = False) -> str:
@@ -123,6 +144,7 @@ def render_text(result: CheckResult, *, color: bool = False) -> str:
         emit(title, "bold underline")
         for file, resources in _grouped(findings).items():
             emit(file, "bold")
+            fixed: set[str] = set()  # `fix:` once per rule per file
             for resource, items in resources.items():
                 first = items[0]
                 where = f" (line {first.line})" if first.line else ""
@@ -135,7 +157,8 @@ def render_text(result: CheckResult, *, color: bool = False) -> str:
                         _COLOURS.get(f.severity) if label is None else "magenta",
                     )
                     emit(f"             {f.message}")
-                    if f.remediation:
+                    if f.remediation and f.rule_id not in fixed:
+                        fixed.add(f.rule_id)
                         emit(f"             fix: {f.remediation}", "dim")
         emit()
 
@@ -147,8 +170,12 @@ def render_text(result: CheckResult, *, color: bool = False) -> str:
     section(
         "UNKNOWN (the template does not hold the answer; review these)", result.unknown, "UNKNOWN"
     )
+    for file in result.templated:
+        emit(f"note: {file}: templated (Jinja/ERB markers), not checked", "dim")
     for note in result.notes:
         emit(f"note: {note}", "dim")
+    for row in rule_summary(result):
+        emit(row)
     emit(summary_line(result), "bold red" if result.exit_code() else "bold green")
 
     if not color:
@@ -192,6 +219,7 @@ def render_json(result: CheckResult) -> str:
         "suppressed": [f.to_dict() for f in result.suppressed_findings],
         "baselined": [f.to_dict() for f in result.baselined_findings],
         "errors": [e.to_dict() for e in result.errors],
+        "templated": list(result.templated),
         "notes": list(result.notes),
         "files": list(result.files),
         "rules": list(result.rules),
@@ -423,7 +451,7 @@ def rule_dict(cls: type[Rule]) -> dict[str, Any]:
         "remediation": cls.remediation,
         "fix_example": cls.fix_example,
         "resource_types": list(cls.resource_types),
-        "options": dict(cls.default_options),
+        "options": {name: o.to_dict() for name, o in cls.options_definition.items()},
     }
 
 

@@ -9,6 +9,14 @@ from functools import lru_cache
 from deployline.checks import rules as rules_package
 from deployline.checks.model import Rule
 
+#: Named rule sets: the rules each leaves out. `third-party`: deployline's house conventions
+#: (tags DL701, names DL702, outputs DL704, a deployment record DL506), which templates written
+#: elsewhere need not follow; `all`: every rule.
+PROFILES: dict[str, tuple[str, ...]] = {
+    "all": (),
+    "third-party": ("DL701", "DL702", "DL704", "DL506"),
+}
+
 
 @lru_cache(maxsize=1)
 def rule_classes() -> tuple[type[Rule], ...]:

@@ -11,12 +11,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from deployline.checks.intrinsics import (
+    Resolver,
     as_list,
     get_path,
-    is_intrinsic,
     literal_str,
     ref_target,
     referenced_names,
+    render,
     sub_variables,
 )
 
@@ -42,14 +43,6 @@ class Resource:
     @property
     def depends_on(self) -> list[str]:
         return [d for d in as_list(self.raw.get("DependsOn")) if isinstance(d, str)]
-
-    @property
-    def deletion_policy(self) -> Any:
-        return self.raw.get("DeletionPolicy")
-
-    @property
-    def update_replace_policy(self) -> Any:
-        return self.raw.get("UpdateReplacePolicy")
 
     def prop(self, *path: str | int) -> Any:
         """Property lookup that returns None when any step is missing."""
@@ -80,6 +73,12 @@ class Resource:
         return env is not None and env.strip().lower() in PRODUCTION_NAMES
 
 
+def _may_render_to(value: Any, text: str) -> bool:
+    """Could an intrinsic name render to `text`? (`${...}` holes match anything)."""
+    pattern = re.sub(r"\\\$\\\{[^}]*\\\}", ".*", re.escape(render(value)))
+    return re.fullmatch(pattern, text) is not None
+
+
 @dataclass(frozen=True)
 class Lookup:
     """Which resource a property value names, or why the template cannot tell.
@@ -97,12 +96,45 @@ class Lookup:
         return self.resource is not None
 
 
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def split_path(path: str) -> list[str | int]:
+    """`Properties.Stages[3].Actions[0]` -> ["Properties", "Stages", 3, "Actions", 0]."""
+    return [int(i) if i else name for name, i in _PATH_PART.findall(path)]
+
+
+@dataclass(frozen=True)
+class StackContext:
+    """What a cloud assembly manifest says about a template (nothing, for a lone file).
+
+    `stack_name` is the deployed stack's name (`properties.stackName`, else the artifact ID);
+    `account`/`region` its pinned environment (`aws://<account>/<region>`; None when
+    environment-agnostic); `assembly_accounts`/`assembly_regions` every concrete account and
+    region any stack of the assembly is pinned to (the environments the deployment reaches)."""
+
+    stack_name: str | None = None
+    account: str | None = None
+    region: str | None = None
+    assembly_accounts: frozenset[str] = frozenset()
+    assembly_regions: frozenset[str] = frozenset()
+
+    @property
+    def pinned(self) -> bool:
+        return self.account is not None or self.region is not None
+
+
 @dataclass
 class Template:
     file: str
     data: dict[str, Any]
     lines: dict[str, int] = field(default_factory=dict)
     text: str = field(default="", repr=False)  # the source text, for locating non-resource keys
+    context: StackContext = field(default_factory=StackContext)
+
+    @property
+    def stack_name(self) -> str | None:
+        return self.context.stack_name
 
     @cached_property
     def resources(self) -> dict[str, Resource]:
@@ -130,6 +162,11 @@ class Template:
         for res in self.resources.values():
             index[res.type].append(res)
         return index
+
+    @cached_property
+    def types(self) -> frozenset[str]:
+        """The resource types the template holds."""
+        return frozenset(self._by_type)
 
     def of_type(self, *types: str) -> list[Resource]:
         out: list[Resource] = []
@@ -163,18 +200,6 @@ class Template:
         return out
 
     @cached_property
-    def referenced_by(self) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = defaultdict(set)
-        for lid, targets in self.references.items():
-            for target in targets:
-                out[target].add(lid)
-        return out
-
-    def users_of(self, logical_id: str) -> list[Resource]:
-        """Resources that reference `logical_id` through Ref, Fn::GetAtt or Fn::Sub."""
-        return [self.resources[u] for u in sorted(self.referenced_by.get(logical_id, ()))]
-
-    @cached_property
     def pipelines(self) -> list[Pipeline]:
         from deployline.checks.pipeline import parse_pipelines
 
@@ -187,16 +212,26 @@ class Template:
         """The Default of parameter `name`, or None when it has none (or is not a parameter)."""
         return get_path(self.parameters, name, "Default")
 
+    @cached_property
+    def resolver(self) -> Resolver:
+        mappings = self.data.get("Mappings")
+        return Resolver(self.parameters, mappings if isinstance(mappings, dict) else {})
+
     def resolve(self, value: Any) -> Any:
-        """`value` with a `Ref` to a parameter that has a literal Default replaced by that default
-        (the template as deployed with its defaults). Anything else is returned unchanged, so an
-        intrinsic stays an intrinsic and callers still report UNKNOWN for it."""
-        target = ref_target(value)
-        if target is not None and isinstance(value, dict) and "Ref" in value:
-            default = self.parameter_default(target)
-            if default is not None and not is_intrinsic(default) and not isinstance(default, dict):
-                return default
-        return value
+        """`value` with the intrinsics the template resolves replaced by their literal (the
+        template as deployed with its parameter defaults; see `intrinsics.Resolver`). Anything
+        else is returned unchanged, so an intrinsic stays an intrinsic and callers still report
+        UNKNOWN for it."""
+        return self.resolver.value(value)
+
+    def candidates(self, value: Any) -> list[Any] | None:
+        """Every value `value` may take (both branches of each Fn::If), or None when one of them
+        depends on what the template does not hold."""
+        return self.resolver.candidates(value)
+
+    def text_of(self, value: Any) -> str:
+        """`value` as text, with `${...}` holes where it does not resolve."""
+        return self.resolver.text(value)
 
     def named(self, value: Any, types: Iterable[str], name_prop: str | None = None) -> Lookup:
         """The resource of one of `types` that `value` names: `Ref`/`GetAtt`/`${X}` to its logical
@@ -218,31 +253,59 @@ class Template:
             if len(names) == 1 and text.strip() == "${" + names[0] + "}":
                 target = names[0].split(".", 1)[0]
         if target is not None:
-            res = self.get(target)
-            if res is not None:
-                if res.type in wanted:
-                    return Lookup(resource=res)
-                return Lookup(reason=f"{target} is a {res.type}, not a {kinds}")
+            found = self.get(target)
+            if found is not None:
+                if found.type in wanted:
+                    return Lookup(resource=found)
+                return Lookup(reason=f"{target} is a {found.type}, not a {kinds}")
             if self.is_parameter(target):
                 default = literal_str(self.parameter_default(target))
                 if default is not None and name_prop is not None:
                     return self.named(default, wanted, name_prop)
                 return Lookup(reason=f"the value comes from the parameter {target}")
             return Lookup(reason=f"{target} is not a resource of this template")
-        text = literal_str(value)
-        if text is not None:
+        literal = literal_str(value)
+        if literal is not None:
+            text = literal
             if name_prop is not None:
                 for res in self.of_type(*wanted):
                     if literal_str(res.prop(name_prop)) == text:
                         return Lookup(resource=res)
                 for res in self.of_type(*wanted):
                     name = res.prop(name_prop)
-                    if name is not None and literal_str(name) is None:
+                    if (
+                        name is not None
+                        and literal_str(name) is None
+                        and _may_render_to(name, text)
+                    ):
                         return Lookup(
                             reason=f"{text!r} may be the computed {name_prop} of {res.logical_id}"
                         )
             return Lookup(reason=f"no {kinds} in this template is named {text!r}", external=True)
         return Lookup(reason="the value is computed by an intrinsic the template does not resolve")
+
+    @cached_property
+    def _node_lines(self) -> dict[tuple[str | int, ...], int]:
+        from deployline.checks.loader import node_lines
+
+        return node_lines(self.text) if self.text else {}
+
+    def line_at(self, resource: str, path: str) -> int | None:
+        """1-based line of the deepest node of `path` (a finding's property path, e.g.
+        `Properties.Stages[3].Actions[0]`) under the resource, read from the YAML/JSON nodes;
+        the resource's own line when the path is not there; None when the text is unknown."""
+        if resource not in self.resources:
+            return self.line_of(resource)
+        lines = self._node_lines
+        where: tuple[str | int, ...] = ("Resources", resource)
+        found = lines.get(where)
+        for depth, part in enumerate(split_path(path)):
+            where = (*where, part)
+            if where not in lines:
+                break
+            if depth > 0 or part != "Properties":  # a missing property: the resource's line
+                found = lines[where]
+        return found if found is not None else self.resources[resource].line
 
     def line_of(self, key: str) -> int | None:
         """1-based line of the first mapping key `key` in the source text (for findings on

@@ -10,7 +10,7 @@ from deployline.checks.buildspec import BuildSpec, project_buildspec
 from deployline.checks.intrinsics import as_list, literal_str
 from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.pipeline import Action, Pipeline
-from deployline.checks.rules._common import is_codebuild, project_of_action
+from deployline.checks.pipeline import project_of_action
 from deployline.checks.template import Template
 
 IMAGE_DEFINITIONS = "imagedefinitions.json"
@@ -141,7 +141,7 @@ BuildSpec: |
                 f"{action.label}: the provider of {producer.label} is computed by an intrinsic",
             )
             return
-        if not is_codebuild(producer):
+        if not producer.is_codebuild:
             return
         found = project_of_action(template, producer)
         if found.resource is None:

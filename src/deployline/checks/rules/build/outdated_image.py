@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from deployline.checks import data
-from deployline.checks.intrinsics import as_list, literal_str, ref_target, render
+from deployline.checks.intrinsics import as_list, ref_target
 from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.template import Template
 
@@ -34,9 +34,12 @@ def outdated(image: str) -> tuple[Severity, str] | None:
 
 
 class OutdatedBuildImage(Rule):
-    """Reads Environment.Image. A parameter is UNKNOWN unless every AllowedValue is current;
-    an image assembled with an intrinsic is UNKNOWN when it is a managed image whose version
-    the template hides, and passes when it is clearly a custom (e.g. ECR) image."""
+    """Reads Environment.Image through the resolver: a parameter's default, a `Fn::FindInMap`
+    with keys that resolve, a `Fn::Sub`/`Fn::Join` of those, and each branch of an `Fn::If`
+    count as the image. A parameter without a default is UNKNOWN unless every AllowedValue is
+    current; an image assembled with what the template does not hold is UNKNOWN when it is a
+    managed image whose version is hidden, and passes when it is clearly a custom (e.g. ECR)
+    image."""
 
     id = "DL303"
     severity = Severity.HIGH
@@ -70,14 +73,10 @@ BuildProject:
 
     def _check_image(self, template: Template, logical_id: str, value: Any) -> Iterator[Hit]:
         path = "Properties.Environment.Image"
-        text = literal_str(value)
-        if text is not None:
-            found = outdated(text)
-            if found is not None:
-                severity, note = found
-                yield self.hit(
-                    logical_id, path, f"image {text} is outdated ({note})", severity=severity
-                )
+        images = template.candidates(value)
+        if images is not None and all(isinstance(i, str) for i in images):
+            # every value it may take (each branch of an Fn::If): the first outdated one
+            yield from self._outdated(logical_id, path, images)
             return
         target = ref_target(value)
         if target is not None and template.is_parameter(target):
@@ -85,21 +84,29 @@ BuildProject:
             values = [v for v in as_list(allowed) if isinstance(v, str)]
             if values and all(outdated(v) is None for v in values):
                 return
-            yield self.unknown(logical_id, path, f"the image comes from the parameter {target}")
+            reason = f"the image comes from the parameter {target}, which has no default"
+            yield self.unknown(logical_id, path, reason)
             return
-        rendered = render(value)
+        rendered = template.text_of(value)
         if _MANAGED_PREFIX not in rendered:
             return  # a custom image (ECR, Docker Hub, ...): not an AWS managed image
         head = rendered.split("${", 1)[0]
-        found = outdated(head)
-        if found is None and "${" not in rendered:
-            return  # an intrinsic made only of literals, naming a current image
-        if found is not None:
-            severity, note = found
-            yield self.hit(
-                logical_id, path, f"image {rendered} is outdated ({note})", severity=severity
-            )
+        if outdated(head) is not None:
+            yield from self._outdated(logical_id, path, [rendered], probe=head)
             return
         yield self.unknown(
             logical_id, path, f"the managed image version is computed by an intrinsic: {rendered}"
         )
+
+    def _outdated(
+        self, logical_id: str, path: str, images: list[str], probe: str | None = None
+    ) -> Iterator[Hit]:
+        """A finding for the first of `images` that is outdated (judged by `probe` when the
+        image text has holes: its literal head)."""
+        for image in images:
+            found = outdated(probe if probe is not None else image)
+            if found is not None:
+                severity, note = found
+                message = f"image {image} is outdated ({note})"
+                yield self.hit(logical_id, path, message, severity=severity)
+                return

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from deployline.checks.intrinsics import int_of, is_intrinsic
-from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.template import Template
+from deployline.checks.intrinsics import int_of
+from deployline.checks.model import Option, ResourceValueRule, Severity
 
 
-class BuildTimeout(Rule):
+class BuildTimeout(ResourceValueRule):
     """HIGH when `TimeoutInMinutes` is above the limit; MEDIUM when it is absent (CodeBuild's
     implicit default of 60 minutes is then in force); UNKNOWN when an intrinsic sets it."""
 
@@ -19,7 +16,9 @@ class BuildTimeout(Rule):
     seed = "000 §3"
     title = "CodeBuild project timeout above the limit, or left to the service default"
     resource_types = ("AWS::CodeBuild::Project",)
-    default_options = {"limit": 60}
+    options_definition = {
+        "limit": Option("integer", 60, "the longest TimeoutInMinutes allowed, in minutes")
+    }
     rationale = (
         "A hung build holds its compute and blocks the pipeline until it times out; a long or "
         "implicit timeout lets a stuck build burn up to eight hours of compute."
@@ -35,30 +34,15 @@ BuildProject:
     TimeoutInMinutes: 30
 """
 
-    def check(self, template: Template) -> Iterator[Hit]:
-        limit = int(self.options.get("limit", 60))
-        for project in template.of_type(*self.resource_types):
-            value = project.prop("TimeoutInMinutes")
-            path = "Properties.TimeoutInMinutes"
-            if value is None:
-                yield self.hit(
-                    project.logical_id,
-                    path,
-                    "TimeoutInMinutes is not set: the service default of 60 minutes applies "
-                    "implicitly",
-                    severity=Severity.MEDIUM,
-                )
-                continue
-            minutes = int_of(value)
-            if minutes is None:
-                if is_intrinsic(value):
-                    yield self.unknown(
-                        project.logical_id, path, "TimeoutInMinutes is computed by an intrinsic"
-                    )
-                continue
-            if minutes > limit:
-                yield self.hit(
-                    project.logical_id,
-                    path,
-                    f"TimeoutInMinutes is {minutes}, above the limit of {limit}",
-                )
+    property_path = ("TimeoutInMinutes",)
+    missing = (
+        "TimeoutInMinutes is not set: the service default of 60 minutes applies implicitly"
+    )
+    missing_severity = Severity.MEDIUM
+
+    def judge(self, value: object) -> str | None:
+        minutes = int_of(value)
+        limit: int = self.options["limit"]
+        if minutes is not None and minutes > limit:
+            return f"TimeoutInMinutes is {minutes}, above the limit of {limit}"
+        return None

@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deployline.checks.intrinsics import get_path, is_intrinsic, literal_str
-from deployline.checks.rules._common import (
+from deployline.checks.deployments import (
     ecs_services_of_group,
     is_ecs_deployment_group,
     production_deploy_targets,
-    resolve_named,
 )
+from deployline.checks.intrinsics import get_path, is_intrinsic, literal_str
 from deployline.checks.template import PRODUCTION_NAMES, Resource, Template
 
 ALL_AT_ONCE = "CodeDeployDefault.ECSAllAtOnce"
@@ -103,7 +102,7 @@ def shifts_all_at_once(template: Template, group: Resource) -> Answer:
     text = literal_str(value)
     if text is not None and text.startswith("CodeDeployDefault."):
         return Answer(text == ALL_AT_ONCE, f"DeploymentConfigName is {text}")
-    found = resolve_named(template, value, (DEPLOYMENT_CONFIG,), "DeploymentConfigName")
+    found = template.named(value, (DEPLOYMENT_CONFIG,), "DeploymentConfigName")
     config = found.resource
     if config is None:
         return Answer(None, f"the deployment configuration is not in this template: {found.reason}")

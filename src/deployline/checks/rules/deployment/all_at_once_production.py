@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from deployline.checks.deployments import ecs_services_of_group
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import ecs_services_of_group
 from deployline.checks.rules.deployment._shared import (
     ecs_deployment_groups,
     is_production,

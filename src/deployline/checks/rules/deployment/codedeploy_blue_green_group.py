@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from deployline.checks.deployments import deployment_controller
 from deployline.checks.intrinsics import as_list, get_path, is_intrinsic
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import deployment_controller
 from deployline.checks.rules.deployment._shared import groups_of_service, listener_arns
 from deployline.checks.template import Resource, Template
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from deployline.checks.deployments import deployment_controller
 from deployline.checks.intrinsics import get_path, is_intrinsic, literal_str
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import deployment_controller
 from deployline.checks.rules.deployment._shared import Answer, is_production
 from deployline.checks.template import Resource, Template
 
@@ -26,7 +26,7 @@ def behind_load_balancer(service: Resource) -> Answer:
     return Answer(isinstance(value, list) and len(value) > 0)
 
 
-def rolling(service: Resource) -> Answer:
+def rolling(template: Template, service: Resource) -> Answer:
     """Does the service deploy with ECS's rolling update? The ECS controller (the default)
     with no Strategy or Strategy ROLLING does; CODE_DEPLOY, EXTERNAL and ECS's native
     BLUE_GREEN, LINEAR and CANARY strategies do not."""
@@ -40,7 +40,7 @@ def rolling(service: Resource) -> Answer:
         if is_intrinsic(service.prop("DeploymentConfiguration")):
             return Answer(None, "DeploymentConfiguration is computed by an intrinsic")
         return Answer(True, "the ECS controller's default strategy is ROLLING")
-    strategy = literal_str(strategy_raw)
+    strategy = literal_str(template.resolve(strategy_raw))
     if strategy is None:
         return Answer(None, "DeploymentConfiguration.Strategy is computed by an intrinsic")
     return Answer(strategy.upper() not in NATIVE_SHIFTING, f"Strategy is {strategy}")
@@ -69,17 +69,29 @@ class RollingProductionService(Rule):
         "passed its test listener, and shifts back in seconds."
     )
     remediation = (
-        "Deploy production through CodeDeploy (DeploymentController {Type: CODE_DEPLOY} and an "
-        "ECS deployment group with two target groups and a test listener), or use ECS's native "
-        "DeploymentConfiguration.Strategy BLUE_GREEN, LINEAR or CANARY."
+        "Deploy production blue/green: ECS's own DeploymentConfiguration.Strategy BLUE_GREEN, "
+        "CANARY or LINEAR (with an alternate target group in "
+        "LoadBalancers[].AdvancedConfiguration, a bake time and deployment alarms), or the "
+        "CODE_DEPLOY controller with an ECS deployment group."
     )
     fix_example = """\
 Service:
   Type: AWS::ECS::Service
   Properties:
-    DeploymentController: {Type: CODE_DEPLOY}
+    DeploymentController: {Type: ECS}
+    DeploymentConfiguration:
+      Strategy: BLUE_GREEN
+      BakeTimeInMinutes: 10
+      DeploymentCircuitBreaker: {Enable: true, Rollback: true}
     LoadBalancers:
-      - {ContainerName: app, ContainerPort: 8080, TargetGroupArn: !Ref BlueTargetGroup}
+      - ContainerName: app
+        ContainerPort: 8080
+        TargetGroupArn: !Ref BlueTargetGroup
+        AdvancedConfiguration:
+          AlternateTargetGroupArn: !Ref GreenTargetGroup
+          ProductionListenerRule: !Ref ProductionRule
+          TestListenerRule: !Ref TestRule
+          RoleArn: !GetAtt EcsLoadBalancerRole.Arn
     Tags:
       - {Key: Environment, Value: production}
 """
@@ -89,7 +101,7 @@ Service:
             answers = {
                 "production": is_production(template, service),
                 "balanced": behind_load_balancer(service),
-                "rolling": rolling(service),
+                "rolling": rolling(template, service),
             }
             if any(a.value is False for a in answers.values()):
                 continue
@@ -107,5 +119,5 @@ Service:
                 "Properties.DeploymentController",
                 f"production service behind a load balancer deploys with a rolling update "
                 f"({answers['production'].why}; {answers['rolling'].why}): use blue/green "
-                "(CODE_DEPLOY controller or Strategy BLUE_GREEN)",
+                "(Strategy BLUE_GREEN, CANARY or LINEAR, or the CODE_DEPLOY controller)",
             )

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.template import Template
+from deployline.checks.model import ResourceValueRule, Severity
 
 
-class LogGroupRetention(Rule):
+class LogGroupRetention(ResourceValueRule):
     id = "DL203"
     severity = Severity.MEDIUM
     family = "Cost and resource lifecycle"
@@ -29,11 +26,6 @@ BuildLogs:
     RetentionInDays: 30
 """
 
-    def check(self, template: Template) -> Iterator[Hit]:
-        for group in template.of_type(*self.resource_types):
-            if group.prop("RetentionInDays") is None:
-                yield self.hit(
-                    group.logical_id,
-                    "Properties.RetentionInDays",
-                    "log group has no RetentionInDays: logs are kept forever",
-                )
+    property_path = ("RetentionInDays",)
+    missing = "log group has no RetentionInDays: logs are kept forever"
+    needs_literal = False

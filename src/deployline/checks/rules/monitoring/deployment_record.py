@@ -5,20 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from deployline.checks.iam import Statement, role_id_of, statements_of
-from deployline.checks.intrinsics import as_list, get_path, referenced_names
-from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import (
-    LAMBDA_TYPES,
+from deployline.checks.deployments import pipelines_with_deploy
+from deployline.checks.events import (
     event_pattern,
     load_json_value,
     matches_value,
     pattern_values,
-    pipelines_with_deploy,
-    ref_like,
-    role_permissions,
     rule_target_ids,
 )
+from deployline.checks.iam import Statement, role_id_of, role_permissions, statements_of
+from deployline.checks.intrinsics import as_list, get_path, ref_like, referenced_names
+from deployline.checks.model import Hit, Rule, Severity
+from deployline.checks.pipeline import LAMBDA_TYPES
 from deployline.checks.template import Resource, Template
 
 WRITE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem")

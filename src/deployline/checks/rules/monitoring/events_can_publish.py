@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from deployline.checks.iam import Statement, statements_of
-from deployline.checks.intrinsics import as_list, is_intrinsic, literal_str, ref_target, render
+from deployline.checks.events import rule_target_ids
+from deployline.checks.iam import Statement, policy_document, statements_of
+from deployline.checks.intrinsics import (
+    as_list,
+    is_intrinsic,
+    literal_str,
+    ref_like,
+    ref_target,
+    render,
+)
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import ref_like, rule_target_ids
 from deployline.checks.template import Resource, Template
 
 EVENTS = "events.amazonaws.com"
@@ -154,7 +161,7 @@ AlertTopicPolicy:
             )
             return
         policy = key.prop("KeyPolicy")
-        if is_intrinsic(policy):
+        if policy_document(policy) is None:
             yield self.unknown(
                 topic.logical_id, path, f"the policy of {key.logical_id} is an intrinsic"
             )

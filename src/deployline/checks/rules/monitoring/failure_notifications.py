@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from deployline.checks.intrinsics import as_list, is_intrinsic, literal_str
-from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import (
+from deployline.checks.events import (
     event_pattern,
     matches_value,
     notification_rule_targets,
     pattern_values,
     rule_enabled,
 )
+from deployline.checks.intrinsics import as_list, is_intrinsic, literal_str
+from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.template import Resource, Template
 
 # Event source -> the detail field that carries the state, and the detail-type prefix.

@@ -6,15 +6,16 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from deployline.checks import data
-from deployline.checks.iam import Statement, role_id_of, statements_of
-from deployline.checks.intrinsics import as_list, literal_str, render
-from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import (
-    function_of_action,
-    is_lambda_invoke,
+from deployline.checks.iam import (
+    Statement,
+    role_id_of,
     role_permissions,
     statements_allow,
+    statements_of,
 )
+from deployline.checks.intrinsics import as_list, literal_str, render
+from deployline.checks.model import Hit, Rule, Severity
+from deployline.checks.pipeline import function_of_action
 from deployline.checks.template import Resource, Template
 
 JOB_ACTIONS = ("codepipeline:PutJobSuccessResult", "codepipeline:PutJobFailureResult")
@@ -70,7 +71,7 @@ SmokeTestRole:
         seen: set[str] = set()
         for pipeline in template.pipelines:
             for action in pipeline.actions:
-                if not is_lambda_invoke(action):
+                if not action.is_lambda_invoke:
                     continue
                 found = function_of_action(template, action)
                 fn = found.resource

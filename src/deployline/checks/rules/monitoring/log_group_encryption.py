@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.template import Template
+from deployline.checks.model import ResourceValueRule, Severity
 
 
-class LogGroupEncryption(Rule):
+class LogGroupEncryption(ResourceValueRule):
     """Fires when an `AWS::Logs::LogGroup` has no `KmsKeyId` (any value, intrinsic included,
     passes)."""
 
@@ -31,9 +28,6 @@ BuildLogs:
     KmsKeyId: !GetAtt LogsKey.Arn
 """
 
-    def check(self, template: Template) -> Iterator[Hit]:
-        for group in template.of_type(*self.resource_types):
-            if group.prop("KmsKeyId") is None:
-                yield self.hit(
-                    group.logical_id, "Properties.KmsKeyId", "the log group has no KmsKeyId"
-                )
+    property_path = ("KmsKeyId",)
+    missing = "the log group has no KmsKeyId"
+    needs_literal = False

@@ -6,9 +6,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from deployline.checks.intrinsics import as_list, get_path, literal_str
+from deployline.checks.intrinsics import as_list, get_path, literal_str, ref_like
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import ref_like
 from deployline.checks.rules.monitoring.failure_notifications import failure_rule_state
 from deployline.checks.template import Resource, Template
 

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.template import Template
+from deployline.checks.model import ResourceValueRule, Severity
 
 
-class TopicEncryption(Rule):
+class TopicEncryption(ResourceValueRule):
     """Fires when `KmsMasterKeyId` is absent; any value (a key, an alias, an intrinsic) passes
     here. Whether EventBridge may use the key is DL504's question."""
 
@@ -33,9 +30,6 @@ AlertTopic:
     KmsMasterKeyId: !Ref NotificationKey
 """
 
-    def check(self, template: Template) -> Iterator[Hit]:
-        for topic in template.of_type(*self.resource_types):
-            if topic.prop("KmsMasterKeyId") is None:
-                yield self.hit(
-                    topic.logical_id, "Properties.KmsMasterKeyId", "the topic is not encrypted"
-                )
+    property_path = ("KmsMasterKeyId",)
+    missing = "the topic is not encrypted"
+    needs_literal = False

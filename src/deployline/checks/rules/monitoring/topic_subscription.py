@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from deployline.checks.intrinsics import as_list, is_intrinsic
+from deployline.checks.events import pipeline_notification_topics
+from deployline.checks.intrinsics import as_list, is_intrinsic, ref_like
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import pipeline_notification_topics, ref_like
 from deployline.checks.template import Template
 
 # Resources that subscribe to SNS topics, and the property that names the topics.

@@ -9,7 +9,7 @@ from functools import lru_cache
 from deployline.checks import data
 from deployline.checks.intrinsics import literal_str
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import PHYSICAL_NAME_PROPS, name_text, physical_names
+from deployline.checks.names import PHYSICAL_NAME_PROPS, name_text, physical_names
 from deployline.checks.template import Template
 
 _TRAILING_PSEUDO = re.compile(r"(?:[-_.]?\$\{AWS::(?:AccountId|Region|Partition|URLSuffix)\})+$")
@@ -26,6 +26,11 @@ _ALIASES = (
     frozenset({"sandbox", "sbx"}),
     frozenset({"int", "integration"}),
 )
+
+
+# Environment names that are also ordinary words of a CamelCase name (`OrdersDeploymentTest`,
+# `ApiIntegration`, `StatusLive`): only a separator makes them an environment suffix.
+_ORDINARY_WORDS = frozenset({"test", "testing", "int", "integration", "live", "demo", "stage"})
 
 
 def spellings(environment: str) -> set[str]:
@@ -62,8 +67,8 @@ def carries_environment(name: str, environments: Iterable[str]) -> bool:
             return True
         if lowered.endswith(env) and lowered[-len(env) - 1] in "-_.":
             return True
-    words = _WORD.findall(last)
-    return bool(words) and words[-1].lower() in wanted
+    words = _WORD.findall(last)  # a CamelCase word only when it can be nothing but an environment
+    return bool(words) and words[-1].lower() in wanted - _ORDINARY_WORDS
 
 
 class EnvironmentSuffix(Rule):
@@ -77,7 +82,10 @@ class EnvironmentSuffix(Rule):
     tag when it has one (`-staging` for Environment=staging; common aliases such as prod for
     production count), otherwise one of the common
     environment names in a data file (dev, test, qa, uat, staging, preprod, prod, ...). The
-    environment may also be a whole path segment of hierarchical names (`/shop/prod/db-url`)."""
+    environment may also be a whole path segment of hierarchical names (`/shop/prod/db-url`).
+    Names are read through the resolver: a `Fn::FindInMap`, `Fn::Sub` or parameter default that
+    resolves to a literal is that literal. A CamelCase last word counts as the suffix only when
+    it is not also an ordinary word (`...DeploymentTest` has no suffix; `...Prod` has one)."""
 
     id = "DL702"
     severity = Severity.MEDIUM
@@ -103,10 +111,10 @@ ArtifactBucket:
     def check(self, template: Template) -> Iterator[Hit]:
         common = environment_names()
         for res, prop, value in physical_names(template):
-            text, varies = name_text(value)
+            text, varies = name_text(template.resolve(value))
             if varies or text is None:
                 continue
-            tag = literal_str(res.tags.get("Environment"))
+            tag = literal_str(template.resolve(res.tags.get("Environment")))
             envs: Iterable[str] = spellings(tag) if tag else common
             if carries_environment(text, envs):
                 continue

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from deployline.checks.intrinsics import literal_str
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import PHYSICAL_NAME_PROPS, physical_names
+from deployline.checks.names import PHYSICAL_NAME_PROPS, physical_names
 from deployline.checks.template import Template
 
 _SEPARATORS = "-_."
@@ -76,7 +76,7 @@ BuildProject:
     def check(self, template: Template) -> Iterator[Hit]:
         names = []
         for res, prop, value in physical_names(template):
-            text = literal_str(value)
+            text = literal_str(template.resolve(value))
             if text:
                 names.append((res.logical_id, prop, text, NameStyle.of(text)))
         if len(names) < 2:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from deployline.checks.events import pipeline_notification_topics
 from deployline.checks.intrinsics import get_path, referenced_names, render, sub_variables
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import pipeline_notification_topics
 from deployline.checks.template import Template
 
 
@@ -81,10 +81,10 @@ def outputs_topic_arn(value: Any, logical_id: str) -> bool:
 
 class PipelineOutputs(Rule):
     """Template-level, reported on each pipeline: Outputs must include the pipeline's name
-    (Ref, or a Sub using it), the URI of every ECR repository in the template (GetAtt
-    RepositoryUri, or a Sub building the registry URI; a bare Ref is only the name), and the
-    ARN of the notification topic (topics that receive pipeline notifications; when none is
-    wired, every topic) as Ref or GetAtt TopicArn."""
+    (Ref, a Sub using it, or the same expression as the pipeline's `Name`), the URI of every
+    ECR repository in the template (GetAtt RepositoryUri, or a Sub building the registry URI;
+    a bare Ref is only the name), and the ARN of the notification topic (topics that receive
+    pipeline notifications; when none is wired, every topic) as Ref or GetAtt TopicArn."""
 
     id = "DL704"
     severity = Severity.LOW
@@ -128,7 +128,12 @@ Outputs:
                 missing.append(f"the ARN of topic {topic}")
         for pipeline in pipelines:
             gaps = list(missing)
-            if not any(outputs_name_of(v, pipeline.logical_id) for v in values):
+            name = pipeline.resource.prop("Name")
+            resolved = {repr(template.resolve(v)) for v in values}
+            same_as_name = name is not None and repr(template.resolve(name)) in resolved
+            if not same_as_name and not any(
+                outputs_name_of(v, pipeline.logical_id) for v in values
+            ):
                 gaps.insert(0, "the pipeline name")
             if gaps:
                 yield self.hit(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from deployline.checks.intrinsics import ref_target
+from deployline.checks.intrinsics import ref_like, ref_target
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import ref_like
 from deployline.checks.rules.organisation.dependency_cycle import dependency_graph
 from deployline.checks.template import Resource, Template
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from deployline.checks import data
 from deployline.checks.intrinsics import get_path, is_intrinsic
-from deployline.checks.model import Hit, Rule, Severity
+from deployline.checks.model import Hit, Option, Rule, Severity
 from deployline.checks.template import Resource, Template
 
 DEFAULT_REQUIRED = ("Environment", "Project", "ManagedBy")
@@ -62,7 +62,9 @@ class RequiredTags(Rule):
     seed = "000 §8, 001 §10"
     title = "Taggable resource without the required tags"
     resource_types = tuple(sorted(taggable_types()))
-    default_options: ClassVar[Mapping[str, Any]] = {"required_tags": DEFAULT_REQUIRED}
+    options_definition: ClassVar[Mapping[str, Option]] = {
+        "required_tags": Option("list", DEFAULT_REQUIRED, "the tag keys every resource carries")
+    }
     rationale = (
         "Untagged resources cannot be attributed to a project, an environment or an owner: "
         "cost reports, clean-up and access policies based on tags all miss them."
@@ -82,7 +84,7 @@ ArtifactBucket:
 """
 
     def check(self, template: Template) -> Iterator[Hit]:
-        required = [str(t) for t in self.options.get("required_tags") or DEFAULT_REQUIRED]
+        required: tuple[str, ...] = self.options["required_tags"]
         taggable = taggable_types()
         sam_globals = template.data.get("Globals")
         for res in template.resources.values():

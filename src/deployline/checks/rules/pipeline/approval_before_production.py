@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import is_manual_approval
 from deployline.checks.template import Template
 
 
 class ApprovalBeforeProduction(Rule):
-    """Applies to pipelines with two or more deploy stages (stages holding a Deploy-category
-    action); the last of them is production. Every deploy action there needs a Manual approval
-    before it: in an earlier stage, or in the same stage with a lower RunOrder. An approval in
-    parallel (same RunOrder) does not hold the deploy back."""
+    """Applies to pipelines with two or more deploy stages (stages holding a deploy of the
+    pipeline model, see DL401: a stage that only prepares a change set, or in which the pipeline
+    updates its own stack, is not one); the last of them is production. Every deploy there needs
+    a Manual approval before it: in an earlier stage, or in the same stage with a lower
+    RunOrder. An approval in parallel (same RunOrder) does not hold the deploy back."""
 
     id = "DL405"
     severity = Severity.HIGH
@@ -48,10 +48,10 @@ class ApprovalBeforeProduction(Rule):
             production = stages[-1]
             actions = pipeline.actions
             for deploy in production.actions:
-                if deploy.category != "Deploy":
+                if not deploy.deploys:
                     continue
                 before = [a for a in actions if pipeline.before(a, deploy)]
-                if any(is_manual_approval(a) for a in before):
+                if any(a.is_manual_approval for a in before):
                     continue
                 if any(a.category is None for a in before):
                     yield self.unknown(

@@ -11,8 +11,12 @@ from deployline.checks.template import Template
 class BuildAndTestBeforeDeploy(Rule):
     """ "Before" is the catalog's order: an earlier stage, or the same stage with a lower
     RunOrder. Actions in parallel with the deploy (same stage, same RunOrder) do not count.
-    When an action before the deploy hides its category behind an intrinsic, a missing
-    category is UNKNOWN rather than a finding. Reported on the pipeline, at the deploy action."""
+    A deploy is what the pipeline model calls one (`checks.pipeline`): a Deploy-category action
+    other than a change set being prepared (CHANGE_SET_REPLACE) or a DELETE_ONLY, or a CodeBuild
+    action whose inline buildspec deploys; the pipeline updating its own stack is not one. A
+    Lambda Invoke counts as a test, as it does for DL402. When an action before the deploy
+    hides its category behind an intrinsic, a missing category is UNKNOWN rather than a
+    finding. Reported on the pipeline, at the deploy action."""
 
     id = "DL401"
     severity = Severity.HIGH
@@ -43,10 +47,14 @@ Stages:
 
     def check(self, template: Template) -> Iterator[Hit]:
         for pipeline in template.pipelines:
-            for deploy in pipeline.of_category("Deploy"):
+            for deploy in pipeline.deploy_actions:
                 before = pipeline.actions_before(deploy)
                 hidden = any(a.category is None for a in before)
-                missing = [c for c in ("Build", "Test") if not any(a.category == c for a in before)]
+                found = {
+                    "Build": any(a.category == "Build" for a in before),
+                    "Test": any(a.is_test for a in before),
+                }
+                missing = [c for c, present in found.items() if not present]
                 if not missing:
                     continue
                 what = " and ".join(f"no {c}-category action" for c in missing)

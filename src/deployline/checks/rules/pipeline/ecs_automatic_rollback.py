@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from deployline.checks.deployments import deployment_controller, is_ecs_deployment_group
 from deployline.checks.intrinsics import as_list, bool_of, get_path, is_intrinsic, literal_str
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import deployment_controller, is_ecs_deployment_group
 from deployline.checks.template import Template
 
 

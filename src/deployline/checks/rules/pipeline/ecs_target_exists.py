@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 from deployline.checks.intrinsics import literal_str
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import resolve_named
 from deployline.checks.template import Template
 
 _TARGETS = (
@@ -51,7 +50,7 @@ Configuration:
                     text = literal_str(value)
                     if text is None:
                         continue  # absent, or an intrinsic
-                    found = resolve_named(template, value, (rtype,), prop)
+                    found = template.named(value, (rtype,), prop)
                     path = f"{action.path}.Configuration.{key}"
                     if found.resource is not None:
                         continue

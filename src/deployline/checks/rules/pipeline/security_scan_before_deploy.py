@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 from deployline.checks.buildspec import project_buildspec
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.pipeline import Action
-from deployline.checks.rules._common import is_codebuild, project_of_action
+from deployline.checks.pipeline import Action, project_of_action
 from deployline.checks.template import Template
 
 SCANNERS = ("bandit", "safety", "pip-audit", "trivy", "grype", "snyk", "semgrep", "checkov",
@@ -46,7 +45,7 @@ def scan_state(template: Template, action: Action) -> tuple[bool | None, str]:
         return True, f"{action.label} ({provider})"
     if action.provider is None:
         return None, f"{action.label}'s provider is computed by an intrinsic"
-    if not is_codebuild(action):
+    if not action.is_codebuild:
         return False, ""
     found = project_of_action(template, action)
     if found.resource is None:
@@ -65,7 +64,8 @@ class SecurityScanBeforeDeploy(Rule):
     """A scan is an Amazon Inspector `InspectorScan` action, a third-party action whose
     provider is one of the scanners, or a CodeBuild action whose project's inline buildspec
     runs bandit, safety, pip-audit, trivy, grype, snyk, semgrep, checkov or gitleaks (installing
-    one is not running it). ECR scan-on-push is not a pipeline action and does not count. A
+    one is not running it). ECR scan-on-push is not a pipeline action and does not count.
+    Deploys are those of the pipeline model (see DL401). A
     CodeBuild action before the deploy whose buildspec is in the repository makes a missing
     scan UNKNOWN."""
 
@@ -94,7 +94,7 @@ class SecurityScanBeforeDeploy(Rule):
     def check(self, template: Template) -> Iterator[Hit]:
         for pipeline in template.pipelines:
             states: dict[int, tuple[bool | None, str]] = {}
-            for deploy in pipeline.of_category("Deploy"):
+            for deploy in pipeline.deploy_actions:
                 unknown_reasons: list[str] = []
                 scanned = False
                 for action in pipeline.actions_before(deploy):

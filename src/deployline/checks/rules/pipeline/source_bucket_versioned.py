@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 from deployline.checks.intrinsics import is_intrinsic, literal_str
 from deployline.checks.model import Hit, Rule, Severity
-from deployline.checks.rules._common import resolve_named
 from deployline.checks.template import Template
 
 
@@ -39,7 +38,7 @@ SourceBucket:
                 if action.provider != "S3" or action.category not in ("Source", None):
                     continue
                 value = action.config("S3Bucket")
-                found = resolve_named(template, value, ("AWS::S3::Bucket",), "BucketName")
+                found = template.named(value, ("AWS::S3::Bucket",), "BucketName")
                 bucket = found.resource
                 if bucket is None:
                     yield self.unknown(

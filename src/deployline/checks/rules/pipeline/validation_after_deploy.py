@@ -6,14 +6,13 @@ from collections.abc import Iterator
 
 from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.pipeline import Action
-from deployline.checks.rules._common import is_lambda_invoke
 from deployline.checks.template import Template
 
 
 def validates(deploy: Action, candidate: Action) -> bool:
     """Is `candidate` a Lambda Invoke or Test action later in the deploy's stage (higher
     RunOrder) or in the next stage?"""
-    if not (is_lambda_invoke(candidate) or candidate.category == "Test"):
+    if not candidate.is_test:
         return False
     if candidate.stage_index == deploy.stage_index:
         return candidate.run_order > deploy.run_order
@@ -23,7 +22,9 @@ def validates(deploy: Action, candidate: Action) -> bool:
 class ValidationAfterDeploy(Rule):
     """A Deploy-category action must be followed, later in the same stage (higher RunOrder)
     or in the next stage, by a Lambda Invoke or a Test-category action. An action running in
-    parallel with the deploy (same RunOrder) does not validate it."""
+    parallel with the deploy (same RunOrder) does not validate it. Deploys are those of the
+    pipeline model (see DL401): a change set being prepared, a DELETE_ONLY and the pipeline's
+    update of its own stack need no validation."""
 
     id = "DL402"
     severity = Severity.HIGH
@@ -53,7 +54,7 @@ class ValidationAfterDeploy(Rule):
     def check(self, template: Template) -> Iterator[Hit]:
         for pipeline in template.pipelines:
             actions = pipeline.actions
-            for deploy in pipeline.of_category("Deploy"):
+            for deploy in pipeline.deploy_actions:
                 if any(validates(deploy, a) for a in actions):
                     continue
                 window = [

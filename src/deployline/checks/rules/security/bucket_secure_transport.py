@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from deployline.checks.iam import Statement, statements_of
+from deployline.checks.iam import Statement, policy_document, statements_of
 from deployline.checks.intrinsics import as_list, bool_of, is_intrinsic
 from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.s3 import bucket_policies
@@ -41,10 +41,8 @@ def _denies_insecure_transport(statement: Statement) -> bool:
 
 
 def _document_hidden(document: Any) -> bool:
-    if is_intrinsic(document):
-        return True
-    statements = document.get("Statement") if isinstance(document, dict) else None
-    return is_intrinsic(statements)
+    parsed = policy_document(document)
+    return parsed is None or is_intrinsic(parsed.get("Statement"))
 
 
 class BucketSecureTransport(Rule):

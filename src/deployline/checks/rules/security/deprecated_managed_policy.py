@@ -60,7 +60,13 @@ class DeprecatedManagedPolicy(Rule):
     family = "Security"
     seed = "004 IAM 2"
     title = "Deprecated managed policy, or admin policy on a CI/CD service role"
-    resource_types = ("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group")
+    resource_types = (
+        "AWS::IAM::Role",
+        "AWS::IAM::User",
+        "AWS::IAM::Group",
+        "AWS::Serverless::Function",
+        "AWS::Serverless::StateMachine",
+    )
     rationale = (
         "A deprecated AWS managed policy cannot be attached to new principals (the stack fails "
         "to create) and no longer gets AWS's updates; one that never existed fails outright. "

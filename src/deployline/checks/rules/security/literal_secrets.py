@@ -79,14 +79,7 @@ class LiteralSecret(Rule):
     family = "Security"
     seed = "000 §1, 003 §7"
     title = "Literal secret in the template"
-    resource_types = (
-        "AWS::CodePipeline::Pipeline",
-        "AWS::CodeBuild::Project",
-        "AWS::Lambda::Function",
-        "AWS::Serverless::Function",
-        "AWS::ECS::TaskDefinition",
-        "AWS::SSM::Parameter",
-    )
+    resource_types = ()  # token shapes are searched everywhere, Globals included
     rationale = (
         "A template is stored in source control, in the CloudFormation console and in every "
         "stack's history; a token, password or key written into it is readable by anyone who can "

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from deployline.checks.iam import trusted_services, trusts_service
-from deployline.checks.intrinsics import is_intrinsic, ref_target
+from deployline.checks.iam import policy_document, trusted_services, trusts_service
+from deployline.checks.intrinsics import ref_target
 from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.template import Template
 
@@ -74,7 +74,9 @@ BuildRole:
                 document = role.prop("AssumeRolePolicyDocument")
                 if trusts_service(role, service):
                     continue
-                hidden = is_intrinsic(document) or any("${?}" in p for p in trusted_services(role))
+                hidden = policy_document(document) is None or any(
+                    "${" in p for p in trusted_services(role)
+                )
                 if hidden:
                     yield self.unknown(
                         role.logical_id,

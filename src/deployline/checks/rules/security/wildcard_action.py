@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
-from deployline.checks.iam import identity_policies
+from deployline.checks.iam import IDENTITY_POLICY_TYPES, identity_policies
+from deployline.checks.iam_actions import ALL_ACTIONS
 from deployline.checks.model import Hit, Rule, Severity
 from deployline.checks.template import Template
-
-_SERVICE_STAR = re.compile(r"^\s*(\*|[A-Za-z0-9-]+:\*)\s*$")
 
 
 class WildcardAction(Rule):
@@ -18,13 +16,7 @@ class WildcardAction(Rule):
     family = "Security"
     seed = "000 §1, 002 §2"
     title = "Identity policy allows every action of a service (or uses NotAction)"
-    resource_types = (
-        "AWS::IAM::Role",
-        "AWS::IAM::Policy",
-        "AWS::IAM::ManagedPolicy",
-        "AWS::IAM::User",
-        "AWS::IAM::Group",
-    )
+    resource_types = IDENTITY_POLICY_TYPES
     rationale = (
         "`s3:*`, `iam:*` or `*` grant deletion, policy changes and every action AWS adds later; "
         "`NotAction` in an Allow grants everything not listed. A build that runs third-party "
@@ -52,7 +44,7 @@ class WildcardAction(Rule):
                         "an Allow with NotAction grants every action it does not list",
                     )
                     continue
-                broad = [a for a in st.literal_actions() if _SERVICE_STAR.match(a)]
+                broad = [a for a in st.literal_actions() if ALL_ACTIONS.match(a)]
                 if broad:
                     yield self.hit(
                         doc.holder,
