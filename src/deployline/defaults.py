@@ -68,6 +68,25 @@ def logs_service_principal() -> iam.ServicePrincipal:
     return iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")
 
 
+def guarded_service_principal(service: str, *, source_arn: str) -> iam.ServicePrincipal:
+    """`service` (e.g. `codebuild.amazonaws.com`) as a role's trusted principal, only on behalf
+    of this account (aws:SourceAccount) and of the resources `source_arn` matches
+    (aws:SourceArn): the confused-deputy guard AWS documents for service roles (checker rule
+    DL002)."""
+    return iam.ServicePrincipal(
+        service,
+        conditions={
+            "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+            "ArnLike": {"aws:SourceArn": source_arn},
+        },
+    )
+
+
+def own_arn(service: str, resource: str) -> str:
+    """An ARN of `service` in this stack's partition, region and account (pseudo parameters)."""
+    return f"arn:{Aws.PARTITION}:{service}:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+
+
 def secure_key(
     scope: Construct,
     id: str,

@@ -186,7 +186,10 @@ class BuildProject(Construct):
             self,
             "Role",
             role_name=role_name,
-            assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
+            assumed_by=defaults.guarded_service_principal(
+                "codebuild.amazonaws.com",
+                source_arn=defaults.own_arn("codebuild", f"project/{project_name}"),
+            ),
             description=f"deployline: service role of the CodeBuild project {project_name}",
             inline_policies={"Build": iam.PolicyDocument(statements=policy)},
         )

@@ -317,7 +317,10 @@ class ContainerPipeline(Construct):
             self,
             "PipelineRole",
             role_name=namer.name("pipeline", Kind.IAM_ROLE),
-            assumed_by=iam.ServicePrincipal("codepipeline.amazonaws.com"),
+            assumed_by=defaults.guarded_service_principal(
+                "codepipeline.amazonaws.com",
+                source_arn=defaults.own_arn("codepipeline", self.pipeline_name),
+            ),
             description=f"deployline: service role of the pipeline {self.pipeline_name}",
         )
         buckets = self._artifact_buckets(cross_region)

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 
 from aws_cdk import (
     Acknowledgment,
-    Aws,
     CfnResource,
     Duration,
     RemovalPolicy,
@@ -243,7 +242,10 @@ class FargateWebService(Construct):
             self,
             "ExecutionRole",
             role_name=namer.name("task-execution", Kind.IAM_ROLE),
-            assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
+            # Confused-deputy guard: only ECS tasks of this account and region may assume it.
+            assumed_by=defaults.guarded_service_principal(
+                "ecs-tasks.amazonaws.com", source_arn=defaults.own_arn("ecs", "*")
+            ),
             description=f"deployline: pulls the image and writes logs for {namer.name('service')}",
         )
         for statement in statements:
@@ -263,14 +265,8 @@ class FargateWebService(Construct):
             self,
             "TaskRole",
             role_name=namer.name("task", Kind.IAM_ROLE),
-            assumed_by=iam.ServicePrincipal(
-                "ecs-tasks.amazonaws.com",
-                conditions={
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:{Aws.PARTITION}:ecs:{Aws.REGION}:{Aws.ACCOUNT_ID}:*"
-                    },
-                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                },
+            assumed_by=defaults.guarded_service_principal(
+                "ecs-tasks.amazonaws.com", source_arn=defaults.own_arn("ecs", "*")
             ),
             description=f"deployline: the application role of {namer.name('service')}; "
             "grant it what the application calls",

@@ -259,7 +259,10 @@ class ServiceNetwork(Construct):
             self,
             "FlowLogRole",
             role_name=namer.name("flow-logs", Kind.IAM_ROLE),
-            assumed_by=iam.ServicePrincipal("vpc-flow-logs.amazonaws.com"),
+            assumed_by=defaults.guarded_service_principal(
+                "vpc-flow-logs.amazonaws.com",
+                source_arn=defaults.own_arn("ec2", "vpc-flow-log/*"),
+            ),
             description="deployline: lets VPC flow logs write to "
             f"{namer.log_group('vpc-flow-logs')}",
             inline_policies={

@@ -19,6 +19,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from deployline import defaults
+
 
 class ActionRole(Construct):
     """The role one pipeline action runs with.
@@ -87,7 +89,10 @@ class EventsRole(Construct):
             self,
             "Role",
             role_name=role_name,
-            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            # Only this account's EventBridge rules may use it.
+            assumed_by=defaults.guarded_service_principal(
+                "events.amazonaws.com", source_arn=defaults.own_arn("events", "rule/*")
+            ),
             description="deployline: lets EventBridge start the pipeline on a source change",
             inline_policies={
                 "StartPipeline": iam.PolicyDocument(
