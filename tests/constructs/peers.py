@@ -83,3 +83,34 @@ def deployline_check(path: Path) -> list[tuple[str, str, str]]:
     findings, unknown = check_template(template, rules)
     kept, _ = partition([*findings, *unknown], template_suppressions(template))
     return [(f.rule_id, f.resource, f.message) for f in kept]
+
+
+def service_arn(
+    cluster: str, service: str, *, account: str | None = None, region: str | None = None
+) -> dict[str, Any]:
+    """An ECS service's ARN as CDK renders it: pseudo parameters where no account and region
+    are given, the literal ones otherwise."""
+    where: list[Any] = (
+        [f":ecs:{region}:{account}:service/{cluster}/{service}"]
+        if account and region
+        else [
+            ":ecs:",
+            {"Ref": "AWS::Region"},
+            ":",
+            {"Ref": "AWS::AccountId"},
+            f":service/{cluster}/{service}",
+        ]
+    )
+    return {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, *where]]}
+
+
+def ecs_deployment_pattern(*arns: dict[str, Any], **detail: Any) -> dict[str, Any]:
+    """The event pattern of ECS deployment events of the services `arns` (and `detail`)."""
+    pattern: dict[str, Any] = {
+        "source": ["aws.ecs"],
+        "detail-type": ["ECS Deployment State Change"],
+        "resources": list(arns),
+    }
+    if detail:
+        pattern["detail"] = detail
+    return pattern

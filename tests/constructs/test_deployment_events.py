@@ -20,8 +20,10 @@ from peers import (  # tests/constructs/peers.py
     cfn_lint,
     checkov_failures,
     deployline_check,
+    ecs_deployment_pattern,
     feature_flags,
     nagged_app,
+    service_arn,
     synthesize,
 )
 from stand_in import nag_violations  # tests/constructs/stand_in.py
@@ -165,26 +167,9 @@ def test_the_rule_matches_this_services_ecs_deployment_events_in_its_own_account
 ) -> None:
     _, rule = forwarder(synth, "AWS::Events::Rule")
     assert rule["Properties"]["Name"] == "payment-processor-forward-deploys-production"
-    assert rule["Properties"]["EventPattern"] == {
-        "source": ["aws.ecs"],
-        "detail-type": ["ECS Deployment State Change"],
-        "resources": [
-            {
-                "Fn::Join": [
-                    "",
-                    [
-                        "arn:",
-                        {"Ref": "AWS::Partition"},
-                        ":ecs:",
-                        {"Ref": "AWS::Region"},
-                        ":",
-                        {"Ref": "AWS::AccountId"},
-                        f":service/{CLUSTER}/{SERVICE}",
-                    ],
-                ]
-            }
-        ],
-    }
+    assert rule["Properties"]["EventPattern"] == ecs_deployment_pattern(
+        service_arn(CLUSTER, SERVICE)
+    )
     assert "EventBusName" not in rule["Properties"]  # the environment's default bus
 
 

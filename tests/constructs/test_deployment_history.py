@@ -23,8 +23,10 @@ from peers import (  # tests/constructs/peers.py
     cfn_lint,
     checkov_failures,
     deployline_check,
+    ecs_deployment_pattern,
     feature_flags,
     nagged_app,
+    service_arn,
     synthesize,
 )
 from stand_in import fixture_pipeline, nag_violations  # tests/constructs/stand_in.py
@@ -429,31 +431,14 @@ def test_rule_records_every_execution_stage_and_action_change_of_this_pipeline(
     }
 
 
-def service_arn(env: DeployedEnvironment, account: Any, region: Any) -> dict[str, Any]:
-    return {
-        "Fn::Join": [
-            "",
-            [
-                "arn:",
-                {"Ref": "AWS::Partition"},
-                ":ecs:",
-                *([region, ":", account] if isinstance(region, dict) else [f"{region}:{account}"]),
-                f":service/{env.cluster}/{env.service}",
-            ],
-        ]
-    }
-
-
 def test_rule_records_ecs_deployments_of_the_services_in_the_pipelines_account_and_region(
     synth: Synth,
 ) -> None:
     rule = rules_by_name(synth.resources)["payment-processor-record-deploy-shared"]
-    here = ({"Ref": "AWS::AccountId"}, {"Ref": "AWS::Region"})
-    assert rule["EventPattern"] == {
-        "source": ["aws.ecs"],
-        "detail-type": ["ECS Deployment State Change"],
-        "resources": [service_arn(STAGING, *here), service_arn(PRODUCTION, *here)],
-    }
+    assert rule["EventPattern"] == ecs_deployment_pattern(
+        service_arn(STAGING.cluster, STAGING.service),
+        service_arn(PRODUCTION.cluster, PRODUCTION.service),
+    )
     assert "EventBusName" not in rule  # the default bus
 
 
@@ -463,22 +448,9 @@ def test_ecs_deployments_elsewhere_are_recorded_from_the_deployment_event_bus(
     rule = rules_by_name(synth.resources)["payment-processor-record-fwd-deploy-shared"]
     bus_id, _ = one(synth.resources, "AWS::Events::EventBus", prefix="Bus")
     assert rule["EventBusName"] == {"Ref": bus_id}
-    assert rule["EventPattern"] == {
-        "source": ["aws.ecs"],
-        "detail-type": ["ECS Deployment State Change"],
-        "resources": [
-            {
-                "Fn::Join": [
-                    "",
-                    [
-                        "arn:",
-                        {"Ref": "AWS::Partition"},
-                        f":ecs:{OTHER_REGION}:{OTHER_ACCOUNT}:service/{DR.cluster}/{DR.service}",
-                    ],
-                ]
-            }
-        ],
-    }
+    assert rule["EventPattern"] == ecs_deployment_pattern(
+        service_arn(DR.cluster, DR.service, account=OTHER_ACCOUNT, region=OTHER_REGION)
+    )
     assert synth.staging.forwarded_deployment_rule is None
     assert sorted(rules_by_name(synth.staging_resources)) == [
         "payment-processor-record-deploy-shared",

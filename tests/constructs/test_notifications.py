@@ -20,8 +20,10 @@ from peers import (  # tests/constructs/peers.py
     cfn_lint,
     checkov_failures,
     deployline_check,
+    ecs_deployment_pattern,
     feature_flags,
     nagged_app,
+    service_arn,
     synthesize,
 )
 from stand_in import fixture_pipeline, nag_violations  # tests/constructs/stand_in.py
@@ -431,27 +433,9 @@ def test_failed_or_rolled_back_ecs_deployments_of_each_environment_are_announced
     synth: Synth,
 ) -> None:
     staging = rules(synth)["payment-processor-staging-deploy-failed-shared"]
-    assert staging["EventPattern"] == {
-        "source": ["aws.ecs"],
-        "detail-type": ["ECS Deployment State Change"],
-        "resources": [
-            {
-                "Fn::Join": [
-                    "",
-                    [
-                        "arn:",
-                        {"Ref": "AWS::Partition"},
-                        ":ecs:",
-                        {"Ref": "AWS::Region"},
-                        ":",
-                        {"Ref": "AWS::AccountId"},
-                        f":service/{STAGING.cluster}/{STAGING.service}",
-                    ],
-                ]
-            }
-        ],
-        "detail": FAILED_OR_ROLLED_BACK,
-    }
+    assert staging["EventPattern"] == ecs_deployment_pattern(
+        service_arn(STAGING.cluster, STAGING.service), **FAILED_OR_ROLLED_BACK
+    )
     assert "EventBusName" not in staging
 
 
@@ -461,20 +445,12 @@ def test_ecs_deployments_elsewhere_are_announced_from_the_deployment_event_bus(
     production = rules(synth)["payment-processor-production-deploy-failed-shared"]
     bus_id = logical_id(synth.resources, "Bus", "AWS::Events::EventBus")
     assert production["EventBusName"] == {"Ref": bus_id}
-    assert production["EventPattern"]["resources"] == [
-        {
-            "Fn::Join": [
-                "",
-                [
-                    "arn:",
-                    {"Ref": "AWS::Partition"},
-                    f":ecs:{OTHER_REGION}:{OTHER_ACCOUNT}:service/{PRODUCTION.cluster}/"
-                    f"{PRODUCTION.service}",
-                ],
-            ]
-        }
-    ]
-    assert production["EventPattern"]["detail"] == FAILED_OR_ROLLED_BACK
+    assert production["EventPattern"] == ecs_deployment_pattern(
+        service_arn(
+            PRODUCTION.cluster, PRODUCTION.service, account=OTHER_ACCOUNT, region=OTHER_REGION
+        ),
+        **FAILED_OR_ROLLED_BACK,
+    )
     rule_resource = next(
         v
         for v in synth.resources.values()

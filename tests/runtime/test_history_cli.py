@@ -86,6 +86,8 @@ def seeded(moto_url: str) -> dict[str, str]:
         sleep=lambda _: None,
     )
     first, failed, fixed, staged, cancelled = (str(uuid.uuid4()) for _ in range(5))
+    staging = SETTINGS.environments[0]
+    cluster, service = staging.cluster, staging.service
     for execution in (first, failed, fixed, staged, cancelled):
         fake.add(Execution(execution, _at(0), status="Succeeded", updated=_at(1)))
     for event in (
@@ -97,19 +99,12 @@ def seeded(moto_url: str) -> dict[str, str]:
         stage_event(failed, "Deploy-production", "FAILED", _at(110)),
         stage_event(fixed, "Deploy-production", "STARTED", _at(150)),
         stage_event(fixed, "Deploy-production", "SUCCEEDED", _at(170)),
-        ecs_event(
-            "ecs-svc/555",
-            "SERVICE_DEPLOYMENT_IN_PROGRESS",
-            _at(200),
-            cluster="payment-processor-cluster-staging",
-            service="payment-processor-service-staging",
-        ),
-        ecs_event(
-            "ecs-svc/555",
-            "SERVICE_DEPLOYMENT_COMPLETED",
-            _at(203),
-            cluster="payment-processor-cluster-staging",
-            service="payment-processor-service-staging",
+        *(
+            ecs_event("ecs-svc/555", name, _at(minute), cluster=cluster, service=service)
+            for name, minute in (
+                ("SERVICE_DEPLOYMENT_IN_PROGRESS", 200),
+                ("SERVICE_DEPLOYMENT_COMPLETED", 203),
+            )
         ),
         pipeline_event(cancelled, "STARTED", _at(220)),
         action_event(

@@ -264,6 +264,13 @@ def execution_model(
     )
 
 
+def approval_event(execution: str, state: str, when: datetime) -> dict:
+    return action_event(
+        execution, "Approve-production", "Approve", state, when, category="Approval",
+        provider="Manual",
+    )  # fmt: skip
+
+
 def deploy_events(
     execution: str, env: str, begin: float, end: float, outcome: str, *ecs_: dict
 ) -> list[dict]:
@@ -332,15 +339,7 @@ def test_records_an_execution_with_commit_image_approval_ecs_deployments_and_met
             ecs("staging", "ecs-svc/1001", "SERVICE_DEPLOYMENT_IN_PROGRESS", t(11)),
             ecs("staging", "ecs-svc/1001", "SERVICE_DEPLOYMENT_COMPLETED", t(16)),
         ),
-        action_event(
-            execution,
-            "Approve-production",
-            "Approve",
-            "SUCCEEDED",
-            t(30),
-            category="Approval",
-            provider="Manual",
-        ),
+        approval_event(execution, "SUCCEEDED", t(30)),
         *deploy_events(
             execution,
             "production",
@@ -663,51 +662,26 @@ def test_a_service_in_another_account_and_region_is_recorded_for_its_environment
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("cancel_first", [False, True], ids=["in-order", "cancel-first"])
 def test_an_execution_cancelled_by_the_pipelines_self_update_is_recorded_as_such(
-    h: Harness,
+    h: Harness, cancel_first: bool
 ) -> None:
     execution = new_id()
     h.codepipeline.add(execution_model(execution, 0, status="Cancelled"))
+    update = action_event(
+        execution, "UpdatePipeline", "SelfUpdate", "STARTED", t(8), category="Deploy",
+        provider="CloudFormation",
+    )  # fmt: skip
+    cancel = pipeline_event(execution, "CANCELED", t(9))
 
     h.handle(
         pipeline_event(execution, "STARTED", t(0)),
-        action_event(
-            execution,
-            "UpdatePipeline",
-            "SelfUpdate",
-            "STARTED",
-            t(8),
-            category="Deploy",
-            provider="CloudFormation",
-        ),
-        pipeline_event(execution, "CANCELED", t(9)),
+        *([cancel, update] if cancel_first else [update, cancel]),
     )
 
     whole = h.item(execution, records.PIPELINE_SCOPE)
     assert (whole["status"], whole["canceled_by"]) == ("canceled", "self-update")
     assert h.env_items("staging") == [] and h.env_items("production") == []
-
-
-def test_the_cancel_is_put_down_to_the_self_update_whichever_event_arrives_first(
-    h: Harness,
-) -> None:
-    execution = new_id()
-    h.codepipeline.add(execution_model(execution, 0, status="Cancelled"))
-
-    h.handle(
-        pipeline_event(execution, "CANCELED", t(9)),
-        action_event(
-            execution,
-            "UpdatePipeline",
-            "SelfUpdate",
-            "STARTED",
-            t(8),
-            category="Deploy",
-            provider="CloudFormation",
-        ),
-    )
-
-    assert h.item(execution, records.PIPELINE_SCOPE)["canceled_by"] == "self-update"
 
 
 def test_a_stage_rollback_restores_service_without_counting_a_lead_time(h: Harness) -> None:
@@ -800,17 +774,7 @@ def test_a_rejected_approval_is_recorded_on_its_environment(h: Harness) -> None:
     model.actions[-1].status = "Failed"
     h.codepipeline.add(model)
 
-    h.handle(
-        action_event(
-            execution,
-            "Approve-production",
-            "Approve",
-            "FAILED",
-            t(30),
-            category="Approval",
-            provider="Manual",
-        )
-    )
+    h.handle(approval_event(execution, "FAILED", t(30)))
 
     item = h.item(execution, "production")
     assert item["approval_status"] == "rejected"
