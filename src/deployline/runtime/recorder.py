@@ -56,15 +56,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import clients, dora, ecs_events, endings, records
+from .deployment_links import DeploymentLinker, action_details
+from .recorder_settings import EnvironmentSpec, RecorderSettings, SettingsError
 from .records import FINAL_STATUSES, PIPELINE_SCOPE, DeploymentRecord, iso, parse_iso
+
+__all__ = [
+    "EnvironmentSpec",
+    "EventError",
+    "Observation",
+    "Recorder",
+    "RecorderSettings",
+    "SettingsError",
+    "handler",
+    "merge",
+]
 
 PIPELINE_EXECUTION = "CodePipeline Pipeline Execution State Change"
 STAGE_EXECUTION = "CodePipeline Stage Execution State Change"
@@ -84,156 +96,11 @@ _STATES = {
 }
 _IMAGE_VARIABLES = ("image_tag", "image_uri", "image_digest")
 _GATE_COUNTS = ("critical", "high", "medium", "low", "unverified")
-#: An ECS event may be stamped this much before the Deploy action's recorded start.
-CLOCK_SKEW = timedelta(seconds=60)
-#: ECS events of a deploy may trail its Deploy action's end by this much (the last events of a
-#: rollback).
-DEPLOY_GRACE = timedelta(minutes=10)
-#: Executions that started longer ago than this before an ECS event are not searched (a manual
-#: approval times out after 7 days).
-EXECUTION_HORIZON = timedelta(days=8)
-#: Pages of 100 executions searched before the recorder refuses to guess.
-MAX_EXECUTION_PAGES = 20
-#: Pages of 100 action executions read for one execution.
-MAX_ACTION_PAGES = 20
-#: A rollback ECS made outside the pipeline belongs to the outside deployment it undoes if that
-#: started this recently.
-OUTSIDE_ROLLBACK_WINDOW = timedelta(hours=1)
-_ENVIRONMENT_KEYS = ("name", "stage", "approve_stage", "cluster", "service", "account", "region")
-_ACCOUNT = re.compile(r"^[0-9]{12}$")
-
 _log = clients.logger("recorder")
-
-
-class SettingsError(ValueError):
-    """The function's environment variables are wrong; the message names the fix."""
 
 
 class EventError(ValueError):
     """An event this function cannot use (unknown type, missing fields)."""
-
-
-@dataclass(frozen=True)
-class EnvironmentSpec:
-    """An environment the pipeline deploys: its stages and its ECS service."""
-
-    name: str
-    stage: str
-    cluster: str
-    service: str
-    account: str
-    region: str
-    approve_stage: str | None = None
-
-    def stages(self) -> tuple[str, ...]:
-        return (self.stage, self.approve_stage) if self.approve_stage else (self.stage,)
-
-    def runs(self, service: ecs_events.ServiceRef) -> bool:
-        """Is `service` this environment's service? (An old-format ARN names no cluster.)"""
-        return (
-            service.service == self.service
-            and service.account == self.account
-            and service.region == self.region
-            and service.cluster in (None, self.cluster)
-        )
-
-
-def _environment(index: int, entry: Any, account: str, region: str) -> EnvironmentSpec:
-    strings = ("name", "stage", "cluster", "service")
-    if (
-        not isinstance(entry, Mapping)
-        or any(not isinstance(entry.get(k), str) or not entry.get(k) for k in strings)
-        or any(not isinstance(entry.get(k), (str, type(None))) for k in _ENVIRONMENT_KEYS)
-    ):
-        raise SettingsError(
-            f"ENVIRONMENTS[{index}] must be an object with string {list(strings)} and string or "
-            f"null approve_stage, account and region, got {json.dumps(entry)[:300]}"
-        )
-    own_account = entry.get("account") or account
-    if not _ACCOUNT.match(own_account):
-        raise SettingsError(f"ENVIRONMENTS[{index}].account must be 12 digits, got {own_account!r}")
-    return EnvironmentSpec(
-        name=entry["name"],
-        stage=entry["stage"],
-        cluster=entry["cluster"],
-        service=entry["service"],
-        account=own_account,
-        region=entry.get("region") or region,
-        approve_stage=entry.get("approve_stage") or None,
-    )
-
-
-@dataclass(frozen=True)
-class RecorderSettings:
-    """The recorder's configuration (see the module docstring)."""
-
-    table_name: str
-    service: str
-    pipeline: str
-    environments: tuple[EnvironmentSpec, ...]
-    namespace: str = "deployline"
-    production: str | None = None
-    self_update_stage: str = "UpdatePipeline"
-    gate_action: str = "SecurityGate"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> RecorderSettings:
-        required = (
-            "TABLE_NAME",
-            "SERVICE_NAME",
-            "PIPELINE_NAME",
-            "PIPELINE_ACCOUNT",
-            "PIPELINE_REGION",
-            "ENVIRONMENTS",
-        )
-        missing = [name for name in required if not env.get(name, "").strip()]
-        if missing:
-            raise SettingsError(
-                f"environment variable(s) {missing} must be set (DeploymentHistory sets them)"
-            )
-        raw = env["ENVIRONMENTS"]
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SettingsError(
-                f"ENVIRONMENTS is not valid JSON ({exc.msg}): {raw[:200]!r}"
-            ) from None
-        if not isinstance(value, list) or not value:
-            raise SettingsError(
-                'ENVIRONMENTS must be a non-empty JSON list like [{"name": "staging", "stage": '
-                '"Deploy-staging", "approve_stage": null, "cluster": "...", "service": "...", '
-                f'"account": null, "region": null}}], got {raw[:200]!r}'
-            )
-        account = env["PIPELINE_ACCOUNT"].strip()
-        region = env["PIPELINE_REGION"].strip()
-        specs = tuple(_environment(i, entry, account, region) for i, entry in enumerate(value))
-        production = env.get("PRODUCTION_ENVIRONMENT", "").strip() or None
-        if production and production not in {s.name for s in specs}:
-            raise SettingsError(
-                f"PRODUCTION_ENVIRONMENT {production!r} is not one of the ENVIRONMENTS "
-                f"{[s.name for s in specs]}"
-            )
-        return cls(
-            table_name=env["TABLE_NAME"].strip(),
-            service=env["SERVICE_NAME"].strip(),
-            pipeline=env["PIPELINE_NAME"].strip(),
-            environments=specs,
-            namespace=env.get("METRICS_NAMESPACE", "").strip() or "deployline",
-            production=production,
-            self_update_stage=env.get("SELF_UPDATE_STAGE", "").strip() or "UpdatePipeline",
-            gate_action=env.get("GATE_ACTION", "").strip() or "SecurityGate",
-        )
-
-    def by_stage(self, stage: Any) -> EnvironmentSpec | None:
-        """The environment whose deploy stage is `stage`."""
-        return next((e for e in self.environments if e.stage == stage), None)
-
-    def by_any_stage(self, stage: Any) -> EnvironmentSpec | None:
-        """The environment `stage` belongs to (its deploy or its approve stage)."""
-        return next((e for e in self.environments if stage in e.stages()), None)
-
-    def by_service(self, service: ecs_events.ServiceRef) -> EnvironmentSpec | None:
-        return next((e for e in self.environments if e.runs(service)), None)
 
 
 @dataclass(frozen=True)
@@ -372,22 +239,6 @@ def _status(detail: Mapping[str, Any]) -> str:
     return status
 
 
-def _when(value: Any) -> str | None:
-    if isinstance(value, datetime):
-        return iso(value if value.tzinfo else value.replace(tzinfo=UTC))
-    if isinstance(value, str) and value:
-        try:
-            return records.normalize_time(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _moment(value: Any) -> datetime | None:
-    text = _when(value)
-    return parse_iso(text) if text else None
-
-
 def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
@@ -419,21 +270,6 @@ def parse_revision_summary(summary: str | None) -> dict[str, str]:
     return {"commit_message": text[:1000]}
 
 
-@dataclass(frozen=True)
-class _DeployRun:
-    """A Deploy action of one execution in one environment's stage, as ListActionExecutions
-    reports it."""
-
-    execution_id: str
-    started: datetime
-    ended: datetime | None
-
-    def covers(self, moment: datetime) -> bool:
-        if self.started - CLOCK_SKEW > moment:
-            return False
-        return self.ended is None or moment <= self.ended + DEPLOY_GRACE
-
-
 class Recorder:
     """Applies events to the table and publishes metrics. Clients are passed in (tests use moto
     and, where moto lacks an API, botocore's Stubber)."""
@@ -454,6 +290,9 @@ class Recorder:
         self.codepipeline = codepipeline
         self.sleep = sleep
         self.now = now
+        self.links = DeploymentLinker(
+            settings, dynamodb=dynamodb, codepipeline=codepipeline, sleep=sleep
+        )
         self.publisher = endings.EndingPublisher(
             dynamodb=dynamodb,
             cloudwatch=cloudwatch,
@@ -611,7 +450,7 @@ class Recorder:
                 continue
             fields["commit_sha"] = str(revision["revisionId"])
             fields["commit_url"] = revision.get("revisionUrl")
-            fields["committed_at"] = _when(revision.get("created"))
+            fields["committed_at"] = records.time_of(revision.get("created"))
             fields.update(parse_revision_summary(revision.get("revisionSummary")))
             break
         target = _mapping(execution.get("rollbackMetadata")).get(
@@ -624,31 +463,12 @@ class Recorder:
             Observation(execution_id, PIPELINE_SCOPE, when, fields=fields, defaults=defaults)
         )
 
-    def _action_details(self, execution_id: str) -> list[Mapping[str, Any]]:
-        """Every action execution of `execution_id`; errors, and more pages than
-        MAX_ACTION_PAGES, raise."""
-        details: list[Mapping[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "pipelineName": self.settings.pipeline,
-            "filter": {"pipelineExecutionId": execution_id},
-            "maxResults": 100,
-        }
-        for _ in range(MAX_ACTION_PAGES):
-            response = self.codepipeline.list_action_executions(**kwargs)
-            details.extend(response.get("actionExecutionDetails") or ())
-            if not response.get("nextToken"):
-                return details
-            kwargs["nextToken"] = response["nextToken"]
-        raise records.IncompleteReadError(
-            f"execution {execution_id} has more than {MAX_ACTION_PAGES * 100} action executions"
-        )
-
     def _record_actions(self, execution_id: str, when: str) -> list[str]:
         """Approvals, image, source and security gate facts from ListActionExecutions."""
         done = []
         pipeline_fields: dict[str, Any] = {}
         pipeline_defaults: dict[str, Any] = {}
-        for detail in self._action_details(execution_id):
+        for detail in action_details(self.codepipeline, self.settings.pipeline, execution_id):
             action_type = _mapping(_mapping(detail.get("input")).get("actionTypeId"))
             category = action_type.get("category")
             output = _mapping(detail.get("output"))
@@ -690,7 +510,7 @@ class Recorder:
             "approver": detail.get("updatedBy"),
             "approval_comment": result.get("externalExecutionSummary"),
             "approval_status": "approved" if detail.get("status") == "Succeeded" else "rejected",
-            "approved_at": _when(detail.get("lastUpdateTime")) or when,
+            "approved_at": records.time_of(detail.get("lastUpdateTime")) or when,
         }
         if scope:
             self.observe(Observation(execution_id, scope, when, fields=approval))
@@ -707,7 +527,7 @@ class Recorder:
                 "reason": f"service {ref.cluster}/{ref.service} in {ref.account} {ref.region} "
                 "is not one of this pipeline's environments",
             }
-        link = self._link(env, event, when)
+        link = self.links.link(env, event, when)
         execution_id = str(link["execution_id"])
         outside = bool(link.get("outside_pipeline"))
         status = None
@@ -723,107 +543,6 @@ class Recorder:
             "execution_id": execution_id,
             "outside_pipeline": outside,
         }
-
-    def _link(
-        self, env: EnvironmentSpec, event: ecs_events.DeploymentEvent, when: str
-    ) -> Mapping[str, Any]:
-        """The record an ECS deployment belongs to: kept on its link item, found once."""
-        key = records.deployment_key(env.name, event.deployment_id)
-        link = records.get_item(self.dynamodb, self.settings.table_name, key)
-        if link is not None:
-            return link
-        proposed: dict[str, Any] = {"deployment_id": event.deployment_id, "env": env.name}
-        execution_id = self._execution_deploying(env, parse_iso(when))
-        if execution_id is not None:
-            proposed["execution_id"] = execution_id
-        else:
-            proposed["outside_pipeline"] = True
-            undone = self._outside_deployment_undone(env, event, when)
-            proposed["execution_id"] = undone or f"ecs:{event.deployment_id}"
-            proposed["attached"] = undone is not None
-        # The first writer's answer stands: concurrent events of one deployment agree on it.
-        before, after = records.apply(
-            self.dynamodb,
-            self.settings.table_name,
-            key,
-            lambda existing: None if existing is not None else proposed,
-            sleep=self.sleep,
-        )
-        return after or before or proposed
-
-    def _execution_deploying(self, env: EnvironmentSpec, moment: datetime) -> str | None:
-        """The execution whose Deploy action in `env`'s stage ran at `moment` (the latest to
-        start, if several), or None. CodePipeline errors raise; so does a search that cannot
-        reach EXECUTION_HORIZON within MAX_EXECUTION_PAGES."""
-        runs = [
-            run
-            for execution_id in self._executions_around(moment)
-            for run in self._deploy_runs(execution_id, env)
-            if run.covers(moment)
-        ]
-        if not runs:
-            return None
-        return max(runs, key=lambda run: run.started).execution_id
-
-    def _executions_around(self, moment: datetime) -> Iterator[str]:
-        """IDs of executions that started before `moment` and ran until at least DEPLOY_GRACE
-        before it (or still run), newest first."""
-        horizon = moment - EXECUTION_HORIZON
-        kwargs: dict[str, Any] = {"pipelineName": self.settings.pipeline, "maxResults": 100}
-        for _ in range(MAX_EXECUTION_PAGES):
-            page = self.codepipeline.list_pipeline_executions(**kwargs)
-            reached_horizon = False
-            for summary in page.get("pipelineExecutionSummaries") or ():
-                started = _moment(summary.get("startTime"))
-                updated = _moment(summary.get("lastUpdateTime")) or started
-                execution_id = summary.get("pipelineExecutionId")
-                if started is None or not isinstance(execution_id, str):
-                    continue
-                if started < horizon:
-                    reached_horizon = True
-                    continue
-                running = summary.get("status") in ("InProgress", "Stopping")
-                if started - CLOCK_SKEW <= moment and (
-                    running or (updated is not None and updated + DEPLOY_GRACE >= moment)
-                ):
-                    yield execution_id
-            if reached_horizon or not page.get("nextToken"):
-                return
-            kwargs["nextToken"] = page["nextToken"]
-        raise records.IncompleteReadError(
-            f"pipeline {self.settings.pipeline} has more than {MAX_EXECUTION_PAGES * 100} "
-            f"executions in the {EXECUTION_HORIZON.days} days before {iso(moment)}; cannot tell "
-            "which one deployed"
-        )
-
-    def _deploy_runs(self, execution_id: str, env: EnvironmentSpec) -> Iterator[_DeployRun]:
-        for detail in self._action_details(execution_id):
-            action_type = _mapping(_mapping(detail.get("input")).get("actionTypeId"))
-            if detail.get("stageName") != env.stage or action_type.get("category") != "Deploy":
-                continue
-            started = _moment(detail.get("startTime"))
-            if started is None:
-                continue
-            running = detail.get("status") == "InProgress"
-            ended = None if running else (_moment(detail.get("lastUpdateTime")) or started)
-            yield _DeployRun(execution_id, started, ended)
-
-    def _outside_deployment_undone(
-        self, env: EnvironmentSpec, event: ecs_events.DeploymentEvent, when: str
-    ) -> str | None:
-        """For a rollback ECS made outside the pipeline: the record of the outside deployment
-        it undoes (the latest one of `env` that started within OUTSIDE_ROLLBACK_WINDOW)."""
-        if not event.rollback:
-            return None
-        earliest = iso(parse_iso(when) - OUTSIDE_ROLLBACK_WINDOW)
-        for item in records.previous_records(
-            self.dynamodb, self.settings.table_name, env.name, before=when
-        ):
-            if str(item.get(records.GSI_SK, "")) < earliest:
-                return None
-            if item.get("outside_pipeline") and item.get("status") != "succeeded":
-                return str(item["execution_id"])
-        return None
 
     # ---- metrics -----------------------------------------------------------------------------
 
@@ -904,8 +623,8 @@ def _source_facts(variables: Mapping[str, Any]) -> dict[str, Any]:
         facts["commit_sha"] = str(variables["commitid"])
     if variables.get("commitmessage"):
         facts["commit_message"] = str(variables["commitmessage"])[:1000]
-    if variables.get("authordate") and _when(variables["authordate"]):
-        facts["committed_at"] = _when(variables["authordate"])
+    if variables.get("authordate") and records.time_of(variables["authordate"]):
+        facts["committed_at"] = records.time_of(variables["authordate"])
     return facts
 
 

@@ -131,6 +131,25 @@ def normalize_time(text: str) -> str:
     return iso(parse_iso(text))
 
 
+def time_of(value: Any) -> str | None:
+    """An API or event time (datetime, naive meaning UTC, or ISO-8601 text) in the table's
+    format; None when it is missing or not a time."""
+    if isinstance(value, datetime):
+        return iso(value if value.tzinfo else value.replace(tzinfo=UTC))
+    if isinstance(value, str) and value:
+        try:
+            return normalize_time(value)
+        except ValueError:
+            return None
+    return None
+
+
+def moment_of(value: Any) -> datetime | None:
+    """`time_of` as an aware datetime."""
+    text = time_of(value)
+    return parse_iso(text) if text else None
+
+
 def status_rank(status: str | None) -> int:
     return STATUS_RANK.get(status or "", 0)
 
