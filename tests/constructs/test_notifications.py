@@ -42,6 +42,7 @@ PRODUCTION = DeployedEnvironment.named(
 )
 ENVIRONMENTS = [STAGING, PRODUCTION]
 OPS_TOPIC = f"arn:{Aws.PARTITION}:sns:{Aws.REGION}:{Aws.ACCOUNT_ID}:ops-alerts"
+LITERAL_TOPIC = "arn:aws:sns:eu-west-1:111111111111:ops-alerts"
 
 
 class Synth:
@@ -89,7 +90,7 @@ class Synth:
             pipeline=pipeline3,
             projects=[project3],
             environments=[STAGING],
-            topic_arn=OPS_TOPIC,
+            topic_arn=LITERAL_TOPIC,  # as deployline.yaml gives it
             removal=RemovalPolicy.DESTROY,
         )
         self.monitoring = PipelineMonitoring(
@@ -297,6 +298,20 @@ def test_the_existing_topic_receives_every_alert_and_every_alarm_too(synth: Synt
 # --- the existing topic alone (notifications.sns_topic_arn) ---------------------------------
 
 
+def topic_parameter(synth: Synth) -> dict[str, str]:
+    """The stack parameter that carries the existing topic's ARN (its default: the ARN)."""
+    parameters = json.loads(synth.topic_path.read_text())["Parameters"]
+    [name] = [k for k in parameters if k.startswith("NotificationsExistingTopicArn")]
+    assert parameters[name] == {
+        "Type": "String",
+        "Default": LITERAL_TOPIC,
+        "AllowedPattern": "^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$",
+        "Description": "The existing SNS topic that receives deployline's alerts and alarms "
+        "(notifications.sns_topic_arn)",
+    }
+    return {"Ref": name}
+
+
 def test_with_the_existing_topic_alone_every_rule_publishes_to_it(synth: Synth) -> None:
     topic_rules = {
         v["Properties"]["Name"]: v["Properties"]
@@ -314,7 +329,7 @@ def test_with_the_existing_topic_alone_every_rule_publishes_to_it(synth: Synth) 
         "payment-processor-staging-deploy-failed-shared",
     ]
     for name, rule in topic_rules.items():
-        assert [t["Arn"] for t in rule["Targets"]] == [OPS_TOPIC_ARN], name
+        assert [t["Arn"] for t in rule["Targets"]] == [topic_parameter(synth)], name
     assert synth.topic_only.own_topic is None
     assert synth.topic_only.alarm_topics == (synth.topic_only.topic,)
     types = {v["Type"] for v in synth.topic_resources.values()}
@@ -331,8 +346,9 @@ def test_with_the_existing_topic_alone_failed_and_stuck_executions_alarm_it(
     }
     failed = alarms["payment-processor-pipeline-failures-shared"]
     stuck = alarms["payment-processor-pipeline-stuck-shared"]
-    assert failed["AlarmActions"] == [OPS_TOPIC_ARN]
-    assert (stuck["AlarmActions"], stuck["OKActions"]) == ([OPS_TOPIC_ARN], [OPS_TOPIC_ARN])
+    topic = topic_parameter(synth)
+    assert failed["AlarmActions"] == [topic]
+    assert (stuck["AlarmActions"], stuck["OKActions"]) == ([topic], [topic])
     rule_id = next(
         k
         for k, v in synth.topic_resources.items()
@@ -340,7 +356,7 @@ def test_with_the_existing_topic_alone_failed_and_stuck_executions_alarm_it(
         and v["Properties"].get("Name") == "payment-processor-pipeline-failed-shared"
     )
     assert failed["Dimensions"] == [{"Name": "RuleName", "Value": {"Ref": rule_id}}]
-    assert all(a.get("AlarmActions") == [OPS_TOPIC_ARN] for a in alarms.values())
+    assert all(a.get("AlarmActions") == [topic] for a in alarms.values())
 
 
 def test_with_the_existing_topic_alone_the_key_serves_the_dead_letter_queue_only(
@@ -618,7 +634,8 @@ def test_every_physical_name_follows_service_type_env(synth: Synth) -> None:
 def test_an_environment_agnostic_template_holds_no_literal_account_or_region(
     synth: Synth, stack: str
 ) -> None:
-    text = getattr(synth, stack).read_text()
+    # in resource properties: the existing topic's ARN is a parameter's default
+    text = json.dumps(json.loads(getattr(synth, stack).read_text())["Resources"])
     assert not re.search(r"\b\d{12}\b", text)
     assert not re.search(r'"[a-z]{2}(-gov)?-[a-z]+-\d"', text)
 

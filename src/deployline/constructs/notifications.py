@@ -28,7 +28,7 @@ import re
 from collections.abc import Sequence
 
 import jsii
-from aws_cdk import Arn, ArnFormat, Aws, Duration, RemovalPolicy, Stack, Token
+from aws_cdk import Arn, ArnFormat, Aws, CfnParameter, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_events as events
@@ -60,7 +60,8 @@ from deployline.naming import Kind, Namer
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _HTTPS = re.compile(r"^https://[^\s/$.?#][^\s]*$")
-_SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+_SNS_ARN_PATTERN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"
+_SNS_ARN = re.compile(_SNS_ARN_PATTERN)
 
 #: The AWS services allowed to publish to the topic (and to use its key), this account only.
 PUBLISHERS = (
@@ -148,7 +149,8 @@ class Notifications(Construct):
         topic: where alerts go first: the topic of this construct, or the existing one alone.
         own_topic: the topic of this construct (KMS-encrypted, SSL only); None when only
             `topic_arn` was given.
-        existing_topic: the existing topic of `topic_arn`, or None.
+        existing_topic: the existing topic of `topic_arn` (a literal ARN becomes the default of
+            the stack parameter `ExistingTopicArn`), or None.
         alarm_topics: every topic an alert or alarm goes to: `own_topic`, then `existing_topic`.
         key: the customer-managed key of the dead-letter queue (and of `own_topic`).
         dead_letter_queue: alerts EventBridge could not deliver after its retries.
@@ -215,9 +217,7 @@ class Notifications(Construct):
 
         self.key = self._key(namer, removal, subscribed=subscribed)
         self.own_topic = self._own_topic(namer, emails, https_endpoint) if subscribed else None
-        self.existing_topic: sns.ITopic | None = (
-            sns.Topic.from_topic_arn(self, "ExistingTopic", topic_arn) if topic_arn else None
-        )
+        self.existing_topic = self._existing_topic(topic_arn) if topic_arn else None
         self.alarm_topics: tuple[sns.ITopic, ...] = tuple(
             t for t in (self.own_topic, self.existing_topic) if t is not None
         )
@@ -330,6 +330,23 @@ class Notifications(Construct):
                 )
             )
         return topic
+
+    def _existing_topic(self, topic_arn: str) -> sns.ITopic:
+        """The existing topic, its ARN given as the default of a CloudFormation parameter (as
+        the connection ARN is): no account ID sits in the rules, alarms and policies that name
+        it, and the ARN can change at deploy time."""
+        arn = topic_arn
+        if not Token.is_unresolved(topic_arn):
+            arn = CfnParameter(
+                self,
+                "ExistingTopicArn",
+                type="String",
+                default=topic_arn,
+                allowed_pattern=_SNS_ARN_PATTERN,
+                description="The existing SNS topic that receives deployline's alerts and alarms "
+                "(notifications.sns_topic_arn)",
+            ).value_as_string
+        return sns.Topic.from_topic_arn(self, "ExistingTopic", arn)
 
     # ---- rules ---------------------------------------------------------------------------------
 
