@@ -358,6 +358,7 @@ def test_records_an_execution_with_commit_image_approval_ecs_deployments_and_met
         stamp(t(0)),
         stamp(t(46)),
     )
+    assert "endings" not in whole  # the execution as a whole is no deployment
     assert (whole["commit_sha"], whole["commit_message"]) == (SHA, "Retry card captures")
     assert whole["committed_at"] == stamp(t(-60))
     assert (whole["image_tag"], whole["image_uri"]) == (SHA[:7], f"{IMAGE}:{SHA[:7]}")

@@ -122,7 +122,8 @@ def _later(a: str | None, b: str | None) -> str | None:
     return max(x for x in (a, b) if x) if (a or b) else None
 
 
-def _merge_status(item: dict[str, Any], obs: Observation) -> None:
+def _merge_status(item: dict[str, Any], obs: Observation, *, deployment: bool) -> None:
+    """State and times; a `deployment` record (an environment's) also marks its endings."""
     # started_at: the earliest state change seen; another fact only stands in until one arrives.
     if obs.status:
         if item.get("started_provisional") or not item.get("started_at"):
@@ -146,7 +147,8 @@ def _merge_status(item: dict[str, Any], obs: Observation) -> None:
             item["status_time"] = obs.time
             if obs.status in FINAL_STATUSES:
                 item["ended_at"] = obs.time
-                endings.add_pending(item)
+                if deployment:
+                    endings.add_pending(item)
             else:
                 item.pop("ended_at", None)
         if obs.status == "failed":
@@ -190,7 +192,7 @@ def merge(
     item["service"] = settings.service
     if obs.scope != PIPELINE_SCOPE:
         item["production"] = obs.scope == settings.production
-    _merge_status(item, obs)
+    _merge_status(item, obs, deployment=obs.scope != PIPELINE_SCOPE)
     for name, value in obs.fields.items():
         if value is not None and value != "":
             item[name] = value
