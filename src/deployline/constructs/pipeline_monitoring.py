@@ -387,23 +387,30 @@ class PipelineMonitoring(Construct):
         """Events that could not be delivered or processed."""
         namer = self._namer
         self.dead_letter_alarms: dict[str, cloudwatch.Alarm] = {}
-        queues: list[tuple[str, str, sqs.IQueue]] = [
-            ("alerts", "alerts that EventBridge could not deliver", notifications.dead_letter_queue)
+        queues: list[tuple[str, str, str, sqs.IQueue]] = [
+            (
+                "alerts",
+                "alerts that EventBridge could not deliver",
+                "redrive or delete them",
+                notifications.dead_letter_queue,
+            )
         ]
         if history is not None:
             queues.append(
                 (
                     "recorder",
-                    "pipeline events the deployment recorder could not receive or process",
+                    "pipeline and ECS deployment events the deployment recorder could not "
+                    "receive or process",
+                    "replay them with `deployline history redrive`",
                     history.dead_letter_queue,
                 )
             )
-        for label, what, queue in queues:
+        for label, what, then, queue in queues:
             self.dead_letter_alarms[label] = self._alarm(
                 f"DeadLetters-{label}",
                 name=namer.name(f"{label}-dead-letters", Kind.ALARM),
                 description=f"The dead-letter queue holds {what}. Read the messages' error "
-                "attributes, fix the cause, then redrive or delete them.",
+                f"attributes, fix the cause, then {then}.",
                 metric=queue.metric_approximate_number_of_messages_visible(
                     statistic="Maximum", period=_EVENT_PERIOD
                 ),
