@@ -238,7 +238,7 @@ def init(
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("deployline.checks.cli", "check_command"),
     "rules": ("deployline.checks.cli", "rules_command"),
-    "history": ("deployline.history", "history_command"),
+    "history": ("deployline.history", "history_app"),
     "run-local": ("deployline.local_runner", "run_local_command"),
     "diagram": ("deployline.diagram", "diagram_command"),
 }
@@ -253,7 +253,11 @@ def register_commands(names: list[str] | None = None) -> typer.Typer:
         if name in _registered or name not in LAZY_COMMANDS:
             continue
         module, function = LAZY_COMMANDS[name]
-        app.command(name)(getattr(import_module(module), function))
+        command = getattr(import_module(module), function)
+        if isinstance(command, typer.Typer):  # a command with subcommands
+            app.add_typer(command, name=name)
+        else:
+            app.command(name)(command)
         _registered.add(name)
     return app
 

@@ -1,13 +1,16 @@
 """`deployline history`: the deployment records and the four DORA metrics, from the table the
-recorder fills.
+recorder fills; `deployline history redrive`: the recorder's dead-letter queue replayed.
 
     deployline history [--env ENV] [--since 30d] [--format table|json] [--endpoint-url URL]
                        [--table NAME] [--region R] [--config deployline.yaml]
+    deployline history redrive [--queue NAME] [--function NAME] [--dry-run] [--endpoint-url URL]
+                               [--region R] [--config deployline.yaml]
 
-The table name defaults to the one deployline gives it (`{prefix-}{service}-deployments-{env}`,
-env = naming.pipeline_environment) when deployline.yaml is readable. Records are listed newest
-first; the metrics are about --env, or else the production environment. Errors (no table, no
-credentials, an unreachable endpoint, a bad --since) print one line and exit 2.
+The table, queue and function names default to the ones deployline gives them
+(`{prefix-}{service}-deployments-{env}` and so on, env = naming.pipeline_environment) when
+deployline.yaml is readable. Records are listed newest first; the metrics are about --env, or
+else the production environment. Errors (no table, no credentials, an unreachable endpoint, a bad
+--since) print one line and exit 2.
 
 boto3 and rich are imported inside the functions that use them, so `deployline --help` stays fast.
 """
@@ -21,12 +24,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from deployline.history_names import HistoryNames
 from deployline.runtime import dora, records
 from deployline.runtime.records import PIPELINE_SCOPE, DeploymentRecord
+
+if TYPE_CHECKING:
+    from deployline.runtime.recorder import Recorder
 
 #: Longest --since accepted. Default: 10 years.
 MAX_SINCE = timedelta(days=3650)
@@ -69,34 +76,38 @@ class Target:
     production: str | None = None
 
 
-def resolve_target(*, table: str | None, config_path: Path) -> Target:
-    """The table (from --table, else from deployline.yaml) and the configured environments."""
+def _configured_names(config_path: Path, *, flag: str) -> tuple[Any, HistoryNames]:
+    """The configuration at `config_path` and the history's names from it; HistoryError (naming
+    `flag`, the option that makes the file unnecessary) when it is missing or invalid."""
     if not config_path.is_file():
-        if table:
-            return Target(table)
         raise HistoryError(
-            f"no --table given and {config_path} not found: pass --table NAME or --config "
+            f"no {flag} given and {config_path} not found: pass {flag} or --config "
             f"path/to/deployline.yaml"
         )
     from deployline.config import ConfigError, load_config
-    from deployline.naming import Kind, Namer
+    from deployline.naming import Namer
 
     try:
         config = load_config(config_path)
     except ConfigError as exc:
+        first = exc.problems[0] if exc.problems else "invalid"
+        raise HistoryError(f"{config_path} is invalid ({first}); fix it or pass {flag}") from None
+    namer = Namer(config.service, config.naming.pipeline_environment, config.naming.prefix)
+    return config, HistoryNames.of(namer)
+
+
+def resolve_target(*, table: str | None, config_path: Path) -> Target:
+    """The table (from --table, else from deployline.yaml) and the configured environments."""
+    try:
+        config, names = _configured_names(config_path, flag="--table NAME")
+    except HistoryError:
         if table:
             return Target(table)
-        first = exc.problems[0] if exc.problems else "invalid"
-        raise HistoryError(
-            f"{config_path} is invalid ({first}); fix it or pass --table NAME"
-        ) from None
+        raise
     production = next(
         (e.name for e in reversed(config.environments) if config.is_production(e)), None
     )
-    name = table or Namer(
-        config.service, config.naming.pipeline_environment, config.naming.prefix
-    ).name("deployments", Kind.DYNAMODB_TABLE)
-    return Target(name, tuple(e.name for e in config.environments), production)
+    return Target(table or names.table, tuple(e.name for e in config.environments), production)
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,11 @@ class History:
     metrics: dora.DoraMetrics
     pipeline_records: tuple[DeploymentRecord, ...] = field(default_factory=tuple)
 
+    @property
+    def cancelled_by_self_update(self) -> tuple[DeploymentRecord, ...]:
+        """Executions a self-update of the pipeline cancelled (CodePipeline restarted them)."""
+        return tuple(r for r in self.pipeline_records if r.canceled_by == "self-update")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "table": self.table,
@@ -119,18 +135,19 @@ class History:
             "until": records.iso(self.until),
             "environment": self.environment,
             "records": [r.to_dict() for r in self.records],
+            "executions": [r.to_dict() for r in self.pipeline_records],
             "metrics": self.metrics.to_dict(),
         }
 
 
-def _client(region: str | None, endpoint_url: str | None) -> Any:
+def _client(region: str | None, endpoint_url: str | None, service: str = "dynamodb") -> Any:
     import boto3
     from botocore.config import Config
     from botocore.exceptions import NoRegionError
 
     try:
         return boto3.client(
-            "dynamodb",
+            service,
             region_name=region,
             endpoint_url=endpoint_url,
             config=Config(
@@ -144,7 +161,7 @@ def _client(region: str | None, endpoint_url: str | None) -> Any:
             "no AWS region: pass --region or set AWS_REGION (or a region in your AWS profile)"
         ) from None
     except ValueError as exc:  # e.g. a malformed --endpoint-url
-        raise HistoryError(f"cannot create a DynamoDB client: {exc}") from None
+        raise HistoryError(f"cannot create a {service} client: {exc}") from None
 
 
 def _translate(
@@ -158,6 +175,8 @@ def _translate(
     )
 
     where = f" at {endpoint}" if endpoint else (f" in {region}" if region else "")
+    if isinstance(exc, records.IncompleteReadError):
+        return HistoryError(f"{exc}{where}")
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
         return HistoryError(
             "no AWS credentials found: set AWS_PROFILE, run `aws configure` or "
@@ -225,12 +244,18 @@ def load_history(
                 items += records.query_environment(
                     client, table, env, since=since_text, until=until_text
                 )
+            items += records.query_environment(
+                client, table, PIPELINE_SCOPE, since=since_text, until=until_text
+            )
         else:
             items = records.scan_records(client, table, since=since_text, until=until_text)
         env_items = [i for i in items if i.get(records.GSI_PK) != PIPELINE_SCOPE]
         shared = records.get_pipeline_records(
             client, table, {str(i["execution_id"]) for i in env_items if i.get("execution_id")}
         )
+        for item in items:
+            if item.get(records.GSI_PK) == PIPELINE_SCOPE and item.get("execution_id"):
+                shared.setdefault(str(item["execution_id"]), item)
     except HistoryError:
         raise
     except Exception as exc:
@@ -246,7 +271,13 @@ def load_history(
         metrics_environment=metrics.environment,
         records=tuple(joined),
         metrics=metrics,
-        pipeline_records=tuple(DeploymentRecord.from_item(i) for i in shared.values()),
+        pipeline_records=tuple(
+            sorted(
+                (DeploymentRecord.from_item(i) for i in shared.values()),
+                key=lambda r: (r.started_at or until, r.execution_id),
+                reverse=True,
+            )
+        ),
     )
 
 
@@ -328,9 +359,17 @@ def render(history: History, console: Any) -> None:
         label = Text(status, style=_STATUS_STYLE.get(status, ""))
         if record.rolled_back:
             label.append(" (rolled back)", style="red")
+        elif record.ecs_failed and record.status != "failed":
+            label.append(" (ECS deployment failed)", style="red")
         commit = record.commit_sha[:8] if record.commit_sha else "-"
         if record.commit_message:
             commit += " " + record.commit_message.splitlines()[0][:60]
+        if record.outside_pipeline:
+            commit = (
+                "outside the pipeline (ECS deployment " + ", ".join(record.deployment_ids) + ")"
+            )
+        elif record.is_rollback_execution:
+            commit += " (stage rollback)"
         security = "-"
         if record.security:
             security = str(record.security.get("summary") or "")[:80] or "-"
@@ -377,6 +416,13 @@ def render(history: History, console: Any) -> None:
         console.print(table)
     else:
         console.print(f"No deployments recorded in {history.table} from {window}.")
+    cancelled = history.cancelled_by_self_update
+    if cancelled:
+        console.print(
+            f"{len(cancelled)} execution(s) cancelled by a self-update of the pipeline "
+            "(CodePipeline restarted them on the new structure): "
+            + ", ".join(r.execution_id[:8] for r in cancelled)
+        )
     about = history.metrics_environment or "production (no environment flagged)"
     metrics = Table(title=f"DORA metrics: {about}", title_justify="left", show_header=False)
     metrics.add_column("metric", style="bold")
@@ -391,7 +437,38 @@ def render(history: History, console: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+history_app = typer.Typer(
+    help="Show recorded deployments and the four DORA metrics (frequency, lead time, change "
+    "failure rate, time to restore); `redrive` replays the recorder's dead-letter queue.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EndpointOption = Annotated[
+    str | None,
+    typer.Option("--endpoint-url", help="AWS endpoint (e.g. a local moto server)."),
+]
+RegionOption = Annotated[
+    str | None, typer.Option("--region", help="AWS region. Default: your AWS configuration.")
+]
+ConfigOption = Annotated[
+    Path,
+    typer.Option("--config", "-c", help="Path to deployline.yaml.", dir_okay=False),
+]
+
+
+def _error(exc: HistoryError) -> typer.Exit:
+    from rich.console import Console
+
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(2)
+
+
+@history_app.callback()
 def history_command(
+    ctx: typer.Context,
     env: Annotated[
         str | None,
         typer.Option("--env", "-e", help="Only this environment. Default: all of them."),
@@ -403,27 +480,20 @@ def history_command(
         OutputFormat,
         typer.Option("--format", "-f", help="table (Default) or json.", case_sensitive=False),
     ] = OutputFormat.TABLE,
-    endpoint_url: Annotated[
-        str | None,
-        typer.Option("--endpoint-url", help="DynamoDB endpoint (e.g. a local moto server)."),
-    ] = None,
+    endpoint_url: EndpointOption = None,
     table: Annotated[
         str | None,
         typer.Option("--table", help="Table name. Default: the one named from deployline.yaml."),
     ] = None,
-    region: Annotated[
-        str | None, typer.Option("--region", help="AWS region. Default: your AWS configuration.")
-    ] = None,
-    config: Annotated[
-        Path,
-        typer.Option("--config", "-c", help="Path to deployline.yaml.", dir_okay=False),
-    ] = Path("deployline.yaml"),
+    region: RegionOption = None,
+    config: ConfigOption = Path("deployline.yaml"),
 ) -> None:
     """Show recorded deployments and the four DORA metrics (frequency, lead time, change failure
     rate, time to restore)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.console import Console
 
-    errors = Console(stderr=True)
     try:
         window = parse_since(since)
         target = resolve_target(table=table, config_path=config)
@@ -442,14 +512,116 @@ def history_command(
             endpoint_url=endpoint_url,
         )
     except HistoryError as exc:
-        errors.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        raise _error(exc) from None
     if output_format is OutputFormat.JSON:
+        data = history.to_dict()
         typer.echo(
             json.dumps(
-                {"records": history.to_dict()["records"], "metrics": history.metrics.to_dict()},
+                {k: data[k] for k in ("records", "executions", "metrics")},
                 indent=2,
             )
         )
         return
     render(history, Console())
+
+
+def _queue_url(sqs: Any, queue: str) -> str:
+    if queue.startswith(("https://", "http://")):
+        return queue
+    return str(sqs.get_queue_url(QueueName=queue)["QueueUrl"])
+
+
+def _deployed_recorder(function: str, *, region: str | None, endpoint_url: str | None) -> Recorder:
+    """The recorder, configured as the deployed function is (its environment variables)."""
+    from deployline.runtime.recorder import Recorder, RecorderSettings, SettingsError
+
+    configuration = _client(region, endpoint_url, "lambda").get_function_configuration(
+        FunctionName=function
+    )
+    variables = (configuration.get("Environment") or {}).get("Variables") or {}
+    try:
+        settings = RecorderSettings.from_env(variables)
+    except SettingsError as exc:
+        raise HistoryError(
+            f"function {function} is not configured as a deployline recorder ({exc}); pass "
+            "--function with the recorder's name"
+        ) from None
+    return Recorder(
+        settings,
+        dynamodb=_client(region, endpoint_url),
+        cloudwatch=_client(region, endpoint_url, "cloudwatch"),
+        codepipeline=_client(region, endpoint_url, "codepipeline"),
+    )
+
+
+@history_app.command("redrive")
+def redrive_command(
+    queue: Annotated[
+        str | None,
+        typer.Option(
+            "--queue", help="Dead-letter queue name or URL. Default: the recorder's, by name."
+        ),
+    ] = None,
+    function: Annotated[
+        str | None,
+        typer.Option(
+            "--function",
+            help="The recorder function whose configuration the replay uses. Default: by name.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list the messages; replay and delete none.")
+    ] = False,
+    endpoint_url: EndpointOption = None,
+    region: RegionOption = None,
+    config: ConfigOption = Path("deployline.yaml"),
+) -> None:
+    """Replay the recorder's dead-letter queue through the recorder.
+
+    Messages whose events are recorded (or malformed) are deleted; the rest stay, and the
+    command says why and exits 1."""
+    from deployline import redrive
+
+    try:
+        if queue is None or function is None:
+            _, names = _configured_names(config, flag="--queue and --function")
+            queue, function = queue or names.dead_letter_queue, function or names.recorder
+        sqs = _client(region, endpoint_url, "sqs")
+        try:
+            url = _queue_url(sqs, queue)
+            recorder = (
+                None
+                if dry_run
+                else _deployed_recorder(function, region=region, endpoint_url=endpoint_url)
+            )
+            report = redrive.redrive(
+                sqs=sqs, queue_url=url, recorder=recorder, dry_run=dry_run, label=queue
+            )
+        except HistoryError:
+            raise
+        except Exception as exc:
+            raise _translate_redrive(exc, queue=queue, function=function) from None
+    except HistoryError as exc:
+        raise _error(exc) from None
+    for line in report.lines():
+        typer.echo(line)
+    if report.kept and not dry_run:
+        raise typer.Exit(1)
+
+
+def _translate_redrive(exc: Exception, *, queue: str, function: str) -> HistoryError:
+    from botocore.exceptions import ClientError
+
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            return HistoryError(
+                f"queue {queue!r} not found: deploy the pipeline stack first, or pass --queue"
+            )
+        if code == "ResourceNotFoundException" and exc.operation_name == (
+            "GetFunctionConfiguration"
+        ):
+            return HistoryError(f"function {function!r} not found: pass --function")
+        message = exc.response.get("Error", {}).get("Message", str(exc))
+        return HistoryError(f"{exc.operation_name} failed ({code}): {message}")
+    return _translate(exc, table=queue, region=None, endpoint=None)

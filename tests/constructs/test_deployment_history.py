@@ -1,7 +1,8 @@
 """DeploymentHistory: the deployment table, the recorder function, its rules and its DLQ.
 
-One app is synthesized once for the module (with cdk-nag's AwsSolutions pack); every test reads
-the templates it produced.
+One app is synthesized once for the module (with cdk-nag's AwsSolutions pack): a pipeline whose
+environments include one in another account and region (its events on the deployment event
+bus), and a second, environment-agnostic one; every test reads the templates it produced.
 """
 
 from __future__ import annotations
@@ -13,41 +14,45 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Aws, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import App, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk.assertions import Template
-from cdk_nag import AwsSolutionsChecks
-from cfnlint.api import lint_file
+from peers import (  # tests/constructs/peers.py
+    cfn_lint,
+    checkov_failures,
+    deployline_check,
+    ecs_deployment_pattern,
+    feature_flags,
+    nagged_app,
+    service_arn,
+    synthesize,
+)
 from stand_in import fixture_pipeline, nag_violations  # tests/constructs/stand_in.py
 
 from deployline import defaults
-from deployline.app import feature_flags
-from deployline.constructs.deployment_history import (
-    CodeDeployTarget,
-    DeployedEnvironment,
-    DeploymentHistory,
-)
+from deployline.constructs.deployment_event_bus import DeploymentEventBus
+from deployline.constructs.deployment_history import DeployedEnvironment, DeploymentHistory
 from deployline.naming import Namer
 from deployline.runtime import recorder
 
 NAMER = Namer("payment-processor", "shared")
-ENVIRONMENTS = [
-    DeployedEnvironment("staging", "Deploy-staging"),
-    DeployedEnvironment(
-        "production",
-        "Deploy-production",
-        CodeDeployTarget("payment-processor-production", "payment-processor-dg-production"),
-    ),
-]
+OTHER_ACCOUNT, OTHER_REGION = "210987654321", "us-east-1"
+STAGING = DeployedEnvironment.named(Namer("payment-processor", "staging"))
+PRODUCTION = DeployedEnvironment.named(Namer("payment-processor", "production"))
+DR = DeployedEnvironment.named(
+    Namer("payment-processor", "dr"), account=OTHER_ACCOUNT, region=OTHER_REGION
+)
+ENVIRONMENTS = [STAGING, PRODUCTION, DR]
 
 
 class Synth:
     def __init__(self, tmp: Path) -> None:
-        app = App(context=feature_flags(), outdir=str(tmp))
+        app = nagged_app(tmp)
         stack = Stack(app, "Records")
         self.key, pipeline, _ = fixture_pipeline(stack)
+        self.bus = DeploymentEventBus(stack, "Bus", namer=NAMER, source_accounts=[OTHER_ACCOUNT])
         self.history = DeploymentHistory(
             stack,
             "History",
@@ -56,9 +61,10 @@ class Synth:
             pipeline=pipeline,
             environments=ENVIRONMENTS,
             production_environment="production",
+            event_bus=self.bus.bus,
         )
-        # A pipeline that never reaches production: no deletion protection, throw-away,
-        # rolling deploys only; and a second writer (the security gate) granted access.
+        # A pipeline that never reaches production: no deletion protection, throw-away, one
+        # environment in its own account and region; and a second writer (the security gate).
         other = Stack(app, "StagingRecords")
         key = defaults.secure_key(
             other, "Key", alias="k", description="test", removal=RemovalPolicy.DESTROY
@@ -77,7 +83,7 @@ class Synth:
             namer=NAMER,
             key=key,
             pipeline=imported,
-            environments=ENVIRONMENTS[:1],
+            environments=[STAGING],
             deletion_protection=False,
             removal=RemovalPolicy.DESTROY,
             metrics_namespace="acme/delivery",
@@ -86,17 +92,9 @@ class Synth:
         )
         gate = iam.Role(other, "GateRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
         self.staging.grant_record(gate)
-        Validations.of(app).add_plugins(AwsSolutionsChecks())
-        self.synth_error: str | None = None
-        try:
-            app.synth()
-        except RuntimeError as error:  # cdk-nag violations fail the synth; the report says which
-            self.synth_error = str(error)
-        report_path = tmp / "validation-report.json"
-        self.report = json.loads(report_path.read_text()) if report_path.exists() else {}
+        self.report, self.synth_error = synthesize(app, tmp)
         self.template_path = tmp / "Records.template.json"
         self.resources: dict[str, Any] = json.loads(self.template_path.read_text())["Resources"]
-        self.template = Template.from_json(json.loads(self.template_path.read_text()))
         self.staging_path = tmp / "StagingRecords.template.json"
         self.staging_resources: dict[str, Any] = json.loads(self.staging_path.read_text())[
             "Resources"
@@ -190,29 +188,48 @@ def test_recorder_receives_the_table_pipeline_and_environments_it_needs(synth: S
     variables = props["Environment"]["Variables"]
     assert variables["TABLE_NAME"] == {"Ref": table_id}
     assert variables["PIPELINE_NAME"] == {"Ref": "PipelineC660917D"}
+    assert variables["PIPELINE_ACCOUNT"] == {"Ref": "AWS::AccountId"}
+    assert variables["PIPELINE_REGION"] == {"Ref": "AWS::Region"}
     assert variables["SERVICE_NAME"] == "payment-processor"
     assert variables["METRICS_NAMESPACE"] == "deployline"
     assert variables["PRODUCTION_ENVIRONMENT"] == "production"
+    assert (variables["SELF_UPDATE_STAGE"], variables["GATE_ACTION"]) == (
+        "UpdatePipeline",
+        "SecurityGate",
+    )
     assert json.loads(variables["ENVIRONMENTS"]) == [
-        {"name": "staging", "stage": "Deploy-staging", "deployment_group": None},
         {
-            "name": "production",
-            "stage": "Deploy-production",
-            "deployment_group": "payment-processor-dg-production",
-        },
+            "name": name,
+            "stage": f"Deploy-{name}",
+            "approve_stage": f"Approve-{name}",
+            "cluster": f"payment-processor-cluster-{name}",
+            "service": f"payment-processor-service-{name}",
+            "account": account,
+            "region": region,
+        }
+        for name, account, region in (
+            ("staging", None, None),
+            ("production", None, None),
+            ("dr", OTHER_ACCOUNT, OTHER_REGION),
+        )
     ]
 
 
 def test_recorder_accepts_the_environment_the_construct_gives_it(synth: Synth) -> None:
     _, function = one(synth.resources, "AWS::Lambda::Function")
     variables = dict(function["Properties"]["Environment"]["Variables"])
-    variables["TABLE_NAME"] = "payment-processor-deployments-shared"
-    variables["PIPELINE_NAME"] = "payment-processor-pipeline-shared"
+    variables.update(
+        TABLE_NAME="payment-processor-deployments-shared",
+        PIPELINE_NAME="payment-processor-pipeline-shared",
+        PIPELINE_ACCOUNT="123456789012",
+        PIPELINE_REGION="eu-west-1",
+    )
     settings = recorder.RecorderSettings.from_env(variables)
     assert settings.production == "production"
-    assert [(e.name, e.stage, e.deployment_group) for e in settings.environments] == [
-        ("staging", "Deploy-staging", None),
-        ("production", "Deploy-production", "payment-processor-dg-production"),
+    assert [(e.name, e.account, e.region, e.approve_stage) for e in settings.environments] == [
+        ("staging", "123456789012", "eu-west-1", "Approve-staging"),
+        ("production", "123456789012", "eu-west-1", "Approve-production"),
+        ("dr", OTHER_ACCOUNT, OTHER_REGION, "Approve-dr"),
     ]
 
 
@@ -271,27 +288,12 @@ def test_recorder_role_allows_exactly_what_the_recorder_calls_scoped_to_arns(
             },
         ),
         "ReadPipelineExecutions": (
-            ["codepipeline:GetPipelineExecution", "codepipeline:ListActionExecutions"],
+            [
+                "codepipeline:GetPipelineExecution",
+                "codepipeline:ListActionExecutions",
+                "codepipeline:ListPipelineExecutions",
+            ],
             PIPELINE_ARN,
-            None,
-        ),
-        "ReadCodeDeployDeployments": (
-            ["codedeploy:GetDeployment"],
-            {
-                "Fn::Join": [
-                    "",
-                    [
-                        "arn:",
-                        {"Ref": "AWS::Partition"},
-                        ":codedeploy:",
-                        region,
-                        ":",
-                        {"Ref": "AWS::AccountId"},
-                        ":deploymentgroup:payment-processor-production/"
-                        "payment-processor-dg-production",
-                    ],
-                ]
-            },
             None,
         ),
         "PublishDeploymentMetrics": (
@@ -337,18 +339,22 @@ def test_recorder_role_is_assumable_by_lambda_only(synth: Synth) -> None:
 
 
 RUNTIME = Path(recorder.__file__).parent
-CLIENTS = {"dynamodb", "codepipeline", "codedeploy", "cloudwatch"}
+CLIENTS = {"dynamodb", "codepipeline", "cloudwatch"}
+#: The runtime modules whose AWS calls run under the recorder's role.
+RECORDER_MODULES = ("recorder.py", "endings.py", "deployment_links.py")
 
 
 def _api_calls_of_recorder() -> set[str]:
-    """Every AWS operation recorder.py calls, directly or through the records.py functions."""
+    """Every AWS operation the recorder's modules call (on `self.<client>` or a `<client>`
+    argument), directly or through the records.py functions."""
 
     def camel(op: str) -> str:
         return "".join(part.capitalize() for part in op.split("_"))
 
     calls: set[str] = set()
     used_records: set[str] = set()
-    for node in ast.walk(ast.parse((RUNTIME / "recorder.py").read_text())):
+    trees = [ast.parse((RUNTIME / module).read_text()) for module in RECORDER_MODULES]
+    for node in (n for tree in trees for n in ast.walk(tree)):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
             owner = node.value
             if (
@@ -357,6 +363,12 @@ def _api_calls_of_recorder() -> set[str]:
                 and owner.attr in CLIENTS
             ):
                 calls.add(f"{owner.attr}:{camel(node.attr)}")
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in CLIENTS
+        ):
+            calls.add(f"{node.value.id}:{camel(node.attr)}")
         if (
             isinstance(node, ast.Attribute)
             and isinstance(node.value, ast.Name)
@@ -388,7 +400,14 @@ def _api_calls_of_recorder() -> set[str]:
 
 def test_recorder_role_covers_every_api_the_recorder_code_calls(synth: Synth) -> None:
     needed = _api_calls_of_recorder()
-    assert {"dynamodb:GetItem", "dynamodb:PutItem", "codepipeline:GetPipelineExecution"} <= needed
+    assert {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "codepipeline:GetPipelineExecution",
+        "codepipeline:ListActionExecutions",
+        "codepipeline:ListPipelineExecutions",
+        "cloudwatch:PutMetricData",
+    } <= needed
     allowed = {
         action
         for statement in role_statements(synth.resources, "HistoryRecorderRole").values()
@@ -426,18 +445,60 @@ def test_rule_records_every_execution_stage_and_action_change_of_this_pipeline(
     }
 
 
-def test_rule_records_codedeploy_changes_of_this_services_groups_only(synth: Synth) -> None:
+def test_rule_records_ecs_deployments_of_the_services_in_the_pipelines_account_and_region(
+    synth: Synth,
+) -> None:
     rule = rules_by_name(synth.resources)["payment-processor-record-deploy-shared"]
-    assert rule["EventPattern"] == {
-        "source": ["aws.codedeploy"],
-        "detail-type": ["CodeDeploy Deployment State-change Notification"],
-        "detail": {
-            "application": ["payment-processor-production"],
-            "deploymentGroup": ["payment-processor-dg-production"],
-        },
+    assert rule["EventPattern"] == ecs_deployment_pattern(
+        service_arn(STAGING.cluster, STAGING.service),
+        service_arn(PRODUCTION.cluster, PRODUCTION.service),
+    )
+    assert "EventBusName" not in rule  # the default bus
+
+
+def test_ecs_deployments_elsewhere_are_recorded_from_the_deployment_event_bus(
+    synth: Synth,
+) -> None:
+    rule = rules_by_name(synth.resources)["payment-processor-record-fwd-deploy-shared"]
+    bus_id, _ = one(synth.resources, "AWS::Events::EventBus", prefix="Bus")
+    assert rule["EventBusName"] == {"Ref": bus_id}
+    assert rule["EventPattern"] == ecs_deployment_pattern(
+        service_arn(DR.cluster, DR.service, account=OTHER_ACCOUNT, region=OTHER_REGION)
+    )
+    assert synth.staging.forwarded_deployment_rule is None
+    assert sorted(rules_by_name(synth.staging_resources)) == [
+        "payment-processor-record-deploy-shared",
+        "payment-processor-record-pipeline-shared",
+    ]
+
+
+def suppressions(resource: dict[str, Any]) -> dict[str, str]:
+    entries = resource.get("Metadata", {}).get("deployline", {}).get("suppress", [])
+    return {e["id"]: e["reason"] for e in entries}
+
+
+def test_what_names_another_account_says_so_and_why(synth: Synth) -> None:
+    _, function = one(synth.resources, "AWS::Lambda::Function")
+    forwarded = next(
+        v
+        for v in synth.resources.values()
+        if v["Properties"].get("Name", "").endswith("record-fwd-deploy-shared")
+    )
+    assert suppressions(function) == {
+        "DL130": "payment-processor-recorder-shared's ENVIRONMENTS says where each "
+        f"environment's service runs (dr in {OTHER_ACCOUNT}/{OTHER_REGION}): the recorder tells "
+        "ECS events apart by account and region"
     }
-    assert synth.staging.codedeploy_rule is None
-    assert "payment-processor-record-deploy-shared" not in rules_by_name(synth.staging_resources)
+    assert suppressions(forwarded) == {
+        "DL130": f"the rule matches the ECS services of dr in {OTHER_ACCOUNT}/{OTHER_REGION} "
+        "by their ARNs"
+    }
+    skips = {s["id"] for s in function["Metadata"]["checkov"]["skip"]}
+    assert "CKV_AWS_45" in skips
+    # an environment-agnostic history names no account, and says nothing about it
+    _, staging_function = one(synth.staging_resources, "AWS::Lambda::Function")
+    assert "deployline" not in staging_function.get("Metadata", {})
+    assert "CKV_AWS_45" not in {s["id"] for s in staging_function["Metadata"]["checkov"]["skip"]}
 
 
 def test_rules_invoke_the_recorder_with_retries_and_the_encrypted_dead_letter_queue(
@@ -446,7 +507,7 @@ def test_rules_invoke_the_recorder_with_retries_and_the_encrypted_dead_letter_qu
     function_id, _ = one(synth.resources, "AWS::Lambda::Function")
     queue_id, _ = one(synth.resources, "AWS::SQS::Queue")
     rules = rules_by_name(synth.resources)
-    assert len(rules) == 2
+    assert len(rules) == 3
     for rule in rules.values():
         [target] = rule["Targets"]
         assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
@@ -467,11 +528,11 @@ def test_rules_invoke_the_recorder_with_retries_and_the_encrypted_dead_letter_qu
 
 
 def test_retry_policy_follows_the_arguments(synth: Synth) -> None:
-    [rule] = rules_by_name(synth.staging_resources).values()
-    assert rule["Targets"][0]["RetryPolicy"] == {
-        "MaximumEventAgeInSeconds": 7200,
-        "MaximumRetryAttempts": 10,
-    }
+    for rule in rules_by_name(synth.staging_resources).values():
+        assert rule["Targets"][0]["RetryPolicy"] == {
+            "MaximumEventAgeInSeconds": 7200,
+            "MaximumRetryAttempts": 10,
+        }
 
 
 def test_events_the_recorder_fails_on_go_to_the_same_dead_letter_queue(synth: Synth) -> None:
@@ -544,7 +605,6 @@ def test_recorder_publishes_to_the_namespace_it_is_given(synth: Synth) -> None:
     assert statements["PublishDeploymentMetrics"]["Condition"] == {
         "StringEquals": {"cloudwatch:namespace": "acme/delivery"}
     }
-    assert "ReadCodeDeployDeployments" not in statements
     assert synth.staging.metrics_namespace == "acme/delivery"
 
 
@@ -557,13 +617,15 @@ def test_every_physical_name_follows_service_type_env(synth: Synth) -> None:
         if prop in {"TableName", "QueueName", "Name", "FunctionName", "RoleName"}
         and isinstance(value, str)
     ]
-    assert len(names) == 6
+    assert len(names) == 7
     for name in names:
         assert re.fullmatch(r"payment-processor-[a-z0-9-]+-shared", name), name
 
 
-def test_template_holds_no_literal_account_or_region(synth: Synth) -> None:
-    text = synth.template_path.read_text()
+def test_an_environment_agnostic_template_holds_no_literal_account_or_region(
+    synth: Synth,
+) -> None:
+    text = synth.staging_path.read_text()
     assert not re.search(r"\b\d{12}\b", text)
     assert not re.search(r'"[a-z]{2}(-gov)?-[a-z]+-\d"', text)
 
@@ -582,19 +644,43 @@ def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(synth: Synth) -> No
 
 @pytest.mark.parametrize("stack", ["template_path", "staging_path"])
 def test_cfn_lint_reports_no_error_or_warning(synth: Synth, stack: str) -> None:
-    assert [(m.rule.id, m.message) for m in lint_file(getattr(synth, stack))] == []
+    assert cfn_lint(getattr(synth, stack)) == []
+
+
+def test_checkov_fails_nothing(synth: Synth) -> None:
+    assert checkov_failures(synth.template_path, synth.staging_path) == []
+
+
+@pytest.mark.parametrize("stack", ["template_path", "staging_path"])
+def test_deployline_check_finds_nothing_in_the_history(synth: Synth, stack: str) -> None:
+    # The stand-in pipeline is a fixture (no tags, no alarms): only what this construct (and
+    # the bus) made is judged.
+    findings = [f for f in deployline_check(getattr(synth, stack)) if f[0] != "DL701"]
+    ours = [f for f in findings if f[1].startswith(("History", "Bus"))]
+    assert ours == []
 
 
 # --- validation -------------------------------------------------------------------------------
 
 
 def bare() -> tuple[Stack, kms.Key, codepipeline.IPipeline]:
-    stack = Stack(App(context=feature_flags()), "Bad")
+    stack = Stack(App(context=feature_flags(), builtin_cloud_formation_validation=False), "Bad")
     key = kms.Key(stack, "Key")
     pipeline = codepipeline.Pipeline.from_pipeline_arn(
         stack, "P", "arn:aws:codepipeline:eu-west-1:111111111111:p"
     )
     return stack, key, pipeline
+
+
+def env(**changes: Any) -> list[DeployedEnvironment]:
+    fields = {
+        "name": "staging",
+        "stage": "Deploy-staging",
+        "cluster": "payment-processor-cluster-staging",
+        "service": "payment-processor-service-staging",
+        **changes,
+    }
+    return [DeployedEnvironment(**fields)]
 
 
 @pytest.mark.parametrize(
@@ -605,26 +691,25 @@ def bare() -> tuple[Stack, kms.Key, codepipeline.IPipeline]:
         ({"metrics_namespace": "AWS/Custom"}, "must not start with 'AWS/'"),
         ({"retry_attempts": -1}, "between 0 and 185, got -1"),
         ({"max_event_age": Duration.seconds(30)}, "between 1 minute and 24 hours"),
+        ({"environments": env(stage="Deploy staging")}, "CodePipeline stage name"),
         (
-            {"environments": [DeployedEnvironment("staging", "Deploy staging")]},
-            "CodePipeline stage name",
+            {"environments": env(cluster="payments cluster")},
+            "DeployedEnvironment.cluster must be an ECS cluster name (1-255 of A-Za-z0-9-_), got "
+            "'payments cluster' for environment 'staging'",
         ),
         (
-            {
-                "environments": [
-                    DeployedEnvironment("a", "Deploy"),
-                    DeployedEnvironment("b", "Deploy"),
-                ]
-            },
-            "own stage; ['Deploy']",
+            {"environments": env(account="\uff11" * 12)},  # FULLWIDTH DIGIT ONE: \\d, not ASCII
+            "DeployedEnvironment.account must be a 12-digit account ID",
+        ),
+        ({"environments": env(region="EU-West-1")}, "a region like eu-west-1"),
+        (
+            {"environments": [*env(), *env(name="qa", stage="Deploy-qa")]},
+            "each DeployedEnvironment needs its own service",
         ),
         (
-            {
-                "environments": [
-                    DeployedEnvironment("p", "Deploy", CodeDeployTarget("app", "bad group"))
-                ]
-            },
-            "CodeDeployTarget.deployment_group",
+            {"environments": env(account=OTHER_ACCOUNT)},
+            "environments ['staging'] live in another account or region: their ECS events reach "
+            "the pipeline only through its deployment event bus; pass event_bus",
         ),
     ],
 )
@@ -632,10 +717,25 @@ def test_rejects_bad_input_with_a_message_naming_value_and_fix(
     kwargs: dict[str, Any], message: str
 ) -> None:
     stack, key, pipeline = bare()
-    args: dict[str, Any] = {"environments": [DeployedEnvironment("staging", "Deploy-staging")]}
+    args: dict[str, Any] = {"environments": env()}
     args.update(kwargs)
     with pytest.raises(ValueError, match=re.escape(message)):
         DeploymentHistory(stack, "H", namer=NAMER, key=key, pipeline=pipeline, **args)
+
+
+def test_an_environment_in_the_pipelines_own_account_and_region_needs_no_bus() -> None:
+    app = App(context=feature_flags(), builtin_cloud_formation_validation=False)
+    stack = Stack(app, "Here", env={"account": "123456789012", "region": "eu-west-1"})
+    key = kms.Key(stack, "Key")
+    pipeline = codepipeline.Pipeline.from_pipeline_arn(
+        stack, "P", "arn:aws:codepipeline:eu-west-1:123456789012:p"
+    )
+    named = env(account="123456789012", region="eu-west-1")
+    history = DeploymentHistory(
+        stack, "H", namer=NAMER, key=key, pipeline=pipeline, environments=named
+    )
+    assert history.forwarded_deployment_rule is None and history.deployment_rule is not None
+    assert isinstance(history.deployment_rule, events.Rule)
 
 
 def test_rejects_an_imported_key_whose_policy_it_cannot_extend() -> None:
@@ -648,5 +748,18 @@ def test_rejects_an_imported_key_whose_policy_it_cannot_extend() -> None:
             namer=NAMER,
             key=imported,
             pipeline=pipeline,
-            environments=[DeployedEnvironment("staging", "Deploy-staging")],
+            environments=env(),
         )
+
+
+def test_an_environment_is_named_as_deployline_names_its_service() -> None:
+    assert DeployedEnvironment.named(
+        Namer("payment-processor", "production", "acme"), account=OTHER_ACCOUNT
+    ) == DeployedEnvironment(
+        name="production",
+        stage="Deploy-production",
+        cluster="acme-payment-processor-cluster-production",
+        service="acme-payment-processor-service-production",
+        account=OTHER_ACCOUNT,
+        region=None,
+    )

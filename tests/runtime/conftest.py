@@ -1,15 +1,17 @@
 """Shared test doubles for the runtime handlers: a moto server over HTTP, a local health server
 that answers 200, 500 or hangs, a fake clock and Lambda context, and helpers for the few AWS
-calls moto does not implement (those use botocore's Stubber; each test says which)."""
+calls moto does not implement (botocore's Stubber, or FakeCodePipeline; each test says which)."""
 
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +56,15 @@ def moto_url(aws_env: pytest.MonkeyPatch) -> Iterator[str]:
         yield url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's standard retries without their backoff pauses: the attempts are the same,
+    the test does not wait seconds for them."""
+    from botocore.retries import standard
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
 
 
 def make_client(service: str, url: str, *, max_attempts: int = 3) -> Any:
@@ -274,4 +285,252 @@ def stage_event(execution: str, stage: str, state: str, when: datetime) -> dict:
             "version": 3.0,
             "pipeline-execution-attempt": 1.0,
         },
+    )
+
+
+def pipeline_event(
+    execution: str,
+    state: str,
+    when: datetime,
+    *,
+    pipeline: str = PIPELINE,
+    trigger: str = "Webhook",
+) -> dict:
+    return envelope(
+        recorder.PIPELINE_EXECUTION,
+        "aws.codepipeline",
+        when,
+        {
+            "pipeline": pipeline,
+            "execution-id": execution,
+            "state": state,
+            "version": 3.0,
+            "pipeline-execution-attempt": 1.0,
+            "execution-trigger": {"trigger-type": trigger, "trigger-detail": "arn:aws:..."},
+        },
+    )
+
+
+def action_event(
+    execution: str,
+    stage: str,
+    action: str,
+    state: str,
+    when: datetime,
+    *,
+    category: str,
+    provider: str,
+    summary: str | None = None,
+) -> dict:
+    detail: dict[str, Any] = {
+        "pipeline": PIPELINE,
+        "execution-id": execution,
+        "stage": stage,
+        "action": action,
+        "state": state,
+        "region": REGION,
+        "version": 3.0,
+        "pipeline-execution-attempt": 1.0,
+        "type": {"owner": "AWS", "provider": provider, "category": category, "version": "1"},
+    }
+    if summary:
+        detail["execution-result"] = {
+            "external-execution-summary": summary,
+            "external-execution-state": state.title(),
+        }
+    return envelope(recorder.ACTION_EXECUTION, "aws.codepipeline", when, detail)
+
+
+def ecs_event(
+    deployment: str,
+    name: str,
+    when: datetime,
+    *,
+    reason: str | None = None,
+    service: str = "payment-processor-service-production",
+    cluster: str = "payment-processor-cluster-production",
+    account: str = ACCOUNT,
+    region: str = REGION,
+) -> dict:
+    """An "ECS Deployment State Change" event as the ECS Developer Guide shows it."""
+    detail: dict[str, Any] = {
+        "eventType": "ERROR" if "FAIL" in name else "INFO",
+        "eventName": name,
+        "deploymentId": deployment,
+        "updatedAt": stamp(when),
+        "reason": reason or f"ECS deployment {deployment} {name.rsplit('_', 1)[-1].lower()}.",
+    }
+    event = envelope("ECS Deployment State Change", "aws.ecs", when, detail)
+    event.update(
+        account=account,
+        region=region,
+        resources=[f"arn:aws:ecs:{region}:{account}:service/{cluster}/{service}"],
+    )
+    return event
+
+
+# --- CodePipeline answered from a model --------------------------------------------------------
+
+
+@dataclass
+class Action:
+    """One action execution, as ListActionExecutions reports it."""
+
+    stage: str
+    name: str
+    category: str
+    provider: str
+    status: str
+    started: datetime
+    updated: datetime | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    updated_by: str | None = None
+    summary: str | None = None
+    error: str | None = None
+
+    def detail(self, execution: str) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        if self.summary:
+            result["externalExecutionSummary"] = self.summary
+        if self.error:
+            result["errorDetails"] = {"code": "JobFailed", "message": self.error}
+        out: dict[str, Any] = {
+            "pipelineExecutionId": execution,
+            "actionExecutionId": str(uuid.uuid5(uuid.NAMESPACE_URL, execution + self.name)),
+            "stageName": self.stage,
+            "actionName": self.name,
+            "startTime": self.started.timestamp(),
+            "lastUpdateTime": (self.updated or self.started).timestamp(),
+            "status": self.status,
+            "input": {
+                "actionTypeId": {
+                    "category": self.category,
+                    "owner": "AWS",
+                    "provider": self.provider,
+                    "version": "1",
+                }
+            },
+            "output": {"outputVariables": self.variables, "executionResult": result},
+        }
+        if self.updated_by:
+            out["updatedBy"] = self.updated_by
+        return out
+
+
+@dataclass
+class Execution:
+    """One pipeline execution: summary, revision and actions."""
+
+    id: str
+    started: datetime
+    status: str = "InProgress"
+    updated: datetime | None = None
+    sha: str | None = None
+    committed: datetime | None = None
+    message: str = "Retry card captures"
+    trigger: str = "Webhook"
+    rollback_target: str | None = None
+    actions: list[Action] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "pipelineExecutionId": self.id,
+            "status": self.status,
+            "startTime": self.started.timestamp(),
+            "lastUpdateTime": (self.updated or self.started).timestamp(),
+            "trigger": {"triggerType": self.trigger},
+        }
+
+    def execution(self, pipeline: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "pipelineName": pipeline,
+            "pipelineVersion": 3,
+            "pipelineExecutionId": self.id,
+            "status": self.status,
+            "trigger": {"triggerType": self.trigger},
+            "artifactRevisions": [],
+        }
+        if self.sha:
+            out["artifactRevisions"].append(
+                {
+                    "name": "Source",
+                    "revisionId": self.sha,
+                    "revisionSummary": json.dumps(
+                        {"ProviderType": "GitHub", "CommitMessage": self.message}
+                    ),
+                    "revisionUrl": f"https://github.com/acme/payment-processor/commit/{self.sha}",
+                    "created": (self.committed or self.started).timestamp(),
+                }
+            )
+        if self.rollback_target:
+            out["rollbackMetadata"] = {"rollbackTargetPipelineExecutionId": self.rollback_target}
+        return out
+
+
+class FakeCodePipeline:
+    """GetPipelineExecution, ListPipelineExecutions and ListActionExecutions answered from
+    `executions`, at botocore's HTTP layer: requests are serialized and responses parsed by
+    botocore as for the real service. moto has no ListActionExecutions and cannot give an
+    execution its revisions or its actions' output variables; errors are injected with
+    `inject_errors`, which answers first."""
+
+    def __init__(self, client: Any, pipeline: str = PIPELINE) -> None:
+        self.pipeline = pipeline
+        self.executions: dict[str, Execution] = {}
+        self.calls = CallLog(client)
+        client.meta.events.register("before-send.codepipeline", self._answer)
+
+    def add(self, execution: Execution) -> Execution:
+        self.executions[execution.id] = execution
+        return execution
+
+    def _answer(self, request: Any, **_: Any) -> AWSResponse:
+        operation = request.headers["X-Amz-Target"].decode().rsplit(".", 1)[-1]
+        body = json.loads(request.body or b"{}")
+        status, payload = 200, getattr(self, f"_{operation}")(body)
+        if "__type" in payload:
+            status = 400
+        raw = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/x-amz-json-1.1"}
+        return AWSResponse(request.url, status, headers, _Raw(raw))
+
+    def _missing(self, execution_id: str) -> dict[str, Any]:
+        return {
+            "__type": "PipelineExecutionNotFoundException",
+            "message": f"execution {execution_id} not found",
+        }
+
+    def _GetPipelineExecution(self, body: dict[str, Any]) -> dict[str, Any]:
+        found = self.executions.get(body["pipelineExecutionId"])
+        if found is None:
+            return self._missing(body["pipelineExecutionId"])
+        return {"pipelineExecution": found.execution(self.pipeline)}
+
+    def _ListPipelineExecutions(self, body: dict[str, Any]) -> dict[str, Any]:
+        ordered = sorted(self.executions.values(), key=lambda e: e.started, reverse=True)
+        start = int(body.get("nextToken") or 0)
+        size = int(body.get("maxResults") or 100)
+        page = ordered[start : start + size]
+        out: dict[str, Any] = {"pipelineExecutionSummaries": [e.summary() for e in page]}
+        if start + size < len(ordered):
+            out["nextToken"] = str(start + size)
+        return out
+
+    def _ListActionExecutions(self, body: dict[str, Any]) -> dict[str, Any]:
+        execution_id = body["filter"]["pipelineExecutionId"]
+        found = self.executions.get(execution_id)
+        if found is None:
+            return self._missing(execution_id)
+        return {"actionExecutionDetails": [a.detail(execution_id) for a in found.actions]}
+
+
+def throttle_codepipeline(client: Any, operation: str, *, times: int) -> dict[str, int]:
+    """CodePipeline ThrottlingException for the first `times` attempts of `operation`."""
+    return inject_errors(
+        client,
+        operation,
+        times=times,
+        status=400,
+        body=b'{"__type":"ThrottlingException","message":"Rate exceeded"}',
+        content_type="application/x-amz-json-1.1",
     )

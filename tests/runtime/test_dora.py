@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -133,3 +134,24 @@ def test_restore_seconds_for_the_recorder() -> None:
 def test_window_must_not_end_before_it_starts() -> None:
     with pytest.raises(ValueError, match="must not be before since"):
         dora.compute(HISTORY, since=UNTIL, until=SINCE)
+
+
+def test_a_stage_rollback_restores_service_but_adds_no_lead_time_sample() -> None:
+    failed = deploy("R1", "failed", at(8, 10), committed=at(8, 9), failed_at=at(8, 10))
+    rollback = replace(
+        deploy("R2", "succeeded", at(8, 11), committed=at(1, 8)), trigger="AutomatedRollback"
+    )
+
+    metrics = dora.compute([failed, rollback], since=SINCE, until=UNTIL)
+
+    # the rollback redeploys a week-old commit: no 7-day "lead time", one 1-hour restore
+    assert (metrics.lead_time_samples, metrics.lead_time_seconds) == (0, None)
+    assert (metrics.restores, metrics.time_to_restore_seconds) == (1, 3600.0)
+    assert metrics.change_failure_rate == 0.5
+
+
+def test_a_deployment_with_a_failed_ecs_deployment_is_a_change_failure() -> None:
+    record = replace(deploy("F1", "succeeded", at(8, 10)), ecs_failed=True)
+
+    assert (record.failed, record.succeeded) == (True, False)
+    assert dora.compute([record], since=SINCE, until=UNTIL).change_failure_rate == 1.0

@@ -1,13 +1,18 @@
-"""The deployment record: a DynamoDB table that the recorder function fills from pipeline events.
+"""The deployment record: a DynamoDB table that the recorder function fills from pipeline and ECS
+deployment events.
 
-Every pipeline execution, stage and action state change of this pipeline, and every CodeDeploy
-deployment state change of this service's deployment groups, reaches `runtime/recorder.py` through
-EventBridge. The recorder writes one item per deployment (the table) and publishes the DORA metrics
+Every pipeline execution, stage and action state change of this pipeline (the CloudFormation
+deploy of each environment among them), and every ECS service deployment state change of the
+environments' services, reaches `runtime/recorder.py` through EventBridge: on the default bus
+for services in the pipeline's account and region, on the pipeline's deployment event bus
+(`DeploymentEventBus`, fed by a `DeploymentEventForwarder` in each environment stack) for the
+others. The recorder writes one item per deployment (the table) and publishes the DORA metrics
 (`DeploymentCount`, `DeploymentFailed`, `LeadTimeSeconds`, `TimeToRestoreSeconds`, dimensions
 `Service` and `Environment`) that `PipelineMonitoring` alarms on and charts.
 
 Events that cannot be delivered (after the rule's retries) or processed (after Lambda's async
-retries) land in an encrypted SQS dead-letter queue, so a record is never lost silently.
+retries) land in an encrypted SQS dead-letter queue, so a record is never lost silently;
+`deployline history redrive` replays it.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from dataclasses import dataclass
 from aws_cdk import (
     Acknowledgment,
     Aws,
+    CfnResource,
     Duration,
     RemovalPolicy,
+    Stack,
     Token,
     Validations,
 )
@@ -33,15 +40,16 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
-from deployline import defaults
+from deployline import contract, defaults
 from deployline.constructs.runtime_function import (
     RuntimeFunction,
     acknowledge_function_findings,
     publish_metrics_statement,
 )
-from deployline.naming import Kind, Limit, Namer, kebab
+from deployline.history_names import HistoryNames
+from deployline.naming import Kind, Namer, kebab
 
 #: The table's key schema. Fixed: the runtime (recorder, security gate, `deployline history`)
 #: reads and writes these attribute names.
@@ -54,9 +62,6 @@ ENVIRONMENT_INDEX_SORT_KEY = "started_at"
 #: Default CloudWatch namespace of the metrics the recorder publishes.
 METRICS_NAMESPACE = "deployline"
 
-#: SQS queue names are at most 80 characters.
-SQS_QUEUE = Limit("SQS queue", 80)
-
 #: Longest event age and most retries EventBridge accepts for a target.
 MAX_EVENT_AGE = Duration.hours(24)
 MAX_RETRIES = 185
@@ -68,37 +73,56 @@ _PIPELINE_DETAIL_TYPES = [
     "CodePipeline Stage Execution State Change",
     "CodePipeline Action Execution State Change",
 ]
-_CODEDEPLOY_DETAIL_TYPE = "CodeDeploy Deployment State-change Notification"
+#: What ECS sends for every service deployment state change (runtime/ecs_events.py reads it).
+ECS_DEPLOYMENT_DETAIL_TYPE = "ECS Deployment State Change"
 _STAGE_NAME = re.compile(r"^[A-Za-z0-9.@\-_]{1,100}$")
-_CODEDEPLOY_NAME = re.compile(r"^[\w.+\-@]{1,100}$")
-
-
-@dataclass(frozen=True)
-class CodeDeployTarget:
-    """A CodeDeploy deployment group (ECS blue/green) by name.
-
-    Names, not constructs: the groups live in the per-environment stacks, which deploy after the
-    pipeline stack, so the pipeline stack must not reference them.
-    """
-
-    application: str
-    deployment_group: str
+_ECS_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$")
 
 
 @dataclass(frozen=True)
 class DeployedEnvironment:
     """An environment the pipeline deploys to, as the recorder and the alerts need to know it.
 
+    Names, not constructs: the environment stacks may live in other accounts and regions, so the
+    pipeline stack must not reference them.
+
     Attributes:
         name: the environment name, e.g. "production" (lowercase kebab-case).
         stage: the pipeline stage that deploys it, e.g. "Deploy-production".
-        codedeploy: its CodeDeploy deployment group for blue/green deploys. Default: None (a
-            rolling ECS deploy, recorded from the pipeline's events alone).
+        cluster: the physical name of its ECS cluster.
+        service: the physical name of its ECS service.
+        account: its account. Default: None (the pipeline's).
+        region: its region. Default: None (the pipeline's).
     """
 
     name: str
     stage: str
-    codedeploy: CodeDeployTarget | None = None
+    cluster: str
+    service: str
+    account: str | None = None
+    region: str | None = None
+
+    @classmethod
+    def named(
+        cls, namer: Namer, *, account: str | None = None, region: str | None = None
+    ) -> DeployedEnvironment:
+        """The environment of `namer` (the environment's own namer, env = its name), with the
+        stage and the cluster and service names deployline gives it."""
+        return cls(
+            name=namer.env,
+            stage=contract.deploy_stage_name(namer.env),
+            cluster=namer.name("cluster", Kind.ECS),
+            service=namer.name("service", Kind.ECS),
+            account=account,
+            region=region,
+        )
+
+    @property
+    def approve_stage(self) -> str:
+        """The stage that plans and approves its change (when it has one)."""
+        return contract.approve_stage_name(self.name)
 
     def validate(self) -> None:
         """Raise ValueError, naming the field, the value and the fix, if a value is malformed."""
@@ -107,38 +131,67 @@ class DeployedEnvironment:
                 f"DeployedEnvironment.name must be lowercase kebab-case like 'production', "
                 f"got {self.name!r}"
             )
-        if not Token.is_unresolved(self.stage) and not _STAGE_NAME.match(self.stage):
-            raise ValueError(
-                f"DeployedEnvironment.stage must be a CodePipeline stage name (1-100 of "
-                f"A-Z a-z 0-9 . @ - _), got {self.stage!r} for environment {self.name!r}"
-            )
-        if self.codedeploy is not None:
-            for field, value in (
-                ("application", self.codedeploy.application),
-                ("deployment_group", self.codedeploy.deployment_group),
+        checks = (
+            (
+                "stage",
+                self.stage,
+                _STAGE_NAME,
+                "a CodePipeline stage name (1-100 of A-Za-z0-9.@-_)",
+            ),
+            ("cluster", self.cluster, _ECS_NAME, "an ECS cluster name (1-255 of A-Za-z0-9-_)"),
+            ("service", self.service, _ECS_NAME, "an ECS service name (1-255 of A-Za-z0-9-_)"),
+            ("account", self.account, _ACCOUNT, "a 12-digit account ID, or None (the pipeline's)"),
+            ("region", self.region, _REGION, "a region like eu-west-1, or None (the pipeline's)"),
+        )
+        for field, value, pattern, what in checks:
+            if value is None and field in ("account", "region"):
+                continue
+            if not isinstance(value, str) or (
+                not Token.is_unresolved(value) and not pattern.match(value)
             ):
-                if not Token.is_unresolved(value) and not _CODEDEPLOY_NAME.match(value):
-                    raise ValueError(
-                        f"CodeDeployTarget.{field} must be a CodeDeploy name (1-100 of letters, "
-                        f"digits, . _ + - @), got {value!r} for environment {self.name!r}"
-                    )
+                raise ValueError(
+                    f"DeployedEnvironment.{field} must be {what}, got {value!r} for environment "
+                    f"{self.name!r}"
+                )
+
+    def service_arn(self) -> str:
+        """The ARN of its ECS service (the pipeline's account and region where none is given)."""
+        return (
+            f"arn:{Aws.PARTITION}:ecs:{self.region or Aws.REGION}:"
+            f"{self.account or Aws.ACCOUNT_ID}:service/{self.cluster}/{self.service}"
+        )
+
+    def is_elsewhere(self, scope: Construct) -> bool:
+        """Does it live in another account or region than `scope`'s stack? (Its ECS events then
+        reach the pipeline through the deployment event bus.) An account or region given while
+        the stack's is unresolved counts as elsewhere."""
+        stack = Stack.of(scope)
+        return any(
+            given is not None and (Token.is_unresolved(own) or given != own)
+            for given, own in ((self.account, stack.account), (self.region, stack.region))
+        )
 
     def to_runtime(self) -> dict[str, str | None]:
         """The shape `runtime/recorder.py` reads from ENVIRONMENTS."""
         return {
             "name": self.name,
             "stage": self.stage,
-            "deployment_group": self.codedeploy.deployment_group if self.codedeploy else None,
+            "approve_stage": self.approve_stage,
+            "cluster": self.cluster,
+            "service": self.service,
+            "account": self.account,
+            "region": self.region,
         }
 
 
 def validate_environments(environments: Sequence[DeployedEnvironment]) -> None:
-    """Each environment well-formed, names and stages unique."""
+    """Each environment well-formed; names, stages and services unique."""
     for env in environments:
         env.validate()
     for what, values in (
         ("name", [e.name for e in environments]),
         ("stage", [e.stage for e in environments]),
+        ("service", [f"{e.account}/{e.region}/{e.cluster}/{e.service}" for e in environments]),
     ):
         dupes = sorted({v for v in values if values.count(v) > 1})
         if dupes:
@@ -147,9 +200,58 @@ def validate_environments(environments: Sequence[DeployedEnvironment]) -> None:
             )
 
 
-def codedeploy_targets(environments: Sequence[DeployedEnvironment]) -> list[CodeDeployTarget]:
-    """The CodeDeploy deployment groups among `environments`, in order."""
-    return [e.codedeploy for e in environments if e.codedeploy is not None]
+def split_by_bus(
+    scope: Construct, environments: Sequence[DeployedEnvironment]
+) -> tuple[list[DeployedEnvironment], list[DeployedEnvironment]]:
+    """(environments whose ECS events reach the default bus, those forwarded to the
+    deployment event bus)."""
+    elsewhere = [e for e in environments if e.is_elsewhere(scope)]
+    return [e for e in environments if e not in elsewhere], elsewhere
+
+
+def ecs_deployment_pattern(
+    environments: Sequence[DeployedEnvironment], detail: dict[str, object] | None = None
+) -> events.EventPattern:
+    """ECS service deployment events of the environments' services (and `detail`, if given)."""
+    return events.EventPattern(
+        source=["aws.ecs"],
+        detail_type=[ECS_DEPLOYMENT_DETAIL_TYPE],
+        resources=[e.service_arn() for e in environments],
+        detail=detail,
+    )
+
+
+def require_event_bus(
+    elsewhere: Sequence[DeployedEnvironment], event_bus: events.IEventBus | None
+) -> None:
+    if elsewhere and event_bus is None:
+        raise ValueError(
+            f"environments {[e.name for e in elsewhere]} live in another account or region: "
+            "their ECS events reach the pipeline only through its deployment event bus; pass "
+            "event_bus (DeploymentEventBus(...).bus)"
+        )
+
+
+def accept_named_accounts(construct: IConstruct, reason: str) -> None:
+    """Record in `construct`'s Metadata that it names accounts or regions on purpose, and why
+    (a `deployline` suppression of DL130, "literal account ID or region"): a pipeline that
+    deploys to other accounts and regions must name them somewhere."""
+    resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise ValueError(f"{construct.node.path} has no CloudFormation resource to annotate")
+    existing = resource.get_metadata("deployline") or {}
+    kept = [s for s in existing.get("suppress", []) if s.get("id") != "DL130"]
+    resource.add_metadata(
+        "deployline", {**existing, "suppress": [*kept, {"id": "DL130", "reason": reason}]}
+    )
+
+
+def where(environments: Sequence[DeployedEnvironment]) -> str:
+    """`production in 210987654321/us-east-1, ...` for messages and reasons."""
+    return ", ".join(
+        f"{e.name} in {e.account or 'the pipeline account'}/{e.region or 'its region'}"
+        for e in environments
+    )
 
 
 def validate_delivery(*, max_event_age: Duration, retry_attempts: int) -> None:
@@ -224,8 +326,10 @@ class DeploymentHistory(Construct):
         recorder: the recorder `RuntimeFunction` (its `.function`, `.role`, `.log_group`).
         dead_letter_queue: undeliverable or unprocessable events.
         pipeline_rule: the rule on this pipeline's execution, stage and action state changes.
-        codedeploy_rule: the rule on this service's CodeDeploy deployments; None without
-            blue/green environments.
+        deployment_rule: the rule on ECS deployments of the services in the pipeline's account
+            and region; None when every environment is elsewhere.
+        forwarded_deployment_rule: the rule on the deployment event bus for the other
+            environments' services; None when there are none.
         environments: the environments recorded, as given.
         metrics_namespace: where the recorder publishes its metrics.
     """
@@ -240,6 +344,7 @@ class DeploymentHistory(Construct):
         pipeline: codepipeline.IPipeline,
         environments: Sequence[DeployedEnvironment],
         production_environment: str | None = None,
+        event_bus: events.IEventBus | None = None,
         deletion_protection: bool = True,
         removal: RemovalPolicy = RemovalPolicy.RETAIN,
         metrics_namespace: str = METRICS_NAMESPACE,
@@ -258,6 +363,9 @@ class DeploymentHistory(Construct):
             environments: the environments it deploys to, in pipeline order (at least one).
             production_environment: the name of the production environment, if any; the
                 recorder measures lead time and time to restore there. Default: None.
+            event_bus: the deployment event bus that environments in other accounts or regions
+                forward their ECS events to; required when there are such environments.
+                Default: None.
             deletion_protection: refuse DeleteTable. Default: True (pass False for pipelines
                 that never reach production).
             removal: the table's and DLQ's removal policy. Default: RETAIN.
@@ -268,6 +376,48 @@ class DeploymentHistory(Construct):
             retry_attempts: EventBridge delivery retries. Default: 185.
         """
         super().__init__(scope, id)
+        local, elsewhere = self._validate(
+            environments, production_environment, event_bus, metrics_namespace
+        )
+        validate_delivery(max_event_age=max_event_age, retry_attempts=retry_attempts)
+        # First, so that an imported key fails before anything is built.
+        allow_eventbridge_to_use_key(key, sid="AllowEventBridgeRecorderDeadLetters")
+        self.environments = tuple(environments)
+        self.metrics_namespace = metrics_namespace
+        self._key = key
+        names = HistoryNames.of(namer)
+
+        self.table = self._table(names.table, key, deletion_protection, removal)
+        self.dead_letter_queue = dead_letter_queue(
+            self, "DeadLetterQueue", name=names.dead_letter_queue, key=key, removal=removal
+        )
+        acknowledge_dead_letter_queue(
+            self.dead_letter_queue,
+            feeds="the recorder rules' targets and of the recorder's asynchronous invocations",
+        )
+        self.recorder = self._recorder(
+            namer, names, key, pipeline, production_environment, log_retention_days, removal
+        )
+        if elsewhere:
+            self._name_other_accounts(elsewhere)
+        self._send_failures_to_queue(max_event_age)
+        target = targets.LambdaFunction(
+            self.recorder.function,
+            dead_letter_queue=self.dead_letter_queue,
+            max_event_age=max_event_age,
+            retry_attempts=retry_attempts,
+        )
+        self._rules(namer, pipeline, local, elsewhere, event_bus, target)
+
+    # ---- the parts -----------------------------------------------------------------------------
+
+    def _validate(
+        self,
+        environments: Sequence[DeployedEnvironment],
+        production_environment: str | None,
+        event_bus: events.IEventBus | None,
+        metrics_namespace: str,
+    ) -> tuple[list[DeployedEnvironment], list[DeployedEnvironment]]:
         if not environments:
             raise ValueError(
                 "environments must name at least one environment the pipeline deploys to, got []"
@@ -286,17 +436,17 @@ class DeploymentHistory(Construct):
                 f"metrics_namespace must be 1-255 of letters, digits, . _ / # : - and must not "
                 f"start with 'AWS/', got {metrics_namespace!r}"
             )
-        validate_delivery(max_event_age=max_event_age, retry_attempts=retry_attempts)
-        # First, so that an imported key fails before anything is built.
-        allow_eventbridge_to_use_key(key, sid="AllowEventBridgeRecorderDeadLetters")
-        self.environments = tuple(environments)
-        self.metrics_namespace = metrics_namespace
-        self._key = key
+        local, elsewhere = split_by_bus(self, environments)
+        require_event_bus(elsewhere, event_bus)
+        return local, elsewhere
 
-        self.table = dynamodb.Table(
+    def _table(
+        self, name: str, key: kms.IKey, deletion_protection: bool, removal: RemovalPolicy
+    ) -> dynamodb.Table:
+        table = dynamodb.Table(
             self,
             "Table",
-            table_name=namer.name("deployments", Kind.DYNAMODB_TABLE),
+            table_name=name,
             partition_key=dynamodb.Attribute(
                 name=PARTITION_KEY, type=dynamodb.AttributeType.STRING
             ),
@@ -310,7 +460,7 @@ class DeploymentHistory(Construct):
             deletion_protection=deletion_protection,
             removal_policy=removal,
         )
-        self.table.add_global_secondary_index(
+        table.add_global_secondary_index(
             index_name=ENVIRONMENT_INDEX,
             partition_key=dynamodb.Attribute(
                 name=ENVIRONMENT_INDEX_PARTITION_KEY, type=dynamodb.AttributeType.STRING
@@ -320,17 +470,19 @@ class DeploymentHistory(Construct):
             ),
             projection_type=dynamodb.ProjectionType.ALL,
         )
+        return table
 
-        self.dead_letter_queue = dead_letter_queue(
-            self,
-            "DeadLetterQueue",
-            name=namer.name("recorder-dlq", SQS_QUEUE),
-            key=key,
-            removal=removal,
-        )
-
-        region = Aws.REGION
-        self.recorder = RuntimeFunction(
+    def _recorder(
+        self,
+        namer: Namer,
+        names: HistoryNames,
+        key: kms.IKey,
+        pipeline: codepipeline.IPipeline,
+        production_environment: str | None,
+        log_retention_days: int,
+        removal: RemovalPolicy,
+    ) -> RuntimeFunction:
+        recorder = RuntimeFunction(
             self,
             "Recorder",
             namer=namer,
@@ -341,98 +493,113 @@ class DeploymentHistory(Construct):
             key=key,
             environment={
                 "TABLE_NAME": self.table.table_name,
-                "METRICS_NAMESPACE": metrics_namespace,
+                "METRICS_NAMESPACE": self.metrics_namespace,
                 "SERVICE_NAME": namer.service,
                 "PIPELINE_NAME": pipeline.pipeline_name,
+                "PIPELINE_ACCOUNT": Aws.ACCOUNT_ID,
+                "PIPELINE_REGION": Aws.REGION,
                 "ENVIRONMENTS": json.dumps(
-                    [e.to_runtime() for e in environments], separators=(",", ":")
+                    [e.to_runtime() for e in self.environments], separators=(",", ":")
                 ),
                 "PRODUCTION_ENVIRONMENT": production_environment or "",
+                "SELF_UPDATE_STAGE": contract.UPDATE_PIPELINE_STAGE,
+                "GATE_ACTION": contract.GATE_ACTION,
             },
             log_retention_days=log_retention_days,
             removal=removal,
-            statements=[
-                *self._codedeploy_statements(environments),
-                iam.PolicyStatement(
-                    sid="RecordDeployments",
-                    actions=[
-                        "dynamodb:GetItem",
-                        "dynamodb:PutItem",
-                        "dynamodb:UpdateItem",
-                        "dynamodb:Query",
-                    ],
-                    resources=[
-                        self.table.table_arn,
-                        f"{self.table.table_arn}/index/{ENVIRONMENT_INDEX}",
-                    ],
-                ),
-                iam.PolicyStatement(
-                    sid="UseTableKeyThroughDynamoDB",
-                    actions=[
-                        "kms:Decrypt",
-                        "kms:Encrypt",
-                        "kms:GenerateDataKey",
-                        "kms:DescribeKey",
-                    ],
-                    resources=[key.key_arn],
-                    conditions={
-                        "StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}
-                    },
-                ),
-                iam.PolicyStatement(
-                    sid="ReadPipelineExecutions",
-                    actions=[
-                        "codepipeline:GetPipelineExecution",
-                        "codepipeline:ListActionExecutions",
-                    ],
-                    resources=[pipeline.pipeline_arn],
-                ),
-                publish_metrics_statement("PublishDeploymentMetrics", metrics_namespace),
-                iam.PolicyStatement(
-                    sid="SendFailedEventsToDeadLetterQueue",
-                    actions=["sqs:SendMessage"],
-                    resources=[self.dead_letter_queue.queue_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="EncryptDeadLettersThroughSQS",
-                    actions=["kms:GenerateDataKey", "kms:Decrypt"],
-                    resources=[key.key_arn],
-                    conditions={"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}},
-                ),
-            ],
+            statements=self._recorder_statements(key, pipeline),
         )
-        acknowledge_function_findings(self.recorder, metrics_namespace=metrics_namespace)
-        recorder = self.recorder.function_name
-        defaults.skip_checkov(
+        acknowledge_function_findings(recorder, metrics_namespace=self.metrics_namespace)
+        name, queue = recorder.function_name, names.dead_letter_queue
+        for check, reason in (
+            (
+                "CKV_AWS_116",
+                f"{name}'s failed asynchronous invocations go to the queue {queue} through an "
+                "on-failure destination, which keeps the request and the error (a "
+                "DeadLetterConfig keeps only the request)",
+            ),
+            (
+                "CKV_AWS_115",
+                f"{name} handles one event per pipeline or ECS deployment state change, and its "
+                "conditional writes make concurrent runs safe; reserved concurrency would take "
+                "from the account's unreserved pool",
+            ),
+            (
+                "CKV_AWS_117",
+                f"{name} calls only DynamoDB, CloudWatch and CodePipeline APIs: no VPC resource",
+            ),
+        ):
+            defaults.skip_checkov(recorder.function, check, reason)
+        return recorder
+
+    def _name_other_accounts(self, elsewhere: Sequence[DeployedEnvironment]) -> None:
+        name = self.recorder.function_name
+        accept_named_accounts(
             self.recorder.function,
-            "CKV_AWS_116",
-            f"{recorder}'s failed asynchronous invocations go to the queue "
-            f"{namer.name('recorder-dlq', SQS_QUEUE)} through an on-failure destination, which "
-            "keeps the request and the error (a DeadLetterConfig keeps only the request)",
+            f"{name}'s ENVIRONMENTS says where each environment's service runs "
+            f"({where(elsewhere)}): the recorder tells ECS events apart by account and region",
         )
         defaults.skip_checkov(
             self.recorder.function,
-            "CKV_AWS_115",
-            f"{recorder} handles one event per pipeline state change, and its conditional writes "
-            "make concurrent runs safe; reserved concurrency would take from the account's "
-            "unreserved pool",
+            "CKV_AWS_45",
+            f"{name}'s ENVIRONMENTS holds the account IDs, regions and service names of "
+            f"{[e.name for e in elsewhere]}: identifiers, not secrets",
         )
-        defaults.skip_checkov(
-            self.recorder.function,
-            "CKV_AWS_117",
-            f"{recorder} calls only DynamoDB, CloudWatch and CodePipeline APIs: no VPC resource",
-        )
-        acknowledge_dead_letter_queue(
-            self.dead_letter_queue,
-            feeds="the recorder rules' targets and of the recorder's asynchronous invocations",
-        )
-        function = self.recorder.function
-        # Events the function fails on (after Lambda's two async retries, within at most 6 hours)
-        # go to the same DLQ.
+
+    def _recorder_statements(
+        self, key: kms.IKey, pipeline: codepipeline.IPipeline
+    ) -> list[iam.PolicyStatement]:
+        region = Aws.REGION
+        return [
+            iam.PolicyStatement(
+                sid="RecordDeployments",
+                actions=[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:Query",
+                ],
+                resources=[
+                    self.table.table_arn,
+                    f"{self.table.table_arn}/index/{ENVIRONMENT_INDEX}",
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="UseTableKeyThroughDynamoDB",
+                actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"dynamodb.{region}.amazonaws.com"}},
+            ),
+            iam.PolicyStatement(
+                sid="ReadPipelineExecutions",
+                actions=[
+                    "codepipeline:GetPipelineExecution",
+                    "codepipeline:ListActionExecutions",
+                    "codepipeline:ListPipelineExecutions",
+                ],
+                resources=[pipeline.pipeline_arn],
+            ),
+            publish_metrics_statement("PublishDeploymentMetrics", self.metrics_namespace),
+            iam.PolicyStatement(
+                sid="SendFailedEventsToDeadLetterQueue",
+                actions=["sqs:SendMessage"],
+                resources=[self.dead_letter_queue.queue_arn],
+            ),
+            iam.PolicyStatement(
+                sid="EncryptDeadLettersThroughSQS",
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"sqs.{region}.amazonaws.com"}},
+            ),
+        ]
+
+    def _send_failures_to_queue(self, max_event_age: Duration) -> None:
+        """Events the function fails on (after Lambda's two async retries, within at most 6
+        hours) go to the same DLQ."""
         invoke_config = lambda_.CfnEventInvokeConfig(
             self,
             "RecorderInvokeConfig",
-            function_name=function.function_name,
+            function_name=self.recorder.function.function_name,
             qualifier="$LATEST",
             maximum_retry_attempts=2,
             maximum_event_age_in_seconds=min(
@@ -449,17 +616,21 @@ class DeploymentHistory(Construct):
         if default_policy is not None:
             invoke_config.node.add_dependency(default_policy)
 
-        target = targets.LambdaFunction(
-            function,
-            dead_letter_queue=self.dead_letter_queue,
-            max_event_age=max_event_age,
-            retry_attempts=retry_attempts,
-        )
+    def _rules(
+        self,
+        namer: Namer,
+        pipeline: codepipeline.IPipeline,
+        local: Sequence[DeployedEnvironment],
+        elsewhere: Sequence[DeployedEnvironment],
+        event_bus: events.IEventBus | None,
+        target: events.IRuleTarget,
+    ) -> None:
+        service = namer.service
         self.pipeline_rule = events.Rule(
             self,
             "PipelineEvents",
             rule_name=namer.name("record-pipeline", Kind.EVENT_RULE),
-            description=f"deployline: records every state change of {namer.service}'s pipeline",
+            description=f"deployline: records every state change of {service}'s pipeline",
             event_pattern=events.EventPattern(
                 source=["aws.codepipeline"],
                 detail_type=_PIPELINE_DETAIL_TYPES,
@@ -467,41 +638,32 @@ class DeploymentHistory(Construct):
             ),
             targets=[target],
         )
-        groups = codedeploy_targets(environments)
-        self.codedeploy_rule: events.Rule | None = None
-        if groups:
-            self.codedeploy_rule = events.Rule(
+        self.deployment_rule: events.Rule | None = None
+        if local:
+            self.deployment_rule = events.Rule(
                 self,
-                "CodeDeployEvents",
+                "DeploymentEvents",
                 rule_name=namer.name("record-deploy", Kind.EVENT_RULE),
-                description=f"deployline: records {namer.service}'s CodeDeploy deployments",
-                event_pattern=events.EventPattern(
-                    source=["aws.codedeploy"],
-                    detail_type=[_CODEDEPLOY_DETAIL_TYPE],
-                    detail={
-                        "application": sorted({g.application for g in groups}),
-                        "deploymentGroup": sorted({g.deployment_group for g in groups}),
-                    },
-                ),
+                description=f"deployline: records {service}'s ECS service deployments",
+                event_pattern=ecs_deployment_pattern(local),
                 targets=[target],
             )
-
-    @staticmethod
-    def _codedeploy_statements(
-        environments: Sequence[DeployedEnvironment],
-    ) -> list[iam.PolicyStatement]:
-        """GetDeployment on this service's deployment groups (rollback facts), if it has any."""
-        groups = codedeploy_targets(environments)
-        if not groups:
-            return []
-        prefix = f"arn:{Aws.PARTITION}:codedeploy:{Aws.REGION}:{Aws.ACCOUNT_ID}:deploymentgroup:"
-        return [
-            iam.PolicyStatement(
-                sid="ReadCodeDeployDeployments",
-                actions=["codedeploy:GetDeployment"],
-                resources=[f"{prefix}{g.application}/{g.deployment_group}" for g in groups],
+        self.forwarded_deployment_rule: events.Rule | None = None
+        if elsewhere:
+            self.forwarded_deployment_rule = rule = events.Rule(
+                self,
+                "ForwardedDeploymentEvents",
+                rule_name=namer.name("record-fwd-deploy", Kind.EVENT_RULE),
+                description=f"deployline: records {service}'s ECS service deployments in other "
+                "accounts and regions",
+                event_bus=event_bus,
+                event_pattern=ecs_deployment_pattern(elsewhere),
+                targets=[target],
             )
-        ]
+            accept_named_accounts(
+                rule,
+                f"the rule matches the ECS services of {where(elsewhere)} by their ARNs",
+            )
 
     def grant_record(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let `grantee` (e.g. the security gate) read and write deployment records.

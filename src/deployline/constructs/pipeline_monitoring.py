@@ -142,6 +142,40 @@ class PipelineMonitoring(Construct):
             removal: the watchdog's log group removal policy. Default: RETAIN.
         """
         super().__init__(scope, id)
+        limit_s, interval_s = self._validate(
+            max_execution_duration, slow_build_ratio, watchdog_interval, builds
+        )
+        self.metrics_namespace = history.metrics_namespace if history else METRICS_NAMESPACE
+        self._namer = namer
+        self._topics = notifications.alarm_topics
+        self._pipeline_dims = {"Service": namer.service, "Pipeline": pipeline.pipeline_name}
+        self._watchdog_period = Duration.seconds(interval_s * 3)
+        self.alarms: list[cloudwatch.Alarm] = []
+        environments = [e.name for e in history.environments] if history else []
+
+        self._watchdog(key, pipeline, watchdog_interval, log_retention_days, removal)
+        failures, oldest = self._pipeline_alarms(notifications, max_execution_duration, limit_s)
+        self._build_alarms(builds, slow_build_ratio)
+        self._deployment_alarms(environments)
+        self._dead_letter_alarms(notifications, history)
+        self._dashboard(
+            pipeline,
+            builds,
+            environments,
+            failures=failures,
+            oldest=oldest,
+            max_execution_duration=max_execution_duration,
+            slow_build_ratio=slow_build_ratio,
+        )
+
+    def _validate(
+        self,
+        max_execution_duration: Duration,
+        slow_build_ratio: float,
+        watchdog_interval: Duration,
+        builds: Sequence[MonitoredBuild],
+    ) -> tuple[float, float]:
+        """(the stuck limit, the watchdog interval), in seconds, once both are checked."""
         limit_s = max_execution_duration.to_seconds()
         if not Token.is_unresolved(limit_s) and not 300 <= limit_s <= 86400:
             raise ValueError(
@@ -174,14 +208,18 @@ class PipelineMonitoring(Construct):
         dupes = sorted({label for label in labels if labels.count(label) > 1})
         if dupes:
             raise ValueError(f"each MonitoredBuild needs its own label; {dupes} repeat")
+        return limit_s, interval_s
 
-        self.metrics_namespace = history.metrics_namespace if history else METRICS_NAMESPACE
-        namespace = self.metrics_namespace
-        service = namer.service
-        self._topics = notifications.alarm_topics
-        self.alarms: list[cloudwatch.Alarm] = []
-
-        # --- the watchdog -------------------------------------------------------------------
+    def _watchdog(
+        self,
+        key: kms.IKey,
+        pipeline: codepipeline.IPipeline,
+        watchdog_interval: Duration,
+        log_retention_days: int,
+        removal: RemovalPolicy,
+    ) -> None:
+        """The function that measures running executions, and its schedule."""
+        namer, service, namespace = self._namer, self._namer.service, self.metrics_namespace
         self.watchdog = RuntimeFunction(
             self,
             "Watchdog",
@@ -246,8 +284,15 @@ class PipelineMonitoring(Construct):
             ],
         )
 
-        # --- pipeline alarms ----------------------------------------------------------------
-        pipeline_dims = {"Service": service, "Pipeline": pipeline.pipeline_name}
+    def _pipeline_alarms(
+        self,
+        notifications: Notifications,
+        max_execution_duration: Duration,
+        limit_s: float,
+    ) -> tuple[cloudwatch.Metric, cloudwatch.Metric]:
+        """Failed and stuck executions; returns their metrics for the dashboard."""
+        namer, service, namespace = self._namer, self._namer.service, self.metrics_namespace
+        pipeline_dims, watchdog_period = self._pipeline_dims, self._watchdog_period
         failures = cloudwatch.Metric(
             namespace="AWS/Events",
             metric_name="TriggeredRules",
@@ -266,7 +311,6 @@ class PipelineMonitoring(Construct):
             # failure.
             missing=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        watchdog_period = Duration.seconds(interval_s * 3)
         oldest = cloudwatch.Metric(
             namespace=namespace,
             metric_name=METRIC_OLDEST_EXECUTION,
@@ -287,8 +331,11 @@ class PipelineMonitoring(Construct):
             missing=cloudwatch.TreatMissingData.BREACHING,
             ok_action=True,
         )
+        return failures, oldest
 
-        # --- build alarms -------------------------------------------------------------------
+    def _build_alarms(self, builds: Sequence[MonitoredBuild], slow_build_ratio: float) -> None:
+        """Failed and slow builds, per build label."""
+        namer, service = self._namer, self._namer.service
         self.failed_build_alarms: dict[str, cloudwatch.Alarm] = {}
         self.slow_build_alarms: dict[str, cloudwatch.Alarm] = {}
         for build in builds:
@@ -315,9 +362,10 @@ class PipelineMonitoring(Construct):
                 missing=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
 
-        # --- deployment alarms (the recorder's metrics) ---------------------------------------
+    def _deployment_alarms(self, environments: Sequence[str]) -> None:
+        """Failed deployments per environment (the recorder's metrics)."""
+        namer, service, namespace = self._namer, self._namer.service, self.metrics_namespace
         self.deployment_failed_alarms: dict[str, cloudwatch.Alarm] = {}
-        environments = [e.name for e in history.environments] if history else []
         for env in environments:
             self.deployment_failed_alarms[env] = self._alarm(
                 f"DeploymentFailed-{env}",
@@ -333,25 +381,36 @@ class PipelineMonitoring(Construct):
                 missing=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
 
-        # --- lost events ----------------------------------------------------------------------
+    def _dead_letter_alarms(
+        self, notifications: Notifications, history: DeploymentHistory | None
+    ) -> None:
+        """Events that could not be delivered or processed."""
+        namer = self._namer
         self.dead_letter_alarms: dict[str, cloudwatch.Alarm] = {}
-        queues: list[tuple[str, str, sqs.IQueue]] = [
-            ("alerts", "alerts that EventBridge could not deliver", notifications.dead_letter_queue)
+        queues: list[tuple[str, str, str, sqs.IQueue]] = [
+            (
+                "alerts",
+                "alerts that EventBridge could not deliver",
+                "redrive or delete them",
+                notifications.dead_letter_queue,
+            )
         ]
         if history is not None:
             queues.append(
                 (
                     "recorder",
-                    "pipeline events the deployment recorder could not receive or process",
+                    "pipeline and ECS deployment events the deployment recorder could not "
+                    "receive or process",
+                    "replay them with `deployline history redrive`",
                     history.dead_letter_queue,
                 )
             )
-        for label, what, queue in queues:
+        for label, what, then, queue in queues:
             self.dead_letter_alarms[label] = self._alarm(
                 f"DeadLetters-{label}",
                 name=namer.name(f"{label}-dead-letters", Kind.ALARM),
                 description=f"The dead-letter queue holds {what}. Read the messages' error "
-                "attributes, fix the cause, then redrive or delete them.",
+                f"attributes, fix the cause, then {then}.",
                 metric=queue.metric_approximate_number_of_messages_visible(
                     statistic="Maximum", period=_EVENT_PERIOD
                 ),
@@ -361,7 +420,20 @@ class PipelineMonitoring(Construct):
                 ok_action=True,
             )
 
-        # --- dashboard ------------------------------------------------------------------------
+    def _dashboard(
+        self,
+        pipeline: codepipeline.IPipeline,
+        builds: Sequence[MonitoredBuild],
+        environments: Sequence[str],
+        *,
+        failures: cloudwatch.Metric,
+        oldest: cloudwatch.Metric,
+        max_execution_duration: Duration,
+        slow_build_ratio: float,
+    ) -> None:
+        namer, service, namespace = self._namer, self._namer.service, self.metrics_namespace
+        pipeline_dims, watchdog_period = self._pipeline_dims, self._watchdog_period
+        limit_s = max_execution_duration.to_seconds()
         self.dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",

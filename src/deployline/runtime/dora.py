@@ -3,12 +3,15 @@
 Definitions (over the records of one environment, by default the production one, whose
 deployment finished inside the window [since, until]):
 
-- A **deployment** is a record whose final status is `succeeded` or `failed`. Stopped, canceled
-  and superseded executions are left out: a person withdrew the change, or it never deployed.
-  A deployment CodeDeploy rolled back counts as failed whatever the stage's final status.
+- A **deployment** is a record whose final status is `succeeded` or `failed`: an environment's
+  deploy stage in a pipeline execution, or an ECS service deployment made outside the pipeline.
+  Stopped, canceled and superseded executions are left out: a person withdrew the change, a
+  self-update restarted the pipeline, or it never deployed. A deployment with an ECS service
+  deployment that failed or was rolled back counts as failed whatever the stage's final status.
 - **Deployment frequency**: successful deployments per day of the window.
 - **Lead time for changes**: median time from the commit (the source revision's time) to the
-  successful deployment's end. Deployments whose commit time is unknown are left out.
+  successful deployment's end. Deployments whose commit time is unknown, and stage rollbacks
+  (they redeploy an earlier commit), are left out.
 - **Change failure rate**: failed (or rolled-back) deployments / all deployments, 0.0 to 1.0.
 - **Time to restore service**: median time from a failed deployment to the end of the next
   successful one. A streak of failures counts once, from its first failure. A deployment that
@@ -81,7 +84,12 @@ def lead_time_samples(deployments: Sequence[DeploymentRecord]) -> list[float]:
     """Seconds from commit to the end of each successful deployment with a known commit time."""
     samples = []
     for record in deployments:
-        if record.succeeded and record.committed_at and record.ended_at:
+        if (
+            record.succeeded
+            and record.committed_at
+            and record.ended_at
+            and not record.is_rollback_execution
+        ):
             samples.append(max((record.ended_at - record.committed_at).total_seconds(), 0.0))
     return samples
 

@@ -1,39 +1,54 @@
-"""The deployment recorder: pipeline and CodeDeploy events in, deployment records and DORA
+"""The deployment recorder: pipeline and ECS deployment events in, deployment records and DORA
 metrics out.
 
 Invoked by EventBridge rules on "CodePipeline Pipeline Execution State Change", "CodePipeline
-Stage Execution State Change", "CodePipeline Action Execution State Change" and "CodeDeploy
-Deployment State-change Notification".
+Stage Execution State Change", "CodePipeline Action Execution State Change" (among them the
+CloudFormation deploy of each environment) and "ECS Deployment State Change" of the
+environments' services (forwarded to the pipeline's deployment event bus from other accounts and
+regions).
 
 Environment:
     TABLE_NAME              the deployment table (required)
     METRICS_NAMESPACE       Default: deployline
     SERVICE_NAME            the service (dimension Service) (required)
     PIPELINE_NAME           events of other pipelines are ignored (required)
-    ENVIRONMENTS            JSON list of {"name": env, "stage": its pipeline stage,
-                            "deployment_group": its CodeDeploy group or null} (required)
+    PIPELINE_ACCOUNT        the pipeline's account and region: the default of an environment's
+    PIPELINE_REGION         (required)
+    ENVIRONMENTS            JSON list of {"name", "stage" (its deploy stage), "approve_stage" (or
+                            null), "cluster", "service", "account", "region" (null: the
+                            pipeline's)} (required)
     PRODUCTION_ENVIRONMENT  the environment the DORA metrics are about (Default: none flagged)
+    SELF_UPDATE_STAGE       the stage that updates the pipeline itself (Default: UpdatePipeline)
+    GATE_ACTION             the security gate's action (Default: SecurityGate)
 
 Per pipeline execution it keeps one record for the execution as a whole and one per environment
-(see records.py for the key layout). EventBridge delivers at least once and in no particular
-order, so every write merges: a state never replaces one of higher rank (STATUS_RANK), equal
-ranks go to the later event ("time"), duplicates change nothing, and conditional writes make
-concurrent invocations safe.
+(records.py has the key layout). EventBridge delivers at least once and in no particular order,
+so every write merges: a state never replaces one of higher rank (STATUS_RANK), equal ranks go to
+the later event ("time"), duplicates change nothing, and conditional writes make concurrent
+invocations safe.
 
-Extra facts come from the APIs: commit SHA, message and time from GetPipelineExecution's
-artifactRevisions; approver and comment from ListActionExecutions (Manual approval actions);
-image tag, URI and digest from the build action's output variables (IMAGE_TAG, IMAGE_URI,
-IMAGE_DIGEST); rollbacks from CodeDeploy (a deployment whose rollbackInfo names a rollback, or a
-rollback deployment). A CodeDeploy deployment is tied to its pipeline execution by the deploy
-action's external execution ID; until that arrives, its facts wait on a link item.
+What each source tells:
+- the `Deploy-<env>` stage: the environment record's state (the CloudFormation deploy and the
+  validation after it); its Deploy action: when the stack update ran;
+- the execution: its state, trigger (a stage rollback's target), and whether a self-update
+  cancelled it; GetPipelineExecution: the commit (SHA, message, time); ListActionExecutions:
+  approvals (in `Approve-<env>` or the deploy stage), the image (IMAGE_TAG, IMAGE_URI,
+  IMAGE_DIGEST of the build) and the security gate's summary;
+- ECS: each service deployment (started, succeeded, failed, rolled back; ecs_events.py). An ECS
+  deployment belongs to the execution whose Deploy action in the environment's stage ran when it
+  happened (ListPipelineExecutions and ListActionExecutions say which; the answer is kept on a
+  link item so later events of that deployment need no lookup). One that no execution covers was
+  made outside the pipeline (`cdk deploy` from a laptop) and becomes a record of its own, so no
+  deployment goes unrecorded.
 
-When an environment's deployment ends (succeeded or failed) the recorder publishes, with
-dimensions Service and Environment: DeploymentCount (1), DeploymentFailed (0 or 1),
-LeadTimeSeconds (commit to success, when the commit time is known) and TimeToRestoreSeconds (when
-a success ends a run of failures). Each ending is published once.
+When an environment's deployment ends (succeeded or failed) the ending is published once
+(endings.py) with dimensions Service and Environment: DeploymentCount (1), DeploymentFailed
+(0 or 1), LeadTimeSeconds (commit to success, when the commit time is known and the execution is
+no stage rollback) and TimeToRestoreSeconds (when a success ends a run of failures).
 
-Unknown or malformed events are logged and ignored. AWS errors that outlast the clients' retries
-raise, so Lambda's asynchronous retries (and the dead-letter queue) take over.
+Only malformed events are ignored (logged). AWS errors that outlast the clients' retries, missing
+configuration and bugs raise, so Lambda's retries and then the dead-letter queue take over
+(`deployline history redrive` replays it).
 """
 
 from __future__ import annotations
@@ -47,13 +62,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import clients, dora, records
+from . import clients, dora, ecs_events, endings, records
+from .deployment_links import DeploymentLinker, action_details
+from .recorder_settings import EnvironmentSpec, RecorderSettings, SettingsError
 from .records import FINAL_STATUSES, PIPELINE_SCOPE, DeploymentRecord, iso, parse_iso
+
+__all__ = [
+    "EnvironmentSpec",
+    "EventError",
+    "Observation",
+    "Recorder",
+    "RecorderSettings",
+    "SettingsError",
+    "handler",
+    "merge",
+]
 
 PIPELINE_EXECUTION = "CodePipeline Pipeline Execution State Change"
 STAGE_EXECUTION = "CodePipeline Stage Execution State Change"
 ACTION_EXECUTION = "CodePipeline Action Execution State Change"
-CODEDEPLOY_DEPLOYMENT = "CodeDeploy Deployment State-change Notification"
+ECS_DEPLOYMENT = ecs_events.DETAIL_TYPE
 
 _STATES = {
     "STARTED": "started",
@@ -66,20 +94,9 @@ _STATES = {
     "CANCELLED": "canceled",
     "SUPERSEDED": "superseded",
 }
-_CODEDEPLOY_PROVIDERS = {"CodeDeployToECS", "CodeDeploy"}
-_IMAGE_VARIABLES = {
-    "image_tag": "image_tag",
-    "image_uri": "image_uri",
-    "image_digest": "image_digest",
-}
-#: CloudWatch accepts data points up to two weeks old.
-_MAX_METRIC_AGE = timedelta(days=14)
-
+_IMAGE_VARIABLES = ("image_tag", "image_uri", "image_digest")
+_GATE_COUNTS = ("critical", "high", "medium", "low", "unverified")
 _log = clients.logger("recorder")
-
-
-class SettingsError(ValueError):
-    """The function's environment variables are wrong; the message names the fix."""
 
 
 class EventError(ValueError):
@@ -87,113 +104,26 @@ class EventError(ValueError):
 
 
 @dataclass(frozen=True)
-class EnvironmentSpec:
-    """An environment the pipeline deploys: its name, stage and CodeDeploy group (if any)."""
-
-    name: str
-    stage: str
-    deployment_group: str | None = None
-
-
-@dataclass(frozen=True)
-class RecorderSettings:
-    """The recorder's configuration (see the module docstring)."""
-
-    table_name: str
-    service: str
-    pipeline: str
-    environments: tuple[EnvironmentSpec, ...]
-    namespace: str = "deployline"
-    production: str | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> RecorderSettings:
-        missing = [
-            name
-            for name in ("TABLE_NAME", "SERVICE_NAME", "PIPELINE_NAME", "ENVIRONMENTS")
-            if not env.get(name, "").strip()
-        ]
-        if missing:
-            raise SettingsError(f"environment variable(s) {missing} must be set")
-        raw = env["ENVIRONMENTS"]
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SettingsError(
-                f"ENVIRONMENTS is not valid JSON ({exc.msg}): {raw[:200]!r}"
-            ) from None
-        if not isinstance(value, list):
-            raise SettingsError(
-                'ENVIRONMENTS must be a JSON list like [{"name": "staging", "stage": '
-                '"Deploy-staging", "deployment_group": null}]'
-            )
-        specs = []
-        for index, entry in enumerate(value):
-            if (
-                not isinstance(entry, Mapping)
-                or not isinstance(entry.get("name"), str)
-                or not isinstance(entry.get("stage"), str)
-                or not isinstance(entry.get("deployment_group"), (str, type(None)))
-            ):
-                raise SettingsError(
-                    f"ENVIRONMENTS[{index}] must be an object with string name and stage and a "
-                    f"string or null deployment_group, got {json.dumps(entry)[:200]}"
-                )
-            specs.append(
-                EnvironmentSpec(entry["name"], entry["stage"], entry.get("deployment_group"))
-            )
-        production = env.get("PRODUCTION_ENVIRONMENT", "").strip() or None
-        if production and production not in {s.name for s in specs}:
-            raise SettingsError(
-                f"PRODUCTION_ENVIRONMENT {production!r} is not one of the ENVIRONMENTS "
-                f"{[s.name for s in specs]}"
-            )
-        return cls(
-            table_name=env["TABLE_NAME"].strip(),
-            service=env["SERVICE_NAME"].strip(),
-            pipeline=env["PIPELINE_NAME"].strip(),
-            environments=tuple(specs),
-            namespace=env.get("METRICS_NAMESPACE", "").strip() or "deployline",
-            production=production,
-        )
-
-    def by_stage(self, stage: str | None) -> EnvironmentSpec | None:
-        return next((e for e in self.environments if e.stage == stage), None)
-
-    def by_group(self, group: str | None) -> EnvironmentSpec | None:
-        if not group:
-            return None
-        return next((e for e in self.environments if e.deployment_group == group), None)
-
-
-@dataclass(frozen=True)
 class Observation:
-    """One fact about one record: a state at a time, fields to set, flags that stay true."""
+    """One fact about one record: a state at a time, fields to set, fields to set only when
+    missing, flags that stay true, and an ECS deployment event."""
 
     execution_id: str
     scope: str
     time: str
     status: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
     flags: frozenset[str] = frozenset()
-    deployment_id: str | None = None
+    deployment: ecs_events.DeploymentEvent | None = None
 
 
 def _later(a: str | None, b: str | None) -> str | None:
     return max(x for x in (a, b) if x) if (a or b) else None
 
 
-def merge(
-    existing: Mapping[str, Any] | None, obs: Observation, settings: RecorderSettings
-) -> dict[str, Any] | None:
-    """The record after `obs`, or None when `obs` changes nothing (a duplicate or stale event)."""
-    item: dict[str, Any] = dict(existing or {})
-    item["execution_id"] = obs.execution_id
-    item[records.GSI_PK] = obs.scope
-    item["pipeline"] = settings.pipeline
-    item["service"] = settings.service
-    if obs.scope != PIPELINE_SCOPE:
-        item["production"] = obs.scope == settings.production
+def _merge_status(item: dict[str, Any], obs: Observation, *, deployment: bool) -> None:
+    """State and times; a `deployment` record (an environment's) also marks its endings."""
     # started_at: the earliest state change seen; another fact only stands in until one arrives.
     if obs.status:
         if item.get("started_provisional") or not item.get("started_at"):
@@ -217,6 +147,8 @@ def merge(
             item["status_time"] = obs.time
             if obs.status in FINAL_STATUSES:
                 item["ended_at"] = obs.time
+                if deployment:
+                    endings.add_pending(item)
             else:
                 item.pop("ended_at", None)
         if obs.status == "failed":
@@ -226,15 +158,55 @@ def merge(
         item["duration_seconds"] = max(int(seconds), 0)
     else:
         item.pop("duration_seconds", None)
+
+
+def _merge_deployment(item: dict[str, Any], event: ecs_events.DeploymentEvent, when: str) -> None:
+    """Keep the furthest phase of each ECS deployment (the later event among equals)."""
+    known = dict(item.get("ecs_deployments") or {})
+    old = known.get(event.deployment_id) or {}
+    new = {**event.summary(), "at": when}
+    new["rollback"] = bool(old.get("rollback")) or event.rollback
+    old_rank = ecs_events.PHASE_RANK.get(str(old.get("phase")), 0)
+    new_rank = ecs_events.PHASE_RANK[event.phase]
+    if old and (old_rank > new_rank or (old_rank == new_rank and str(old.get("at")) >= when)):
+        new = {**old, "rollback": new["rollback"]}
+    known[event.deployment_id] = new
+    item["ecs_deployments"] = known
+    item["deployment_ids"] = sorted(known)
+    if event.rollback:
+        item["rolled_back"] = True
+    if event.phase == ecs_events.FAILED:
+        item["ecs_failed"] = True
+    if (event.rollback or event.phase == ecs_events.FAILED) and event.reason:
+        item["deployment_reason"] = event.reason
+
+
+def merge(
+    existing: Mapping[str, Any] | None, obs: Observation, settings: RecorderSettings
+) -> dict[str, Any] | None:
+    """The record after `obs`, or None when `obs` changes nothing (a duplicate or stale event)."""
+    item: dict[str, Any] = dict(existing or {})
+    item["execution_id"] = obs.execution_id
+    item[records.GSI_PK] = obs.scope
+    item["pipeline"] = settings.pipeline
+    item["service"] = settings.service
+    if obs.scope != PIPELINE_SCOPE:
+        item["production"] = obs.scope == settings.production
+    _merge_status(item, obs, deployment=obs.scope != PIPELINE_SCOPE)
     for name, value in obs.fields.items():
         if value is not None and value != "":
             item[name] = value
+    for name, value in obs.defaults.items():
+        if value not in (None, "") and item.get(name) in (None, ""):
+            item[name] = value
     for flag in obs.flags:
         item[flag] = True
-    if obs.deployment_id:
-        ids = set(item.get("deployment_ids") or ())
-        ids.add(obs.deployment_id)
-        item["deployment_ids"] = sorted(ids)
+    if obs.deployment is not None:
+        _merge_deployment(item, obs.deployment, obs.time)
+    if item.get("status") in ("canceled", "superseded", "stopped") and item.get(
+        "self_update_started"
+    ):
+        item["canceled_by"] = "self-update"
     item["last_event_at"] = _later(item.get("last_event_at"), obs.time)
     comparable = {k: v for k, v in item.items() if k != "version"}
     previous = {k: v for k, v in (existing or {}).items() if k != "version"}
@@ -269,15 +241,8 @@ def _status(detail: Mapping[str, Any]) -> str:
     return status
 
 
-def _when(value: Any) -> str | None:
-    if isinstance(value, datetime):
-        return iso(value if value.tzinfo else value.replace(tzinfo=UTC))
-    if isinstance(value, str) and value:
-        try:
-            return records.normalize_time(value)
-        except ValueError:
-            return None
-    return None
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def parse_revision_summary(summary: str | None) -> dict[str, str]:
@@ -318,22 +283,34 @@ class Recorder:
         dynamodb: Any,
         cloudwatch: Any,
         codepipeline: Any,
-        codedeploy: Any,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lease: timedelta = endings.DEFAULT_LEASE,
     ) -> None:
         self.settings = settings
         self.dynamodb = dynamodb
-        self.cloudwatch = cloudwatch
         self.codepipeline = codepipeline
-        self.codedeploy = codedeploy
         self.sleep = sleep
         self.now = now
+        self.links = DeploymentLinker(
+            settings, dynamodb=dynamodb, codepipeline=codepipeline, sleep=sleep
+        )
+        self.publisher = endings.EndingPublisher(
+            dynamodb=dynamodb,
+            cloudwatch=cloudwatch,
+            table=settings.table_name,
+            namespace=settings.namespace,
+            now=now,
+            sleep=sleep,
+            lease=lease,
+        )
 
     # ---- entry point ---------------------------------------------------------------------
 
     def handle(self, event: Any) -> dict[str, Any]:
-        """Record one EventBridge event. Returns what happened (for the log and the tests)."""
+        """Record one EventBridge event. Returns what happened (for the log and the tests).
+
+        Malformed events are ignored; AWS errors and bugs raise."""
         if not isinstance(event, Mapping):
             return self._ignore("event is not a JSON object", None)
         detail_type = event.get("detail-type")
@@ -348,13 +325,10 @@ class Recorder:
                 return self._stage_event(detail, when)
             if detail_type == ACTION_EXECUTION:
                 return self._action_event(detail, when)
-            if detail_type == CODEDEPLOY_DEPLOYMENT:
-                return self._codedeploy_event(detail, when)
-        except EventError as exc:
+            if detail_type == ECS_DEPLOYMENT:
+                return self._ecs_event(ecs_events.parse(event), when)
+        except (EventError, ecs_events.EcsEventError) as exc:
             return self._ignore(str(exc), detail_type)
-        except (KeyError, TypeError, AttributeError) as exc:
-            # A shape no documented event has: retrying would fail the same way.
-            return self._ignore(f"malformed event ({type(exc).__name__}: {exc})", detail_type)
         return self._ignore("unknown detail-type", detail_type)
 
     def _ignore(self, reason: str, detail_type: Any) -> dict[str, Any]:
@@ -370,7 +344,7 @@ class Recorder:
     # ---- writes ----------------------------------------------------------------------------
 
     def observe(self, obs: Observation) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """Merge `obs` into its record; publish metrics if an environment's deployment ended."""
+        """Merge `obs` into its record; publish the endings of an environment's deployment."""
         before, after = records.apply(
             self.dynamodb,
             self.settings.table_name,
@@ -380,7 +354,7 @@ class Recorder:
         )
         current = after or before
         if current is not None and obs.scope != PIPELINE_SCOPE:
-            self._publish_if_ended(current)
+            self._publish_endings(current, obs.time)
         return before, after
 
     # ---- CodePipeline ----------------------------------------------------------------------
@@ -388,24 +362,17 @@ class Recorder:
     def _pipeline_event(self, detail: Mapping[str, Any], when: str) -> dict[str, Any]:
         execution_id = self._own_pipeline(detail)
         status = _status(detail)
-        trigger = detail.get("execution-trigger")
-        trigger_type = trigger.get("trigger-type") if isinstance(trigger, Mapping) else None
+        trigger = _mapping(detail.get("execution-trigger")).get("trigger-type")
         _, after = self.observe(
             Observation(
                 execution_id,
                 PIPELINE_SCOPE,
                 when,
                 status,
-                {"trigger": trigger_type if isinstance(trigger_type, str) else None},
+                {"trigger": trigger if isinstance(trigger, str) else None},
             )
         )
-        current = after or records.get_item(
-            self.dynamodb,
-            self.settings.table_name,
-            records.record_key(execution_id, PIPELINE_SCOPE),
-        )
-        if current is not None and not current.get("revision_checked"):
-            self._record_revision(execution_id, when)
+        self._ensure_revision(execution_id, when)
         if status in FINAL_STATUSES:
             self._record_actions(execution_id, when)
         return {"result": "recorded" if after else "unchanged", "scope": PIPELINE_SCOPE}
@@ -413,308 +380,302 @@ class Recorder:
     def _stage_event(self, detail: Mapping[str, Any], when: str) -> dict[str, Any]:
         execution_id = self._own_pipeline(detail)
         stage = _detail_str(detail, "stage")
+        status = _status(detail)
         env = self.settings.by_stage(stage)
         if env is None:
             return {"result": "skipped", "reason": f"stage {stage!r} deploys no environment"}
-        _, after = self.observe(Observation(execution_id, env.name, when, _status(detail)))
+        _, after = self.observe(Observation(execution_id, env.name, when, status))
         return {"result": "recorded" if after else "unchanged", "scope": env.name}
 
     def _action_event(self, detail: Mapping[str, Any], when: str) -> dict[str, Any]:
         execution_id = self._own_pipeline(detail)
         state = _detail_str(detail, "state").upper()
-        raw_type = detail.get("type")
-        action_type: Mapping[str, Any] = raw_type if isinstance(raw_type, Mapping) else {}
+        action_type = _mapping(detail.get("type"))
         category = action_type.get("category")
-        provider = action_type.get("provider")
         stage = detail.get("stage")
         done = []
+        if category == "Deploy" and stage == self.settings.self_update_stage:
+            done.append(self._self_update(execution_id, state, when))
+        env = self.settings.by_stage(stage)
+        if category == "Deploy" and env is not None:
+            done.append(self._deploy_action(execution_id, env, state, detail, when))
         approval_done = category == "Approval" and state in ("SUCCEEDED", "FAILED")
         if approval_done or (category == "Build" and state == "SUCCEEDED"):
             done += self._record_actions(execution_id, when)
-        result = detail.get("execution-result")
-        external = result.get("external-execution-id") if isinstance(result, Mapping) else None
-        env = self.settings.by_stage(stage if isinstance(stage, str) else None)
-        if (
-            category == "Deploy"
-            and provider in _CODEDEPLOY_PROVIDERS
-            and isinstance(external, str)
-            and external
-            and env is not None
-        ):
-            self._link_deployment(external, execution_id, env.name, when)
-            done.append(f"linked {external}")
         if not done:
             return {"result": "skipped", "reason": f"nothing to record for {category} {state}"}
         return {"result": "recorded", "facts": done}
 
-    def _record_revision(self, execution_id: str, when: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
+    def _self_update(self, execution_id: str, state: str, when: str) -> str:
+        fields: dict[str, Any] = {"self_update": state.lower()}
+        flags = frozenset({"self_update_started"})
+        self.observe(Observation(execution_id, PIPELINE_SCOPE, when, fields=fields, flags=flags))
+        return f"self-update {state.lower()}"
 
-        try:
-            execution = self.codepipeline.get_pipeline_execution(
-                pipelineName=self.settings.pipeline, pipelineExecutionId=execution_id
-            )["pipelineExecution"]
-        except (ClientError, BotoCoreError) as exc:
-            clients.log_json(_log, logging.WARNING, "GetPipelineExecution failed", error=repr(exc))
+    def _deploy_action(
+        self,
+        execution_id: str,
+        env: EnvironmentSpec,
+        state: str,
+        detail: Mapping[str, Any],
+        when: str,
+    ) -> str:
+        """The CloudFormation deploy of `env`: when it ran, and what it reported."""
+        fields: dict[str, Any] = {}
+        if state == "STARTED":
+            fields["deploy_started_at"] = when
+        else:
+            fields["deploy_ended_at"] = when
+            fields["deploy_state"] = state.lower()
+        result = _mapping(detail.get("execution-result"))
+        summary = result.get("external-execution-summary")
+        if isinstance(summary, str) and summary:
+            fields["deploy_summary"] = summary[:500]
+        self.observe(Observation(execution_id, env.name, when, fields=fields))
+        return f"deploy {state.lower()} in {env.name}"
+
+    def _ensure_revision(self, execution_id: str, when: str) -> None:
+        """Read the execution's commit once (GetPipelineExecution); errors raise."""
+        current = records.get_item(
+            self.dynamodb,
+            self.settings.table_name,
+            records.record_key(execution_id, PIPELINE_SCOPE),
+        )
+        if current is not None and current.get("revision_checked"):
             return
+        execution = self.codepipeline.get_pipeline_execution(
+            pipelineName=self.settings.pipeline, pipelineExecutionId=execution_id
+        )["pipelineExecution"]
         fields: dict[str, Any] = {"revision_checked": True}
         for revision in execution.get("artifactRevisions") or ():
             if not revision.get("revisionId"):
                 continue
             fields["commit_sha"] = str(revision["revisionId"])
             fields["commit_url"] = revision.get("revisionUrl")
-            fields["committed_at"] = _when(revision.get("created"))
+            fields["committed_at"] = records.time_of(revision.get("created"))
             fields.update(parse_revision_summary(revision.get("revisionSummary")))
             break
-        self.observe(Observation(execution_id, PIPELINE_SCOPE, when, fields=fields))
-
-    def _action_details(self, execution_id: str) -> list[Mapping[str, Any]]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        details: list[Mapping[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "pipelineName": self.settings.pipeline,
-            "filter": {"pipelineExecutionId": execution_id},
-            "maxResults": 100,
-        }
-        try:
-            for _ in range(5):
-                response = self.codepipeline.list_action_executions(**kwargs)
-                details.extend(response.get("actionExecutionDetails") or ())
-                if not response.get("nextToken"):
-                    break
-                kwargs["nextToken"] = response["nextToken"]
-        except (ClientError, BotoCoreError) as exc:
-            clients.log_json(_log, logging.WARNING, "ListActionExecutions failed", error=repr(exc))
-        return details
+        target = _mapping(execution.get("rollbackMetadata")).get(
+            "rollbackTargetPipelineExecutionId"
+        )
+        fields["rollback_target"] = target if isinstance(target, str) else None
+        trigger = _mapping(execution.get("trigger")).get("triggerType")
+        defaults = {"trigger": trigger if isinstance(trigger, str) else None}
+        self.observe(
+            Observation(execution_id, PIPELINE_SCOPE, when, fields=fields, defaults=defaults)
+        )
 
     def _record_actions(self, execution_id: str, when: str) -> list[str]:
-        """Approvals, image and source variables from ListActionExecutions."""
+        """Approvals, image, source and security gate facts from ListActionExecutions."""
         done = []
         pipeline_fields: dict[str, Any] = {}
-        for detail in self._action_details(execution_id):
-            action_type = (detail.get("input") or {}).get("actionTypeId") or {}
+        pipeline_defaults: dict[str, Any] = {}
+        for detail in action_details(self.codepipeline, self.settings.pipeline, execution_id):
+            action_type = _mapping(_mapping(detail.get("input")).get("actionTypeId"))
             category = action_type.get("category")
-            status = detail.get("status")
-            output = detail.get("output") or {}
-            variables = output.get("outputVariables") or {}
+            output = _mapping(detail.get("output"))
+            variables = _mapping(output.get("outputVariables"))
             lowered = {str(k).lower(): v for k, v in variables.items()}
-            for key, name in _IMAGE_VARIABLES.items():
-                if lowered.get(key):
-                    pipeline_fields[name] = str(lowered[key])
+            for name in _IMAGE_VARIABLES:
+                if lowered.get(name):
+                    pipeline_fields[name] = str(lowered[name])
             if category == "Source":
-                if lowered.get("commitid"):
-                    pipeline_fields.setdefault("commit_sha", str(lowered["commitid"]))
-                if lowered.get("commitmessage"):
-                    pipeline_fields.setdefault(
-                        "commit_message", str(lowered["commitmessage"])[:1000]
-                    )
-                if lowered.get("authordate") and _when(lowered["authordate"]):
-                    pipeline_fields.setdefault("committed_at", _when(lowered["authordate"]))
-            if category == "Approval" and status in ("Succeeded", "Failed"):
-                stage = detail.get("stageName")
-                env = self.settings.by_stage(stage)
-                scope = env.name if env else self.settings.production
-                result = output.get("executionResult") or {}
-                approval = {
-                    "approver": detail.get("updatedBy"),
-                    "approval_comment": result.get("externalExecutionSummary"),
-                    "approval_status": "approved" if status == "Succeeded" else "rejected",
-                    "approved_at": _when(detail.get("lastUpdateTime")) or when,
-                }
-                if scope:
-                    self.observe(Observation(execution_id, scope, when, fields=approval))
+                pipeline_defaults.update(_source_facts(lowered))
+            if lowered.get("security_summary"):
+                pipeline_defaults["security"] = _gate_facts(lowered)
+            elif detail.get("actionName") == self.settings.gate_action:
+                failed = _failed_gate_facts(detail)
+                if failed:
+                    pipeline_defaults["security"] = failed
+            if category == "Approval" and detail.get("status") in ("Succeeded", "Failed"):
+                approval = self._approval(execution_id, detail, when)
                 pipeline_fields.update(approval)
-                done.append(f"approval {approval['approval_status']} in {stage}")
-            if category == "Deploy" and action_type.get("provider") in _CODEDEPLOY_PROVIDERS:
-                external = (output.get("executionResult") or {}).get("externalExecutionId")
-                env = self.settings.by_stage(detail.get("stageName"))
-                if external and env:
-                    self._link_deployment(str(external), execution_id, env.name, when)
-        if pipeline_fields:
-            self.observe(Observation(execution_id, PIPELINE_SCOPE, when, fields=pipeline_fields))
+                done.append(f"approval {approval['approval_status']} in {detail.get('stageName')}")
+        if pipeline_fields or pipeline_defaults:
+            self.observe(
+                Observation(
+                    execution_id,
+                    PIPELINE_SCOPE,
+                    when,
+                    fields=pipeline_fields,
+                    defaults=pipeline_defaults,
+                )
+            )
             done.append("pipeline facts")
         return done
 
-    # ---- CodeDeploy ------------------------------------------------------------------------
+    def _approval(self, execution_id: str, detail: Mapping[str, Any], when: str) -> dict[str, Any]:
+        env = self.settings.by_any_stage(detail.get("stageName"))
+        scope = env.name if env else self.settings.production
+        result = _mapping(_mapping(detail.get("output")).get("executionResult"))
+        approval = {
+            "approver": detail.get("updatedBy"),
+            "approval_comment": result.get("externalExecutionSummary"),
+            "approval_status": "approved" if detail.get("status") == "Succeeded" else "rejected",
+            "approved_at": records.time_of(detail.get("lastUpdateTime")) or when,
+        }
+        if scope:
+            self.observe(Observation(execution_id, scope, when, fields=approval))
+        return approval
 
-    def _link_deployment(
-        self,
-        deployment_id: str,
-        execution_id: str | None,
-        environment: str,
-        when: str,
-        *,
-        rolled_back: bool = False,
-        state: str | None = None,
-    ) -> None:
-        """Record what is known about a CodeDeploy deployment; once both its pipeline execution
-        and a rollback are known, flag the environment record."""
+    # ---- ECS -----------------------------------------------------------------------------------
 
-        def mutate(existing: dict[str, Any] | None) -> dict[str, Any] | None:
-            item = dict(existing or {})
-            item["deployment_id"] = deployment_id
-            item["deploy_environment"] = environment
-            if execution_id:
-                item["execution_id"] = execution_id
-            if rolled_back:
-                item["rolled_back"] = True
-            if state:
-                item["codedeploy_state"] = state
-            same = {k: v for k, v in item.items() if k != "version"} == {
-                k: v for k, v in (existing or {}).items() if k != "version"
-            }
-            return None if same else item
-
-        before, after = records.apply(
-            self.dynamodb,
-            self.settings.table_name,
-            records.deployment_key(deployment_id),
-            mutate,
-            sleep=self.sleep,
-        )
-        link = after or before or {}
-        linked_execution = link.get("execution_id")
-        if linked_execution:
-            self.observe(
-                Observation(
-                    str(linked_execution),
-                    str(link.get("deploy_environment", environment)),
-                    when,
-                    flags=frozenset({"rolled_back"}) if link.get("rolled_back") else frozenset(),
-                    deployment_id=deployment_id,
-                )
-            )
-
-    def _codedeploy_event(self, detail: Mapping[str, Any], when: str) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        deployment_id = _detail_str(detail, "deploymentId")
-        group = _detail_str(detail, "deploymentGroup")
-        state = _detail_str(detail, "state").upper()
-        env = self.settings.by_group(group)
+    def _ecs_event(self, event: ecs_events.DeploymentEvent, when: str) -> dict[str, Any]:
+        env = self.settings.by_service(event.service)
         if env is None:
-            return {"result": "skipped", "reason": f"deployment group {group!r} is not ours"}
-        info: Mapping[str, Any] = {}
-        try:
-            info = self.codedeploy.get_deployment(deploymentId=deployment_id).get(
-                "deploymentInfo", {}
-            )
-        except (ClientError, BotoCoreError) as exc:
-            clients.log_json(_log, logging.WARNING, "GetDeployment failed", error=repr(exc))
-        rollback = info.get("rollbackInfo") or {}
-        if info.get("creator") == "codeDeployRollback" and rollback.get(
-            "rollbackTriggeringDeploymentId"
-        ):
-            # A rollback deployment: the deployment it undoes was rolled back.
-            target = str(rollback["rollbackTriggeringDeploymentId"])
-            self._link_deployment(target, None, env.name, when, rolled_back=True)
-            return {"result": "recorded", "rolled_back": target}
-        rolled_back = state in ("FAILURE", "STOP") and bool(rollback.get("rollbackDeploymentId"))
-        self._link_deployment(
-            deployment_id, None, env.name, when, rolled_back=rolled_back, state=state
+            ref = event.service
+            return {
+                "result": "skipped",
+                "reason": f"service {ref.cluster}/{ref.service} in {ref.account} {ref.region} "
+                "is not one of this pipeline's environments",
+            }
+        link = self.links.link(env, event, when)
+        execution_id = str(link["execution_id"])
+        outside = bool(link.get("outside_pipeline"))
+        status = None
+        if outside and not link.get("attached") and event.phase != ecs_events.UNKNOWN:
+            status = event.phase
+        fields = {"outside_pipeline": True} if outside else {}
+        _, after = self.observe(
+            Observation(execution_id, env.name, when, status, fields=fields, deployment=event)
         )
-        return {"result": "recorded", "deployment": deployment_id, "rolled_back": rolled_back}
+        return {
+            "result": "recorded" if after else "unchanged",
+            "scope": env.name,
+            "execution_id": execution_id,
+            "outside_pipeline": outside,
+        }
 
     # ---- metrics -----------------------------------------------------------------------------
 
-    def _publish_if_ended(self, item: Mapping[str, Any]) -> None:
-        status = item.get("status")
-        if status not in ("succeeded", "failed") or not item.get("ended_at"):
-            return
-        marker = f"{status}@{item.get('status_time')}"
-        if item.get("metrics_published") == marker:
+    def _publish_endings(self, item: Mapping[str, Any], when: str) -> None:
+        open_ = endings.unpublished(item)
+        if not open_:
             return
         environment = str(item[records.GSI_PK])
         execution_id = str(item["execution_id"])
-        pipeline_item = records.get_item(
+        if not item.get("outside_pipeline"):
+            self._ensure_revision(execution_id, when)
+        dimensions = [
+            {"Name": "Service", "Value": self.settings.service},
+            {"Name": "Environment", "Value": environment},
+        ]
+        for ending in open_:
+            self.publisher.publish(
+                records.record_key(execution_id, environment),
+                ending,
+                self._metrics,
+                dimensions,
+            )
+
+    def _metrics(self, item: Mapping[str, Any], ending: str) -> endings.Metrics:
+        """What `ending` of the record `item` publishes."""
+        status, _, at = ending.partition("@")
+        execution_id = str(item["execution_id"])
+        shared = records.get_item(
             self.dynamodb,
             self.settings.table_name,
             records.record_key(execution_id, PIPELINE_SCOPE),
         )
-        record = DeploymentRecord.from_item(item, pipeline_item)
-        ended = record.ended_at
-        if ended is None:
-            return
-        extra: dict[str, Any] = {"metrics_published": marker}
-        metrics: list[tuple[str, float, str]] = [
+        record = DeploymentRecord.from_item(
+            {**item, "status": status, "ended_at": at, "status_time": at}, shared
+        )
+        values: list[tuple[str, float, str]] = [
             ("DeploymentCount", 1.0, "Count"),
             ("DeploymentFailed", 1.0 if record.failed else 0.0, "Count"),
         ]
-        if record.succeeded and record.committed_at:
+        facts: dict[str, Any] = {}
+        ended = parse_iso(at)
+        if record.succeeded and record.committed_at and not record.is_rollback_execution:
             lead = max((ended - record.committed_at).total_seconds(), 0.0)
-            metrics.append(("LeadTimeSeconds", lead, "Seconds"))
-            extra["lead_time_seconds"] = int(lead)
+            values.append(("LeadTimeSeconds", lead, "Seconds"))
+            facts["lead_time_seconds"] = int(lead)
         if record.succeeded and record.started_at:
-            earlier = [
-                DeploymentRecord.from_item(i)
-                for i in records.previous_records(
-                    self.dynamodb,
-                    self.settings.table_name,
-                    environment,
-                    before=iso(record.started_at),
-                )
-            ]
-            restore = dora.restore_seconds(record, earlier)
+            restore = dora.restore_seconds(record, self._earlier(record))
             if restore is not None:
-                metrics.append(("TimeToRestoreSeconds", restore, "Seconds"))
-                extra["time_to_restore_seconds"] = int(restore)
-        if self.now() - ended <= _MAX_METRIC_AGE:
-            dimensions = [
-                {"Name": "Service", "Value": self.settings.service},
-                {"Name": "Environment", "Value": environment},
-            ]
-            self.cloudwatch.put_metric_data(
-                Namespace=self.settings.namespace,
-                MetricData=[
-                    {
-                        "MetricName": name,
-                        "Dimensions": dimensions,
-                        "Timestamp": ended,
-                        "Value": value,
-                        "Unit": unit,
-                    }
-                    for name, value, unit in metrics
-                ],
-            )
-        else:
-            clients.log_json(
-                _log, logging.WARNING, "deployment too old for CloudWatch metrics", ended=iso(ended)
-            )
+                values.append(("TimeToRestoreSeconds", restore, "Seconds"))
+                facts["time_to_restore_seconds"] = int(restore)
+        return endings.Metrics(timestamp=at, values=values, facts=facts)
 
-        def mark(existing: dict[str, Any] | None) -> dict[str, Any] | None:
-            if existing is None or existing.get("metrics_published") == marker:
-                return None
-            if f"{existing.get('status')}@{existing.get('status_time')}" != marker:
-                return None  # a newer state arrived; it publishes for itself
-            existing.update(extra)
-            return existing
-
-        records.apply(
+    def _earlier(self, record: DeploymentRecord) -> list[DeploymentRecord]:
+        """The environment's deployments before `record`, newest first, back to the first
+        success (the start of the outage `record` may end)."""
+        assert record.started_at is not None
+        earlier: list[DeploymentRecord] = []
+        for item in records.previous_records(
             self.dynamodb,
             self.settings.table_name,
-            records.record_key(execution_id, environment),
-            mark,
-            sleep=self.sleep,
-        )
-        clients.log_json(
-            _log,
-            logging.INFO,
-            "metrics published",
-            environment=environment,
-            execution_id=execution_id,
-            metrics={name: value for name, value, _ in metrics},
-        )
+            record.environment,
+            before=iso(record.started_at),
+        ):
+            previous = DeploymentRecord.from_item(item)
+            if previous.execution_id == record.execution_id:
+                continue
+            earlier.append(previous)
+            if dora.is_deployment(previous) and not previous.failed:
+                break
+        return earlier
 
 
-def _recorder_from_env(env: Mapping[str, str]) -> Recorder:
+def _source_facts(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Commit facts from a source action's output variables (used when GetPipelineExecution
+    gave none)."""
+    facts: dict[str, Any] = {}
+    if variables.get("commitid"):
+        facts["commit_sha"] = str(variables["commitid"])
+    if variables.get("commitmessage"):
+        facts["commit_message"] = str(variables["commitmessage"])[:1000]
+    if variables.get("authordate") and records.time_of(variables["authordate"]):
+        facts["committed_at"] = records.time_of(variables["authordate"])
+    return facts
+
+
+def _gate_facts(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The security gate's summary from its output variables (a passing gate's; the gate also
+    writes a fuller one itself)."""
+    counts = {}
+    for name in _GATE_COUNTS:
+        try:
+            counts[name.upper()] = int(str(variables.get(name, "")))
+        except ValueError:
+            continue
+    return {
+        "passed": True,
+        "summary": str(variables["security_summary"])[:1000],
+        "counts": counts,
+        "source": "pipeline output variables",
+    }
+
+
+def _failed_gate_facts(detail: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A failing security gate's verdict from its failure message."""
+    if detail.get("status") != "Failed":
+        return None
+    result = _mapping(_mapping(detail.get("output")).get("executionResult"))
+    message = _mapping(result.get("errorDetails")).get("message") or result.get(
+        "externalExecutionSummary"
+    )
+    if not isinstance(message, str) or not message:
+        return None
+    return {
+        "passed": False,
+        "summary": message.splitlines()[0][:1000],
+        "source": "pipeline action result",
+    }
+
+
+def _recorder_from_env(env: Mapping[str, str], context: Any) -> Recorder:
     settings = RecorderSettings.from_env(env)
+    lease = endings.DEFAULT_LEASE
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining):
+        lease = timedelta(milliseconds=int(remaining())) + endings.LEASE_MARGIN
     return Recorder(
         settings,
         dynamodb=clients.client("dynamodb"),
         cloudwatch=clients.client("cloudwatch"),
         codepipeline=clients.client("codepipeline"),
-        codedeploy=clients.client("codedeploy"),
+        lease=lease,
     )
 
 
@@ -724,13 +685,13 @@ def handle_events(recorder: Recorder, events: Sequence[Any]) -> list[dict[str, A
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Lambda entry point (EventBridge rule target)."""
+    """Lambda entry point (EventBridge rule target). Misconfiguration and AWS errors raise, so
+    the event is retried and then kept in the dead-letter queue."""
     try:
-        recorder = _recorder_from_env(os.environ)
+        recorder = _recorder_from_env(os.environ, context)
     except SettingsError as exc:
-        # Misconfiguration: retrying cannot help, and raising would only fill the DLQ.
         clients.log_json(_log, logging.ERROR, "recorder misconfigured", error=str(exc))
-        return {"result": "misconfigured", "reason": str(exc)}
+        raise
     outcome = recorder.handle(event)
     clients.log_json(
         _log,

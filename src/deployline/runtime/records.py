@@ -2,9 +2,10 @@
 
 Table key schema (FIXED: the CDK table is built from these constants):
 
-- partition key `pk` (S): `EXECUTION#<pipeline execution ID>` for records,
-  `DEPLOYMENT#<CodeDeploy deployment ID>` for the items that link a CodeDeploy deployment to the
-  pipeline execution that started it;
+- partition key `pk` (S): `EXECUTION#<pipeline execution ID>` for records (a deployment ECS made
+  outside the pipeline has the execution ID `ecs:<ECS deployment ID>`),
+  `DEPLOYMENT#<environment>#<ECS deployment ID>` for the items that link an ECS service
+  deployment to the record it belongs to;
 - sort key `sk` (S): `PIPELINE` for the record of the execution as a whole, `ENV#<environment>`
   for the record of one environment's deployment, `DEPLOYMENT` for a link item;
 - global secondary index `by-environment`: partition key `environment` (S: the environment name,
@@ -66,6 +67,11 @@ class ConcurrentUpdateError(RuntimeError):
     """A record kept changing under us: `apply` gave up after its attempts."""
 
 
+class IncompleteReadError(RuntimeError):
+    """DynamoDB kept part of a read back (UnprocessedKeys, or more pages than the caller allows):
+    the caller must not act on a partial answer."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Keys and times
 # ---------------------------------------------------------------------------------------------
@@ -79,11 +85,20 @@ def record_key(execution_id: str, scope: str) -> dict[str, str]:
     return {TABLE_PK: f"{EXECUTION_PREFIX}{execution_id}", TABLE_SK: sk}
 
 
-def deployment_key(deployment_id: str) -> dict[str, str]:
-    """The key of the item linking a CodeDeploy deployment to its pipeline execution."""
-    if not deployment_id:
-        raise ValueError("deployment_id must not be empty")
-    return {TABLE_PK: f"{DEPLOYMENT_PREFIX}{deployment_id}", TABLE_SK: DEPLOYMENT_SK}
+def deployment_key(environment: str, deployment_id: str) -> dict[str, str]:
+    """The key of the item linking an ECS service deployment of `environment` to its record.
+
+    ECS deployment IDs (`ecs-svc/...`) are unique per service, so the environment is part of
+    the key."""
+    if not environment or not deployment_id:
+        raise ValueError(
+            f"environment and deployment_id must not be empty, got {environment!r} and "
+            f"{deployment_id!r}"
+        )
+    return {
+        TABLE_PK: f"{DEPLOYMENT_PREFIX}{environment}#{deployment_id}",
+        TABLE_SK: DEPLOYMENT_SK,
+    }
 
 
 def iso(moment: datetime) -> str:
@@ -114,6 +129,25 @@ def parse_iso(text: str) -> datetime:
 def normalize_time(text: str) -> str:
     """Any ISO-8601 timestamp in the table's format."""
     return iso(parse_iso(text))
+
+
+def time_of(value: Any) -> str | None:
+    """An API or event time (datetime, naive meaning UTC, or ISO-8601 text) in the table's
+    format; None when it is missing or not a time."""
+    if isinstance(value, datetime):
+        return iso(value if value.tzinfo else value.replace(tzinfo=UTC))
+    if isinstance(value, str) and value:
+        try:
+            return normalize_time(value)
+        except ValueError:
+            return None
+    return None
+
+
+def moment_of(value: Any) -> datetime | None:
+    """`time_of` as an aware datetime."""
+    text = time_of(value)
+    return parse_iso(text) if text else None
 
 
 def status_rank(status: str | None) -> int:
@@ -307,19 +341,20 @@ def query_environment(
 
 
 def previous_records(
-    dynamodb: Any, table: str, environment: str, *, before: str, limit: int = 25
-) -> list[dict[str, Any]]:
-    """Up to `limit` records of `environment` that started at or before `before`, newest first."""
-    response = dynamodb.query(
+    dynamodb: Any, table: str, environment: str, *, before: str, page_size: int = 25
+) -> Iterator[dict[str, Any]]:
+    """Records of `environment` that started at or before `before`, newest first, page by page
+    (`page_size` items a page, Default: 25) for as long as the caller keeps reading."""
+    return _pages(
+        dynamodb.query,
         TableName=table,
         IndexName=GSI_NAME,
         KeyConditionExpression="#env = :env AND #start <= :before",
         ExpressionAttributeNames={"#env": GSI_PK, "#start": GSI_SK},
         ExpressionAttributeValues=serialize({":env": environment, ":before": before}),
         ScanIndexForward=False,
-        Limit=limit,
+        Limit=page_size,
     )
-    return [deserialize(raw) for raw in response.get("Items", [])]
 
 
 def scan_records(
@@ -343,15 +378,24 @@ def scan_records(
 
 
 def get_pipeline_records(
-    dynamodb: Any, table: str, execution_ids: Iterable[str]
+    dynamodb: Any,
+    table: str,
+    execution_ids: Iterable[str],
+    *,
+    rounds: int = 8,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, dict[str, Any]]:
-    """The whole-execution records of `execution_ids`, by execution ID (BatchGetItem)."""
+    """The whole-execution records of `execution_ids`, by execution ID (BatchGetItem).
+
+    Keys DynamoDB leaves unprocessed are asked for again, up to `rounds` times (Default: 8) with
+    a growing pause; if some are still unprocessed, raises IncompleteReadError rather than
+    return part of the answer."""
     ids = sorted(set(execution_ids))
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 100):
         keys = [serialize(record_key(i, PIPELINE_SCOPE)) for i in ids[start : start + 100]]
         request: dict[str, Any] = {table: {"Keys": keys}}
-        for _ in range(8):
+        for attempt in range(rounds):
             response = dynamodb.batch_get_item(RequestItems=request)
             for raw in response.get("Responses", {}).get(table, []):
                 item = deserialize(raw)
@@ -360,7 +404,14 @@ def get_pipeline_records(
             request = response.get("UnprocessedKeys") or {}
             if not request:
                 break
-            time.sleep(0.1)
+            if attempt + 1 < rounds:
+                sleep(min(0.1 * (2**attempt), 2.0))
+        if request:
+            left = len(request.get(table, {}).get("Keys", []))
+            raise IncompleteReadError(
+                f"DynamoDB left {left} of {len(keys)} execution record(s) of table {table} "
+                f"unprocessed after {rounds} rounds; try again (the table is being throttled)"
+            )
     return found
 
 
@@ -380,7 +431,12 @@ SHARED_FIELDS = (
     "image_uri",
     "security",
     "trigger",
+    "rollback_target",
 )
+
+#: Execution triggers of a CodePipeline stage rollback: the execution redeploys an earlier
+#: execution's commit, so it restores service but is no new change (no lead time).
+ROLLBACK_TRIGGERS = frozenset({"AutomatedRollback", "ManualRollback"})
 
 
 def _time(item: Mapping[str, Any], name: str) -> datetime | None:
@@ -424,8 +480,13 @@ class DeploymentRecord:
     approval_status: str | None = None
     approved_at: datetime | None = None
     rolled_back: bool = False
+    ecs_failed: bool = False
     failed_at: datetime | None = None
     trigger: str | None = None
+    rollback_target: str | None = None
+    outside_pipeline: bool = False
+    canceled_by: str | None = None
+    deployment_reason: str | None = None
     security: Mapping[str, Any] | None = None
     deployment_ids: tuple[str, ...] = field(default_factory=tuple)
 
@@ -435,12 +496,18 @@ class DeploymentRecord:
 
     @property
     def failed(self) -> bool:
-        """A change failure: the deployment failed, or CodeDeploy rolled it back."""
-        return self.status == "failed" or self.rolled_back
+        """A change failure: the deployment failed, ECS failed one of its service deployments,
+        or ECS rolled one back."""
+        return self.status == "failed" or self.rolled_back or self.ecs_failed
 
     @property
     def succeeded(self) -> bool:
-        return self.status == "succeeded" and not self.rolled_back
+        return self.status == "succeeded" and not self.rolled_back and not self.ecs_failed
+
+    @property
+    def is_rollback_execution(self) -> bool:
+        """A CodePipeline stage rollback: it redeploys an earlier execution's commit."""
+        return self.trigger in ROLLBACK_TRIGGERS
 
     @classmethod
     def from_item(
@@ -481,8 +548,13 @@ class DeploymentRecord:
             approval_status=_text(merged, "approval_status"),
             approved_at=_time(merged, "approved_at"),
             rolled_back=bool(merged.get("rolled_back", False)),
+            ecs_failed=bool(merged.get("ecs_failed", False)),
             failed_at=_time(merged, "failed_at"),
             trigger=_text(merged, "trigger"),
+            rollback_target=_text(merged, "rollback_target"),
+            outside_pipeline=bool(merged.get("outside_pipeline", False)),
+            canceled_by=_text(merged, "canceled_by"),
+            deployment_reason=_text(merged, "deployment_reason"),
             security=dict(security) if isinstance(security, Mapping) else None,
             deployment_ids=tuple(str(i) for i in ids) if isinstance(ids, (list, tuple)) else (),
         )

@@ -471,8 +471,19 @@ def run(
                 pipeline=job.pipeline_name,
                 summary=_stored_summary(verdict),
             )
-        except Exception as exc:  # the record is informational: never block on it
-            clients.log_json(log, logging.WARNING, "could not store the summary", error=repr(exc))
+        except Exception as exc:
+            # The verdict must still reach the pipeline, so the write cannot block it. The fact
+            # survives: the recorder reads a passing gate's summary from its output variables,
+            # and a failing gate's from its failure message (ListActionExecutions).
+            clients.log_json(
+                log,
+                logging.ERROR,
+                "could not store the summary in the deployment history; the recorder takes it "
+                "from this action's result instead",
+                table=table_name,
+                execution_id=execution_id,
+                error=repr(exc),
+            )
     elif table_name:
         clients.log_json(
             log,

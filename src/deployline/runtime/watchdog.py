@@ -268,7 +268,7 @@ def _client(service: str) -> Any:
     return boto3.client(
         service,
         config=Config(
-            retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+            retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=READ_TIMEOUT,
             user_agent_extra="deployline-watchdog",
