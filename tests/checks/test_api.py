@@ -434,3 +434,98 @@ def test_a_cookiecutter_template_that_parses_is_still_templated(tmp_path: Path) 
     _write(tmp_path / "real.yaml", BARE_BUCKET)
     result = check_paths([tmp_path], rules=["DL101"], cwd=tmp_path)
     assert result.templated == ["{{cookiecutter.dir}}/t.yaml"] and result.files == ["real.yaml"]
+
+
+# ---- a resource another stack of the assembly names ------------------------------------------
+
+_PIPELINE_ELSEWHERE = {
+    "Resources": {
+        "Pipeline": {
+            "Type": "AWS::CodePipeline::Pipeline",
+            "Properties": {
+                "RoleArn": "arn:aws:iam::111111111111:role/p",
+                "ArtifactStores": [
+                    {
+                        "Region": "eu-west-1",
+                        "ArtifactStore": {
+                            "Type": "S3",
+                            "Location": "svc-artifacts-111111111111-eu-west-1-shared",
+                            "EncryptionKey": {
+                                "Type": "KMS",
+                                "Id": "arn:aws:kms:eu-west-1:111111111111:alias/svc-artifacts",
+                            },
+                        },
+                    }
+                ],
+                "Stages": [],
+            },
+        }
+    }
+}
+
+
+def _regional_bucket(lifecycle: bool) -> dict[str, object]:
+    props: dict[str, object] = {
+        "BucketName": "svc-artifacts-111111111111-eu-west-1-shared",
+        "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": [
+                {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}
+            ]
+        },
+        "VersioningConfiguration": {"Status": "Enabled"},
+    }
+    if lifecycle:
+        props["LifecycleConfiguration"] = {
+            "Rules": [
+                {
+                    "Status": "Enabled",
+                    "ExpirationInDays": 30,
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": 7},
+                }
+            ]
+        }
+    return {"Resources": {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": props}}}
+
+
+def _assembly(root: Path, regional: dict[str, object]) -> Path:
+    root.mkdir()
+    (root / "pipeline.template.json").write_text(json.dumps(_PIPELINE_ELSEWHERE))
+    (root / "regional.template.json").write_text(json.dumps(regional))
+    stack = "aws:cloudformation:stack"
+    (root / "manifest.json").write_text(
+        json.dumps(
+            {
+                "version": "48.0.0",
+                "artifacts": {
+                    "pipeline": {
+                        "type": stack,
+                        "environment": "aws://111111111111/us-east-1",
+                        "properties": {"templateFile": "pipeline.template.json"},
+                    },
+                    "regional": {
+                        "type": stack,
+                        "environment": "aws://111111111111/eu-west-1",
+                        "properties": {"templateFile": "regional.template.json"},
+                    },
+                },
+            }
+        )
+    )
+    return root
+
+
+def test_a_bucket_another_stack_of_the_assembly_names_is_read_there(tmp_path: Path) -> None:
+    good = check_assembly(_assembly(tmp_path / "good", _regional_bucket(True)), rules=["DL202"])
+    assert not good.findings and not good.unknown
+    bad = check_assembly(_assembly(tmp_path / "bad", _regional_bucket(False)), rules=["DL202"])
+    # Both gaps, on the bucket the other stack defines (found while reading the pipeline).
+    assert [(f.rule_id, f.resource, f.path) for f in bad.findings] == [
+        ("DL202", "Bucket", "Properties.LifecycleConfiguration"),
+        ("DL202", "Bucket", "Properties.LifecycleConfiguration.Rules"),
+    ]
+    assert all(
+        "artifact bucket of Pipeline" in f.message or "versioned" in f.message for f in bad.findings
+    )
+    # Alone, the pipeline's template cannot tell.
+    alone = check_files([tmp_path / "good" / "pipeline.template.json"], rules=["DL202"])
+    assert [(f.rule_id, f.resource) for f in alone.unknown] == [("DL202", "Pipeline")]

@@ -1335,6 +1335,8 @@ def test_eventbridge_rules_send_failures_approvals_and_rollbacks_to_the_topic(
         "payment-processor-pipeline-failed-shared",
         "payment-processor-build-failed-shared",
         "payment-processor-approval-waiting-shared",
+        "payment-processor-staging-deploy-failed-shared",
+        "payment-processor-production-deploy-failed-shared",
     ):
         targets = rules[name]["Targets"]
         assert [t["Arn"] for t in targets] == [topic], name
@@ -1438,9 +1440,15 @@ def test_checkov_fails_nothing_and_every_skip_has_a_reason(synth: Synth) -> None
 
 
 def test_deployline_check_finds_nothing_at_any_severity(synth: Synth) -> None:
+    """DL130 learns the accounts and regions a deployment names from the stacks of the whole
+    cloud assembly; this module synthesizes the pipeline's stacks only, so the multi-account
+    configs are checked for DL130 with their environment stacks in tests/test_synth.py."""
     result = check_assembly(synth.outdir, threshold="LOW")
-    assert not result.findings, [
-        (f.rule_id, f.file, f.resource, f.message) for f in result.findings
+    findings = [
+        f
+        for f in result.findings
+        if not (f.rule_id == "DL130" and any(n in f.file for n in ("accounts-", "orders-api-")))
     ]
+    assert not findings, [(f.rule_id, f.file, f.resource, f.message) for f in findings]
     # No rule is left unable to decide on our own templates.
     assert not result.unknown, [(f.rule_id, f.file, f.resource, f.message) for f in result.unknown]

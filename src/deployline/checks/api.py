@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from deployline.checks.baseline import Baseline, load_baseline
-from deployline.checks.engine import check_template
+from deployline.checks.engine import check_template, template_from_text
 from deployline.checks.intrinsics import get_path
 from deployline.checks.loader import TemplatedFile, TemplateParseError, line_index, parse_text
 from deployline.checks.model import CheckResult, Finding, ParseError, Rule, Severity
@@ -303,10 +303,24 @@ def _environment(artifact: dict[str, Any]) -> tuple[str | None, str | None]:
 
 @dataclass
 class _Reach:
-    """The accounts and regions the stacks of one cloud assembly are pinned to."""
+    """The accounts and regions the stacks of one cloud assembly are pinned to, and its stacks'
+    templates (parsed only when a rule looks for a resource another stack names)."""
 
     accounts: set[str] = field(default_factory=set)
     regions: set[str] = field(default_factory=set)
+    files: list[Path] = field(default_factory=list)
+    _loaded: list[Template] | None = None
+
+    def templates(self) -> list[Template]:
+        if self._loaded is None:
+            self._loaded = []
+            for path in self.files:
+                try:
+                    text = path.read_text(encoding="utf-8-sig")
+                    self._loaded.append(template_from_text(text, display_path(path)))
+                except (OSError, UnicodeDecodeError, TemplateParseError):
+                    continue  # reported when that stack itself is checked
+        return self._loaded
 
     def collect(self, directory: Path, depth: int = 0) -> None:
         try:
@@ -320,6 +334,9 @@ class _Reach:
                 account, region = _environment(artifact)
                 self.accounts |= {account} if account else set()
                 self.regions |= {region} if region else set()
+                template_file = get_path(artifact, "properties", "templateFile")
+                if isinstance(template_file, str):
+                    self.files.append(directory / template_file)
             nested = get_path(artifact, "properties", "directoryName")
             if (
                 artifact.get("type") == "cdk:cloud-assembly"
@@ -338,6 +355,7 @@ class _Reach:
             region=region,
             assembly_accounts=frozenset(self.accounts),
             assembly_regions=frozenset(self.regions),
+            siblings=self.templates,
         )
 
 

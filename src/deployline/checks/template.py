@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -118,6 +118,9 @@ class StackContext:
     region: str | None = None
     assembly_accounts: frozenset[str] = frozenset()
     assembly_regions: frozenset[str] = frozenset()
+    #: The other stacks' templates of the assembly, parsed on first use (a resource named by a
+    #: literal physical name may live in one of them: an artifact store of another region).
+    siblings: Callable[[], Sequence[Template]] | None = field(default=None, compare=False)
 
     @property
     def pinned(self) -> bool:
@@ -271,6 +274,9 @@ class Template:
                 for res in self.of_type(*wanted):
                     if literal_str(res.prop(name_prop)) == text:
                         return Lookup(resource=res)
+                for res in self._sibling_resources(wanted):
+                    if literal_str(res.prop(name_prop)) == text:
+                        return Lookup(resource=res)
                 for res in self.of_type(*wanted):
                     name = res.prop(name_prop)
                     if (
@@ -283,6 +289,14 @@ class Template:
                         )
             return Lookup(reason=f"no {kinds} in this template is named {text!r}", external=True)
         return Lookup(reason="the value is computed by an intrinsic the template does not resolve")
+
+    def _sibling_resources(self, types: tuple[str, ...]) -> Iterator[Resource]:
+        """Resources of `types` in the assembly's other stacks (none for a lone template)."""
+        if self.context.siblings is None:
+            return
+        for sibling in self.context.siblings():
+            if sibling.file != self.file:
+                yield from sibling.of_type(*types)
 
     @cached_property
     def _node_lines(self) -> dict[tuple[str | int, ...], int]:

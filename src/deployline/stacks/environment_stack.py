@@ -30,6 +30,8 @@ from constructs import Construct
 
 from deployline import contract, defaults
 from deployline.config import DeploylineConfig, DeploymentType, EnvironmentConfig, NetworkMode
+from deployline.constructs.deployment_event_bus import deployment_event_bus_arn
+from deployline.constructs.deployment_event_forwarder import DeploymentEventForwarder
 from deployline.constructs.ecs_blue_green import BlueGreenTraffic, ValidationHook
 from deployline.constructs.fargate_service import FargateWebService
 from deployline.constructs.load_balancer import ServiceLoadBalancer
@@ -142,6 +144,7 @@ class EnvironmentStack(Stack):
         self.blue_green = self._blue_green() if self.is_blue_green else None
         self.workload = self._workload(cache)
         self.hook = self._hook() if self.blue_green is not None else None
+        self.event_forwarder = self._forward_deployment_events()
         self._outputs()
         self._accept_literal_environment(registry_account, registry_region)
 
@@ -425,6 +428,30 @@ class EnvironmentStack(Stack):
         }
 
     # ---- outputs ----------------------------------------------------------------------
+
+    def _forward_deployment_events(self) -> DeploymentEventForwarder | None:
+        """An environment outside the pipeline's account or region sends its service's ECS
+        deployment events to the pipeline's deployment event bus, where the recorder and the
+        alerts hear them."""
+        config, env = self._config, self.environment_config
+        pipeline = config.pipeline
+        if pipeline.account is None or pipeline.region is None:
+            return None
+        if (config.account_of(env), config.region_of(env)) == (pipeline.account, pipeline.region):
+            return None
+        shared = Namer(config.service, config.naming.pipeline_environment, config.naming.prefix)
+        return DeploymentEventForwarder(
+            self,
+            "DeploymentEvents",
+            namer=self.namer,
+            cluster_name=self.cluster.cluster_name,
+            service_name=self.service.service_name,
+            bus_arn=deployment_event_bus_arn(
+                shared, account=pipeline.account, region=pipeline.region, partition=Aws.PARTITION
+            ),
+            key=self.key,
+            removal=self._removal,
+        )
 
     def _outputs(self) -> None:
         env = self.environment_name

@@ -41,6 +41,7 @@ from deployline.constructs.container_pipeline import (
     default_pipeline_name,
     project_name,
 )
+from deployline.constructs.deployment_event_bus import DeploymentEventBus
 from deployline.constructs.deployment_history import DeployedEnvironment, DeploymentHistory
 from deployline.constructs.notifications import Notifications
 from deployline.constructs.pipeline_monitoring import MonitoredBuild, PipelineMonitoring
@@ -210,13 +211,19 @@ class PipelineStack(Stack):
             "PipelineRef",
             self.format_arn(service="codepipeline", resource=default_pipeline_name(namer)),
         )
-        deployed = [
-            DeployedEnvironment(name=t.name, stage=contract.deploy_stage_name(t.name))
-            for t in self.targets
-        ]
+        deployed = [self._deployed(env) for env in config.environments]
+        self.event_bus: DeploymentEventBus | None = None
+        if any(e.account or e.region for e in deployed):
+            self.event_bus = DeploymentEventBus(
+                self,
+                "DeploymentEvents",
+                namer=namer,
+                source_accounts=sorted({e.account for e in deployed if e.account}),
+            )
+        bus = self.event_bus.bus if self.event_bus else None
         alerts = config.notifications
         self.notifications: Notifications | None = None
-        if alerts.emails or alerts.https_endpoint:
+        if alerts.emails or alerts.https_endpoint or alerts.sns_topic_arn:
             self.notifications = Notifications(
                 self,
                 "Notifications",
@@ -229,9 +236,10 @@ class PipelineStack(Stack):
                     for label in ("build", "synth", "unit-tests", "security-scan")
                 ],
                 environments=deployed,
+                event_bus=bus,
                 emails=list(alerts.emails),
                 https_endpoint=alerts.https_endpoint,
-                forward_topic_arn=alerts.sns_topic_arn,
+                topic_arn=alerts.sns_topic_arn,
                 removal=removal,
             )
         self.history: DeploymentHistory | None = None
@@ -245,6 +253,7 @@ class PipelineStack(Stack):
                 pipeline=pipeline_ref,
                 environments=deployed,
                 production_environment=production[-1] if production else None,
+                event_bus=bus,
                 removal=removal,
                 log_retention_days=config.pipeline.log_retention_days,
             )
@@ -372,6 +381,18 @@ class PipelineStack(Stack):
                 full_clone=src.full_clone,
             )
         raise ValueError(f"source.type {type(src).__name__} is not supported")
+
+    def _deployed(self, environment: EnvironmentConfig) -> DeployedEnvironment:
+        """The environment as the records and alerts know it: its account and region only
+        when they are not the pipeline's (its ECS events then arrive on the event bus)."""
+        config = self.config
+        account = config.account_of(environment)
+        region = config.region_of(environment)
+        return DeployedEnvironment.named(
+            Namer(config.service, environment.name, config.naming.prefix),
+            account=account if account != config.pipeline.account else None,
+            region=region if region != config.pipeline.region else None,
+        )
 
     def _target(self, environment: EnvironmentConfig) -> StackTarget:
         stack_name = environment_stack_name(self.config, environment)
