@@ -39,7 +39,9 @@ def _kms_key_tags(mp: pytest.MonkeyPatch) -> None:
 
     create = models.Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
-    def fixed(cls: Any, name: str, cfn: dict[str, Any], account: str, region: str, **kw: Any):  # type: ignore[no-untyped-def]
+    def fixed(
+        cls: Any, name: str, cfn: dict[str, Any], account: str, region: str, /, **kw: Any
+    ) -> Any:
         properties = dict(cfn.get("Properties", {}))
         properties["Tags"] = [
             {"TagKey": t["Key"], "TagValue": t["Value"]} for t in properties.get("Tags", [])
@@ -57,7 +59,7 @@ def _task_definition_update(mp: pytest.MonkeyPatch) -> None:
 
     update = models.TaskDefinition.update_from_cloudformation_json.__func__  # type: ignore[attr-defined]
 
-    def fixed(cls: Any, *, cloudformation_json: dict[str, Any], **kwargs: Any):  # type: ignore[no-untyped-def]
+    def fixed(cls: Any, /, *, cloudformation_json: dict[str, Any], **kwargs: Any) -> Any:
         properties = dict(cloudformation_json["Properties"])
         for key in ("ContainerDefinitions", "Volumes"):
             if key in properties:

@@ -60,8 +60,9 @@ runner = CliRunner()
 register_commands(["deploy", "diff", "rollback", "destroy"])
 
 
-def invoke(*args: str) -> Any:
-    return runner.invoke(app, list(args))
+def invoke(command: str, project: Project, config: Path, *args: str) -> Any:
+    """`deployline COMMAND --config CONFIG --out <project>/cdk.out ARGS...`, in process."""
+    return runner.invoke(app, [command, "--config", str(config), "--out", str(project.out), *args])
 
 
 def config_data(**staging: Any) -> dict[str, Any]:
@@ -384,16 +385,7 @@ def test_another_account_is_checked_through_its_bootstrap_deploy_role(
 def test_the_first_deploy_starts_the_environment_on_the_placeholder_image(
     project: Project, moto: Moto, has_image_tag: bool
 ) -> None:
-    result = invoke(
-        "deploy",
-        "--config",
-        str(project.config),
-        "--env",
-        "staging",
-        "--yes",
-        "--out",
-        str(project.out),
-    )
+    result = invoke("deploy", project, project.config, "--env", "staging", "--yes")
     assert result.exit_code == 0, result.output
     assert f"ok  bootstrap aws://{ACCOUNT}/{REGION}: version" in result.output
     assert re.search(rf"{STACK} \d+/\d+ CREATE_COMPLETE AWS::CloudFormation::Stack", result.output)
@@ -435,16 +427,7 @@ def test_a_laptop_deploy_of_a_changed_config_keeps_the_pipelines_image(
     project: Project, moto: Moto, has_image_tag: bool
 ) -> None:
     needs_image_tag(has_image_tag)
-    result = invoke(
-        "deploy",
-        "--config",
-        str(project.changed),
-        "--env",
-        "staging",
-        "--yes",
-        "--out",
-        str(project.out),
-    )
+    result = invoke("deploy", project, project.changed, "--env", "staging", "--yes")
     assert result.exit_code == 0, result.output
     assert stack(moto)["StackStatus"] == "UPDATE_COMPLETE"
     assert parameter(moto, IMAGE_TAG_PARAMETER) == "c0ffee1"
@@ -456,16 +439,7 @@ def test_diff_of_the_deployed_config_finds_no_difference(
     project: Project, moto: Moto, has_image_tag: bool
 ) -> None:
     needs_image_tag(has_image_tag)
-    result = invoke(
-        "diff",
-        "--config",
-        str(project.changed),
-        "--env",
-        "staging",
-        "--fail",
-        "--out",
-        str(project.out),
-    )
+    result = invoke("diff", project, project.changed, "--env", "staging", "--fail")
     assert result.exit_code == 0, result.output
     assert f"Stack {STACK} (aws://{ACCOUNT}/{REGION})" in result.output
     assert "There were no differences" in result.output
@@ -475,16 +449,7 @@ def test_diff_of_another_config_shows_the_replaced_task_definition_and_fails(
     project: Project, moto: Moto, has_image_tag: bool
 ) -> None:
     needs_image_tag(has_image_tag)
-    result = invoke(
-        "diff",
-        "--config",
-        str(project.config),
-        "--env",
-        "staging",
-        "--fail",
-        "--out",
-        str(project.out),
-    )
+    result = invoke("diff", project, project.config, "--env", "staging", "--fail")
     assert result.exit_code == 1, result.output
     assert (
         "[~] AWS::ECS::TaskDefinition Service/TaskDefinition ServiceTaskDefinition55FA0F15 "
@@ -536,16 +501,7 @@ def test_rollback_refuses_when_the_local_config_differs_from_the_deployed_stack(
     project: Project, moto: Moto, has_image_tag: bool, history: None
 ) -> None:
     needs_image_tag(has_image_tag)
-    result = invoke(
-        "rollback",
-        "--env",
-        "staging",
-        "--config",
-        str(project.config),
-        "--yes",
-        "--out",
-        str(project.out),
-    )
+    result = invoke("rollback", project, project.config, "--env", "staging", "--yes")
     assert result.exit_code == 2, result.output
     assert "Resources.ServiceTaskDefinition" in result.output
     assert "a rollback changes only the image" in result.output
@@ -557,16 +513,7 @@ def test_rollback_to_an_unrecorded_commit_names_the_recorded_ones(
 ) -> None:
     needs_image_tag(has_image_tag)
     result = invoke(
-        "rollback",
-        "--env",
-        "staging",
-        "--to",
-        "deadbeef",
-        "--config",
-        str(project.changed),
-        "--yes",
-        "--out",
-        str(project.out),
+        "rollback", project, project.changed, "--env", "staging", "--to", "deadbeef", "--yes"
     )
     assert result.exit_code == 2, result.output
     assert "no successful deployment of staging ran commit or image 'deadbeef'" in result.output
@@ -577,16 +524,7 @@ def test_rollback_redeploys_the_previous_image_through_the_image_tag_parameter(
     project: Project, moto: Moto, has_image_tag: bool, history: None
 ) -> None:
     needs_image_tag(has_image_tag)
-    result = invoke(
-        "rollback",
-        "--env",
-        "staging",
-        "--config",
-        str(project.changed),
-        "--yes",
-        "--out",
-        str(project.out),
-    )
+    result = invoke("rollback", project, project.changed, "--env", "staging", "--yes")
     assert result.exit_code == 0, result.output
     assert "staging runs image beef001 again." in result.output
     assert parameter(moto, IMAGE_TAG_PARAMETER) == "beef001"
@@ -613,16 +551,7 @@ def test_destroy_keeps_what_staging_retains_and_names_every_leftover(
     logs.create_log_group(
         logGroupName=stray, tags={"Service": "payment-processor", "Environment": "staging"}
     )
-    result = invoke(
-        "destroy",
-        "--env",
-        "staging",
-        "--config",
-        str(project.changed),
-        "--yes",
-        "--out",
-        str(project.out),
-    )
+    result = invoke("destroy", project, project.changed, "--env", "staging", "--yes")
     assert result.exit_code == 1, result.output
     assert f"{STACK}: deleted" in result.output
     left = listed(result.output, "left")
@@ -671,15 +600,7 @@ def test_destroy_with_delete_retained_deletes_what_was_kept_and_verifies(
     project: Project, moto: Moto
 ) -> None:
     result = invoke(
-        "destroy",
-        "--env",
-        "staging",
-        "--config",
-        str(project.changed),
-        "--yes",
-        "--delete-retained",
-        "--out",
-        str(project.out),
+        "destroy", project, project.changed, "--env", "staging", "--yes", "--delete-retained"
     )
     assert result.exit_code == 0, result.output
     assert f"{STACK} does not exist in aws://{ACCOUNT}/{REGION}" in result.output

@@ -17,7 +17,6 @@ access-log bucket) and protect their load balancer from deletion. So, in order:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +25,13 @@ from typing import Any
 from deployline.deploy.assembly import Placement, StackArtifact
 from deployline.deploy.aws import Aws, describe
 from deployline.deploy.cdk import CdkCli
-from deployline.deploy.operations import DeployError, Output, Plan, common_arguments
+from deployline.deploy.operations import (
+    DeployError,
+    Output,
+    Plan,
+    common_arguments,
+    read_deployed,
+)
 from deployline.naming import MANAGED_BY
 from deployline.runtime.clients import error_code
 
@@ -45,16 +50,10 @@ class StackResource:
 
 def inventory(cloudformation: Any, stack_name: str) -> list[StackResource] | None:
     """The stack's resources (None when the stack does not exist)."""
-    try:
-        cloudformation.describe_stacks(StackName=stack_name)
-    except Exception as exc:
-        if error_code(exc) == "ValidationError":
-            return None
-        raise describe(exc, f"reading stack {stack_name}") from None
-    body = cloudformation.get_template(StackName=stack_name, TemplateStage="Original")
-    template = body["TemplateBody"]
-    template = json.loads(template) if isinstance(template, str) else template
-    declared: Mapping[str, Any] = template.get("Resources", {})
+    deployed = read_deployed(cloudformation, stack_name)
+    if deployed is None:
+        return None
+    declared: Mapping[str, Any] = deployed.template.get("Resources", {})
     pages = cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name)
     out = []
     for page in pages:

@@ -178,6 +178,36 @@ def deploy(
     return Deployed(exit_code=code, outputs=outputs)
 
 
+@dataclass(frozen=True)
+class DeployedStack:
+    """A stack as CloudFormation holds it."""
+
+    parameters: dict[str, str | None]
+    #: The template as it was submitted (TemplateStage Original).
+    template: dict[str, Any]
+
+
+def read_deployed(cloudformation: Any, stack_name: str) -> DeployedStack | None:
+    """The stack's parameters and template; None when the stack does not exist."""
+    from deployline.deploy.aws import describe
+    from deployline.runtime.clients import error_code
+
+    try:
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+        body = cloudformation.get_template(StackName=stack_name, TemplateStage="Original")
+    except Exception as exc:
+        if error_code(exc) == "ValidationError":
+            return None
+        raise describe(exc, f"reading stack {stack_name}") from None
+    template = body["TemplateBody"]
+    return DeployedStack(
+        parameters={
+            p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])
+        },
+        template=json.loads(template) if isinstance(template, str) else template,
+    )
+
+
 def read_outputs(outdir: Path) -> dict[str, dict[str, str]]:
     """{stack: {output: value}} from the outputs file the CLI wrote ({} when none)."""
     try:

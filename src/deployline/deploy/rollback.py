@@ -12,7 +12,6 @@ the caller accepts that (`with_local_config`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from deployline.config import DeploylineConfig
 from deployline.contract import IMAGE_TAG_PARAMETER
 from deployline.deploy.assembly import StackArtifact
 from deployline.deploy.aws import Aws, describe
-from deployline.deploy.operations import DeployError, shared_namer
+from deployline.deploy.operations import DeployError, read_deployed, shared_namer
 from deployline.naming import Kind
 from deployline.runtime import records
 from deployline.runtime.clients import error_code
@@ -132,34 +131,6 @@ def _matching(good: list[DeploymentRecord], *, environment: str, to: str) -> Dep
 # ---- what is deployed ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Deployed:
-    """The environment stack as CloudFormation holds it."""
-
-    image_tag: str | None
-    template: dict[str, Any]
-
-
-def read_deployed(cloudformation: Any, stack_name: str) -> Deployed:
-    """The stack's ImageTag parameter and its template. Raises DeployError when it is missing."""
-    try:
-        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-        body = cloudformation.get_template(StackName=stack_name, TemplateStage="Original")
-    except Exception as exc:
-        if error_code(exc) == "ValidationError":
-            raise DeployError(
-                f"stack {stack_name} is not deployed: there is nothing to roll back (`deployline "
-                "deploy` creates it)"
-            ) from None
-        raise describe(exc, f"reading stack {stack_name}") from None
-    parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
-    template = body["TemplateBody"]
-    return Deployed(
-        image_tag=parameters.get(IMAGE_TAG_PARAMETER),
-        template=json.loads(template) if isinstance(template, str) else template,
-    )
-
-
 def template_changes(deployed: dict[str, Any], synthesized: dict[str, Any]) -> list[str]:
     """What differs between two templates, one entry per resource, parameter, output or
     section: `Resources.ServiceTaskDefinition (changed)`."""
@@ -241,6 +212,12 @@ def plan_rollback(
     require_parameter(stack)
     cloudformation = aws.stack_client("cloudformation", stack, role="lookup")
     deployed = read_deployed(cloudformation, stack.stack_name)
+    if deployed is None:
+        raise DeployError(
+            f"stack {stack.stack_name} is not deployed: there is nothing to roll back "
+            "(`deployline deploy` creates it)"
+        )
+    current_tag = deployed.parameters.get(IMAGE_TAG_PARAMETER)
     changes = template_changes(deployed.template, stack.template())
     if changes and not with_local_config:
         raise DeployError(
@@ -261,13 +238,13 @@ def plan_rollback(
                 "pipeline stack first (`deployline deploy`)"
             ) from None
         raise describe(exc, f"reading the deployment history ({table})") from None
-    target = choose_record(history, environment=environment, current_tag=deployed.image_tag, to=to)
+    target = choose_record(history, environment=environment, current_tag=current_tag, to=to)
     assert target.image_tag is not None
     require_image(aws.client("ecr", region=home), image_repository(config), target.image_tag)
     return RollbackPlan(
         environment=environment,
         stack=stack,
-        current_tag=deployed.image_tag,
+        current_tag=current_tag,
         target=target,
         changes=tuple(changes),
     )
