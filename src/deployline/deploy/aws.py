@@ -135,7 +135,7 @@ class Aws:
     def _assume(self, role_arn: str) -> dict[str, str]:
         if role_arn not in self._assumed:
             sts = self.session.client("sts", config=client_config())
-            answer = sts.assume_role(RoleArn=role_arn, RoleSessionName="deployline-preflight")
+            answer = sts.assume_role(RoleArn=role_arn, RoleSessionName="deployline")
             self._assumed[role_arn] = answer["Credentials"]
         credentials: dict[str, str] = self._assumed[role_arn]
         return credentials

@@ -251,6 +251,13 @@ def _print_deployed(plan: Any, outputs: dict[str, dict[str, str]]) -> None:
             f"pipeline: {plan.pipeline.stack_name} deployed; push to the configured branch to "
             "run it"
         )
+        emails = plan.config.notifications.emails
+        if emails:
+            console.print(
+                "alerts: confirm the subscription e-mail AWS sent to "
+                + ", ".join(emails)
+                + " (alerts to an unconfirmed address are dropped)"
+            )
 
 
 def diff_command(

@@ -242,24 +242,29 @@ def _check_buckets(
     s3 = aws.client("s3", region=placement.region, account=placement.account, role_arn=role_arn)
     out = []
     for bucket in buckets:
+        name = f"bootstrap bucket {bucket}"
         try:
             s3.head_bucket(Bucket=bucket)
         except Exception as exc:
-            if error_code(exc) not in {"404", "NoSuchBucket", "NotFound"}:
-                continue  # 403: it exists, and the bucket's policy decides who reads it
-            out.append(
-                Check(
-                    f"bootstrap bucket {bucket}",
-                    False,
-                    "missing, though the bootstrap version parameter exists (deleted by hand?); "
-                    "CloudFormation will not recreate a bucket it believes exists",
-                    "delete the bootstrap stack, then bootstrap again: `aws cloudformation "
-                    f"delete-stack --stack-name CDKToolkit --region {placement.region}`, then "
-                    f"`{bootstrap_fix}`",
+            code = error_code(exc)
+            if code in {"403", "AccessDenied"}:  # it exists; its policy decides who reads it
+                out.append(Check(name, True, "exists (not readable with these credentials)"))
+            elif code in {"404", "NoSuchBucket", "NotFound"}:
+                out.append(
+                    Check(
+                        name,
+                        False,
+                        "missing, though the bootstrap version parameter exists (deleted by "
+                        "hand?); CloudFormation will not recreate a bucket it believes exists",
+                        "delete the bootstrap stack, then bootstrap again: `aws cloudformation "
+                        f"delete-stack --stack-name CDKToolkit --region {placement.region}`, then "
+                        f"`{bootstrap_fix}`",
+                    )
                 )
-            )
+            else:
+                out.append(_error(name, exc, f"looking for {bucket}"))
             continue
-        out.append(Check(f"bootstrap bucket {bucket}", True, "exists"))
+        out.append(Check(name, True, "exists"))
     return out
 
 
