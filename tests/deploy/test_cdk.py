@@ -121,6 +121,8 @@ def test_every_deploy_command_exits_2_without_node_before_reading_anything(
     args = [command, "--config", str(tmp_path / "absent.yaml")]
     if command in {"rollback", "destroy"}:
         args += ["--env", "staging"]
+    if command != "diff":
+        args.append("--yes")
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert result.output.startswith("error: Node.js was not found on PATH")
@@ -192,3 +194,19 @@ def test_the_cli_runs_without_its_newer_version_check(
     )
     assert (code, lines) == (0, ["1 passed"])
     assert os.environ.get("CDK_DISABLE_VERSION_CHECK") is None
+
+
+@pytest.mark.parametrize("command", ["deploy", "rollback", "destroy"])
+def test_without_a_terminal_or_yes_a_command_that_asks_stops_before_any_work(
+    tmp_path: Path, command: str
+) -> None:
+    register_commands([command])
+    args = [command, "--config", str(tmp_path / "absent.yaml")]
+    if command != "deploy":
+        args += ["--env", "staging"]
+    result = CliRunner().invoke(app, args, input="")
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        f"error: deployline {command} asks for a confirmation and stdin is not a terminal: "
+        "pass --yes\n"
+    )

@@ -9,6 +9,7 @@ which is how the tests point everything at a moto server.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -45,13 +46,16 @@ class Aws:
 
     Args:
         profile: an AWS profile name. Default: AWS_PROFILE or the default profile.
-        region: the region environment-agnostic stacks go to. Default: the session's region.
+        region: the region environment-agnostic stacks go to. Default: AWS_REGION, else the
+            session's (AWS_DEFAULT_REGION, the profile's region).
     """
 
     def __init__(self, *, profile: str | None = None, region: str | None = None) -> None:
         import boto3
         from botocore.exceptions import ProfileNotFound
 
+        # botocore reads AWS_DEFAULT_REGION; the CDK CLI (and AWS's newer SDKs) AWS_REGION too
+        region = region or os.environ.get("AWS_REGION") or None
         try:
             self.session = boto3.Session(profile_name=profile, region_name=region)
         except ProfileNotFound:
@@ -78,6 +82,7 @@ class Aws:
     @cached_property
     def identity(self) -> Identity:
         """Who the credentials are (sts:GetCallerIdentity). Raises AwsError."""
+        _ = self.region
         try:
             answer = self.session.client("sts", config=client_config()).get_caller_identity()
         except Exception as exc:

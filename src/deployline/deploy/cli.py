@@ -117,24 +117,40 @@ def _cli(project: Path) -> CdkCli:
         _fail(str(exc))
 
 
+def _can_confirm(command: str, yes: bool) -> None:
+    """Fail at once, before any work, when a confirmation will be needed and cannot be asked."""
+    if not yes and not sys.stdin.isatty():
+        _fail(
+            f"deployline {command} asks for a confirmation and stdin is not a terminal: pass --yes"
+        )
+
+
 def _confirm(question: str, yes: bool) -> None:
     if yes:
         return
-    if not sys.stdin.isatty():
-        _fail(f"{question} needs a confirmation and stdin is not a terminal: pass --yes")
     if not typer.confirm(question, default=False, err=True):
         _console().print("Nothing was changed.")
         raise typer.Exit(1)
 
 
 def _print_preflight(preflight: Any) -> None:
+    from rich.text import Text
+
     console = _console()
-    marks = {True: "[green]ok[/]", False: "[red]FAILED[/]"}
     for check in preflight.checks:
-        mark = marks[check.ok] if check.ok or check.blocking else "[yellow]warning[/]"
-        console.print(f"  {mark:>8}  {check.name}: {check.detail}", markup=True)
+        label, style = (
+            ("ok", "green")
+            if check.ok
+            else ("FAILED", "red")
+            if check.blocking
+            else ("warning", "yellow")
+        )
+        line = Text("  ")
+        line.append(f"{label:>7}", style=style)
+        line.append(f"  {check.name}: {check.detail}")
+        console.print(line)
         if not check.ok and check.fix:
-            console.print(f"            fix: {check.fix}", markup=False)
+            console.print(Text(f"{'':>11}fix: {check.fix}"))
 
 
 def _preflight(plan: Any, aws: Any) -> None:
@@ -221,6 +237,7 @@ def deploy_command(
     redeploy keeps the image the pipeline shipped (the ImageTag parameter keeps its value)."""
     from deployline.deploy.operations import deploy
 
+    _can_confirm("deploy", yes)
     cli = _cli(config.parent)
     loaded = _synthesize(config, out, check=not no_check)
     plan = _plan(loaded, out, env or [], None)
@@ -323,6 +340,7 @@ def rollback_command(
     from deployline.deploy.operations import DeployError, deploy
     from deployline.deploy.rollback import plan_rollback
 
+    _can_confirm("rollback", yes)
     cli = _cli(config.parent)
     loaded = _synthesize(config, out, check=False)
     plan = _plan(loaded, out, [env], False)
@@ -372,6 +390,7 @@ def destroy_command(
     from deployline.deploy.destroy import destroy_environment, find_target
     from deployline.deploy.operations import DeployError
 
+    _can_confirm("destroy", yes)
     cli = _cli(config.parent)
     loaded = _synthesize(config, out, check=False)
     plan = _plan(loaded, out, [env], False)
@@ -398,8 +417,6 @@ def destroy_command(
 def _confirm_destroy(stack: str, env: str, target: Any, yes: bool, kept: str) -> None:
     if yes:
         return
-    if not sys.stdin.isatty():
-        _fail(f"deleting {stack} needs a confirmation and stdin is not a terminal: pass --yes")
     answer = typer.prompt(
         f"Delete {stack} in {target.placement}?{kept} Type the environment name ({env}) to go on",
         default="",
