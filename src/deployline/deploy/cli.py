@@ -232,9 +232,10 @@ def deploy_command(
 ) -> None:
     """Deploy the environments' stacks, then the pipeline's, with the pinned AWS CDK CLI.
 
-    Checks first, before anything is created: credentials and account, the bootstrap stack in
-    every target account and region, the source connection, unconfirmed alert e-mails. A
-    redeploy keeps the image the pipeline shipped (the ImageTag parameter keeps its value)."""
+    Checks first, before anything is created: credentials and account,
+    the bootstrap stack in every target account and region, the source
+    connection, unconfirmed alert e-mails. A later deploy keeps the image
+    the pipeline shipped: the ImageTag parameter keeps its value."""
     from deployline.deploy.operations import deploy
 
     _can_confirm("deploy", yes)
@@ -334,8 +335,10 @@ def rollback_command(
     ] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Redeploy an earlier image of one environment from the deployment history, through the
-    stack's ImageTag parameter (the way the pipeline deploys)."""
+    """Redeploy an earlier image of one environment, from the deployment history.
+
+    The image goes out as the environment stack's ImageTag parameter, the
+    way the pipeline deploys one; nothing else in the stack changes."""
     from deployline.deploy.aws import AwsError
     from deployline.deploy.operations import DeployError, deploy
     from deployline.deploy.rollback import plan_rollback
@@ -384,8 +387,10 @@ def destroy_command(
     ] = False,
     verbose: VerboseOption = False,
 ) -> None:
-    """Delete one environment's stack (after a confirmation), what it keeps on delete only with
-    --delete-retained, then verify that nothing tagged for the environment is left."""
+    """Delete one environment's stack, then verify that nothing of it is left.
+
+    Asks first (type the environment's name, or pass --yes). What the
+    stack keeps on delete is deleted only with --delete-retained."""
     from deployline.deploy.aws import AwsError
     from deployline.deploy.destroy import destroy_environment, find_target
     from deployline.deploy.operations import DeployError
