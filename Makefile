@@ -1,13 +1,14 @@
 # The few commands that matter. Each sets itself up from a fresh clone (python3, node, make).
 SHELL := /bin/bash
 PYTHON ?= python3
+NPM ?= npm
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # jsii silences its Node end-of-life banner only for the Node major versions listed here.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 14,16,18,19,20,21,23
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION ?= 1
 
-.PHONY: install install-dev synth check rules-doc test bench lint clean
+.PHONY: install install-dev cdk-cli synth check rules-doc test bench lint clean
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +20,16 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.runtime
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The AWS CDK CLI the deploy commands drive, at the version package-lock.json pins.
+node_modules/.deployline-installed: package.json package-lock.json
+	@command -v node >/dev/null || { echo "make: Node.js 18 or newer runs the AWS CDK CLI and is not on PATH: install it (https://nodejs.org, brew install node, apt-get install nodejs npm)" >&2; exit 2; }
+	@command -v $(NPM) >/dev/null || { echo "make: npm installs the AWS CDK CLI and is not on PATH: install it with Node.js (https://nodejs.org)" >&2; exit 2; }
+	$(NPM) ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
+cdk-cli: node_modules/.deployline-installed  ## the pinned AWS CDK CLI in node_modules/
 
 synth: $(VENV)/.runtime  ## synthesize the example deployline.yaml into cdk.out/
 	$(VENV)/bin/deployline synth --config deployline.yaml --out cdk.out
@@ -31,7 +40,7 @@ check: $(VENV)/.runtime  ## check the synthesized templates in cdk.out/ (run mak
 rules-doc: $(VENV)/.runtime  ## regenerate RULES.md from the rules and the catalog
 	$(PY) -m deployline.checks.docs > RULES.md.tmp && mv RULES.md.tmp RULES.md
 
-test: $(VENV)/.dev  ## the whole test suite
+test: $(VENV)/.dev node_modules/.deployline-installed  ## the whole test suite
 	$(PY) -m pytest
 
 lint: $(VENV)/.dev

@@ -241,6 +241,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("deployline.history", "history_app"),
     "run-local": ("deployline.local_runner", "run_local_command"),
     "diagram": ("deployline.diagram", "diagram_command"),
+    "deploy": ("deployline.deploy.cli", "deploy_command"),
+    "diff": ("deployline.deploy.cli", "diff_command"),
+    "rollback": ("deployline.deploy.cli", "rollback_command"),
+    "destroy": ("deployline.deploy.cli", "destroy_command"),
 }
 _registered: set[str] = set()
 

@@ -1,0 +1,401 @@
+"""Checks that run before a deploy creates anything; each failure names its fix (a command).
+
+1. Credentials, and the account they belong to (the config's pipeline account, when it names
+   one: every other account trusts that one).
+2. In each target account and region, the bootstrap stack: the SSM parameter that holds its
+   version (`/cdk-bootstrap/<qualifier>/version`), at least the version the templates need, and
+   the bucket the stacks' files are published to.
+3. For a GitHub source, when the pipeline stack is deployed: the connection ARN's SSM parameter
+   exists and the connection is AVAILABLE (a new connection stays PENDING until someone finishes
+   the handshake in the console).
+4. E-mail subscriptions of the alert topic that were never confirmed (a warning: alerts to that
+   address are dropped until it is).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployline.config import DEFAULT_BOOTSTRAP_QUALIFIER, DeploylineConfig, GitHubSource
+from deployline.deploy.assembly import Placement, StackArtifact, substitute
+from deployline.deploy.aws import Aws, AwsError, describe
+from deployline.deploy.cdk import CDK_CLI_VERSION
+from deployline.naming import Kind, Namer
+from deployline.runtime.clients import error_code
+
+#: The policy `cdk bootstrap --trust` must be given; the CDK default, written out.
+EXECUTION_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
+_QUALIFIER = re.compile(r"^/cdk-bootstrap/([^/]+)/version$")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One preflight check: what was checked, what was found and, when it failed, the fix."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+    #: False for warnings: reported, but the deploy goes ahead.
+    blocking: bool = True
+
+
+@dataclass
+class Preflight:
+    """The checks, in the order they ran."""
+
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok and c.blocking]
+
+    @property
+    def warnings(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok and not c.blocking]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def add(self, check: Check) -> Check:
+        self.checks.append(check)
+        return check
+
+
+#: Makes the client that reads a connection: (service, region) -> client. Tests hand in a
+#: stubbed one, since moto has no CodeConnections.
+ConnectionClient = Callable[[str, str], Any]
+
+
+def run_preflight(
+    config: DeploylineConfig,
+    stacks: Sequence[StackArtifact],
+    aws: Aws,
+    *,
+    pipeline_stack: str | None = None,
+    connection_client: ConnectionClient | None = None,
+) -> Preflight:
+    """Every check for deploying `stacks` of `config` with `aws`'s credentials.
+
+    `pipeline_stack` names the pipeline's stack when it is among `stacks` (the source connection
+    matters only then).
+    """
+    result = Preflight()
+    if not result.add(check_credentials(aws)).ok:
+        return result
+    if not result.add(check_account(config, stacks, aws)).ok:
+        return result
+    for placement, group in _by_placement(stacks, aws).items():
+        result.checks.extend(check_bootstrap(config, placement, group, aws))
+    deploys_pipeline = pipeline_stack is not None and any(
+        s.stack_name == pipeline_stack for s in stacks
+    )
+    if deploys_pipeline and isinstance(config.source, GitHubSource):
+        result.add(check_connection(config, config.source, aws, connection_client))
+    if deploys_pipeline:
+        result.checks.extend(check_subscriptions(config, aws))
+    return result
+
+
+def _error(name: str, exc: BaseException, doing: str, *, blocking: bool = True) -> Check:
+    error = describe(exc, doing)
+    return Check(name, False, error.problem, error.fix, blocking)
+
+
+# ---- credentials and account --------------------------------------------------------------
+
+
+def check_credentials(aws: Aws) -> Check:
+    try:
+        identity = aws.identity
+        region = aws.region
+    except AwsError as exc:
+        return Check("credentials", False, exc.problem, exc.fix)
+    return Check("credentials", True, f"{identity.arn} (account {identity.account}, {region})")
+
+
+def check_account(config: DeploylineConfig, stacks: Sequence[StackArtifact], aws: Aws) -> Check:
+    """With accounts in the config: the credentials belong to the pipeline's account (which
+    every other account trusts), or to the one account all `stacks` go to."""
+    account = aws.identity.account
+    if config.is_environment_agnostic:
+        return Check("account", True, f"{account} (deployline.yaml names no account)")
+    home = config.pipeline.account
+    targets = {s.placement.account for s in stacks}
+    if account == home or targets == {account}:
+        return Check("account", True, f"{account}")
+    return Check(
+        "account",
+        False,
+        f"the credentials are for account {account} ({aws.identity.arn}), but "
+        f"deployline.yaml's pipeline.account is {home}: the other accounts trust that one",
+        f"use credentials for account {home}: `aws sso login --profile <a profile for {home}>` "
+        "and pass --profile with it",
+    )
+
+
+def _by_placement(
+    stacks: Sequence[StackArtifact], aws: Aws
+) -> dict[Placement, list[StackArtifact]]:
+    groups: dict[Placement, list[StackArtifact]] = {}
+    for stack in stacks:
+        where = stack.placement.resolve(account=aws.identity.account, region=aws.region)
+        groups.setdefault(where, []).append(stack)
+    return groups
+
+
+# ---- bootstrap ----------------------------------------------------------------------------
+
+
+def bootstrap_command(
+    placement: Placement, *, qualifier: str, trust: str | None, profile: str | None = None
+) -> str:
+    """The exact `cdk bootstrap` that prepares `placement` (with `--trust` for the pipeline's
+    account when it is another one)."""
+    parts = [f"npx aws-cdk@{CDK_CLI_VERSION} bootstrap {placement}"]
+    if qualifier != DEFAULT_BOOTSTRAP_QUALIFIER:
+        parts.append(f"--qualifier {qualifier}")
+    if trust and trust != placement.account:
+        parts.append(
+            f"--trust {trust} --trust-for-lookup {trust} "
+            f"--cloudformation-execution-policies {EXECUTION_POLICY}"
+        )
+    if profile:
+        parts.append(f"--profile {profile}")
+    return " ".join(parts)
+
+
+def check_bootstrap(
+    config: DeploylineConfig, placement: Placement, stacks: Sequence[StackArtifact], aws: Aws
+) -> list[Check]:
+    """The bootstrap version parameter and asset bucket in one account and region."""
+    assert placement.account is not None and placement.region is not None
+    account, region = placement.account, placement.region
+    name = f"bootstrap {placement}"
+    parameter = next((s.bootstrap_version_parameter for s in stacks), None)
+    parameter = parameter or f"/cdk-bootstrap/{DEFAULT_BOOTSTRAP_QUALIFIER}/version"
+    match = _QUALIFIER.match(parameter)
+    qualifier = match.group(1) if match else config.pipeline.bootstrap_qualifier
+    trust = None if config.is_environment_agnostic else config.pipeline.account
+    mine = account == aws.identity.account
+    fix = bootstrap_command(
+        placement, qualifier=qualifier, trust=trust, profile=aws.profile if mine else None
+    )
+    if not mine:
+        fix += f" (with credentials for account {account})"
+    role_arn = next(
+        (r for s in stacks if (r := s.role("deploy", placement, aws.identity.partition))), None
+    )
+    try:
+        ssm = aws.client("ssm", region=region, account=account, role_arn=role_arn)
+        answer = ssm.get_parameter(Name=parameter)
+    except Exception as exc:
+        code = error_code(exc)
+        if code == "ParameterNotFound":
+            return [Check(name, False, f"not bootstrapped (no SSM parameter {parameter})", fix)]
+        if code == "AccessDenied" and not mine:
+            return [
+                Check(
+                    name,
+                    False,
+                    f"cannot assume {role_arn}: account {account} is not bootstrapped with "
+                    f"--trust {aws.identity.account} (or with another qualifier)",
+                    fix,
+                )
+            ]
+        return [_error(name, exc, f"reading {parameter} in {placement}")]
+    version = int(answer["Parameter"]["Value"])
+    needed = max(s.requires_bootstrap_version for s in stacks)
+    if version < needed:
+        return [
+            Check(
+                name,
+                False,
+                f"bootstrap version {version} is older than the {needed} these templates need",
+                fix,
+            )
+        ]
+    checks = [Check(name, True, f"version {version} (qualifier {qualifier})")]
+    checks.extend(_check_buckets(stacks, placement, aws, role_arn, fix))
+    return checks
+
+
+def _check_buckets(
+    stacks: Sequence[StackArtifact],
+    placement: Placement,
+    aws: Aws,
+    role_arn: str | None,
+    bootstrap_fix: str,
+) -> list[Check]:
+    assert placement.account is not None and placement.region is not None
+    buckets = sorted(
+        {
+            substitute(b, account=placement.account, region=placement.region)
+            for s in stacks
+            for b in s.asset_buckets
+        }
+    )
+    s3 = aws.client("s3", region=placement.region, account=placement.account, role_arn=role_arn)
+    out = []
+    for bucket in buckets:
+        name = f"bootstrap bucket {bucket}"
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except Exception as exc:
+            code = error_code(exc)
+            if code in {"403", "AccessDenied"}:  # it exists; its policy decides who reads it
+                out.append(Check(name, True, "exists (not readable with these credentials)"))
+            elif code in {"404", "NoSuchBucket", "NotFound"}:
+                out.append(
+                    Check(
+                        name,
+                        False,
+                        "missing, though the bootstrap version parameter exists (deleted by "
+                        "hand?); CloudFormation will not recreate a bucket it believes exists",
+                        "delete the bootstrap stack, then bootstrap again: `aws cloudformation "
+                        f"delete-stack --stack-name CDKToolkit --region {placement.region}`, then "
+                        f"`{bootstrap_fix}`",
+                    )
+                )
+            else:
+                out.append(_error(name, exc, f"looking for {bucket}"))
+            continue
+        out.append(Check(name, True, "exists"))
+    return out
+
+
+# ---- the source connection ----------------------------------------------------------------
+
+CONNECTIONS_CONSOLE = (
+    "https://console.aws.amazon.com/codesuite/settings/connections?region={region}"
+)
+
+
+def check_connection(
+    config: DeploylineConfig,
+    source: GitHubSource,
+    aws: Aws,
+    connection_client: ConnectionClient | None = None,
+) -> Check:
+    """The connection ARN (from its SSM parameter, or literal) names an AVAILABLE connection."""
+    region = config.pipeline.region or aws.region
+    console = CONNECTIONS_CONSOLE.format(region=region)
+    arn = source.connection_arn
+    if source.connection_parameter is not None:
+        name = source.connection_parameter
+        try:
+            arn = aws.client("ssm", region=region).get_parameter(Name=name)["Parameter"]["Value"]
+        except Exception as exc:
+            if error_code(exc) != "ParameterNotFound":
+                return _error("source connection", exc, f"reading {name}")
+            return Check(
+                "source connection",
+                False,
+                f"SSM parameter {name} (source.connection_parameter) does not exist in {region}",
+                f"create a connection to GitHub ({console} → Create connection), finish its "
+                f"handshake, then `aws ssm put-parameter --region {region} --type String "
+                f"--name {name} --value <the connection's ARN>`",
+            )
+    assert arn is not None
+    return _connection_status(arn, aws, connection_client, console)
+
+
+def _connection_status(
+    arn: str, aws: Aws, connection_client: ConnectionClient | None, console: str
+) -> Check:
+    parts = arn.split(":")
+    if len(parts) < 6 or ":connection/" not in arn:
+        return Check(
+            "source connection",
+            False,
+            f"{arn!r} is not a connection ARN",
+            "store the ARN of a connection (arn:aws:codeconnections:<region>:<account>:"
+            f"connection/<id>, from {console}) in the parameter (`aws ssm put-parameter "
+            "--overwrite ...`)",
+        )
+    service = "codeconnections" if parts[2] == "codeconnections" else "codestar-connections"
+    region = parts[3]
+    make = connection_client or (lambda svc, rgn: aws.client(svc, region=rgn))
+    try:
+        status = make(service, region).get_connection(ConnectionArn=arn)["Connection"]
+    except Exception as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return Check(
+                "source connection",
+                False,
+                f"connection {arn} does not exist (deleted?)",
+                f"create a connection ({console}), then store its ARN in the parameter",
+            )
+        return _error("source connection", exc, f"reading {arn}")
+    state = status.get("ConnectionStatus", "?")
+    if state == "AVAILABLE":
+        return Check("source connection", True, f"{arn} is AVAILABLE")
+    return Check(
+        "source connection",
+        False,
+        f"connection {status.get('ConnectionName', arn)} is {state}, not AVAILABLE",
+        f"open {console}, choose the connection and finish its handshake (Update pending "
+        "connection); a connection in ERROR must be updated or created again",
+    )
+
+
+# ---- e-mail subscriptions -----------------------------------------------------------------
+
+
+def alert_topic_arn(config: DeploylineConfig, *, partition: str, account: str, region: str) -> str:
+    """The pipeline's alert topic, named as the Notifications construct names it."""
+    namer = Namer(config.service, config.naming.pipeline_environment, config.naming.prefix)
+    return f"arn:{partition}:sns:{region}:{account}:{namer.name('alerts', Kind.SNS_TOPIC)}"
+
+
+def check_subscriptions(config: DeploylineConfig, aws: Aws, sns: Any = None) -> list[Check]:
+    """A warning per e-mail address that never confirmed its subscription. `sns` (Default: a
+    client in the pipeline's region) lists the topic's subscriptions."""
+    if not config.notifications.emails:
+        return []
+    region = config.pipeline.region or aws.region
+    topic = alert_topic_arn(
+        config, partition=aws.identity.partition, account=aws.identity.account, region=region
+    )
+    try:
+        pages = (sns or aws.client("sns", region=region)).get_paginator(
+            "list_subscriptions_by_topic"
+        )
+        subscriptions = [
+            s for page in pages.paginate(TopicArn=topic) for s in page["Subscriptions"]
+        ]
+    except Exception as exc:
+        if error_code(exc) in {"NotFound", "NotFoundException"}:
+            return [
+                Check(
+                    "e-mail subscriptions",
+                    True,
+                    "the alert topic is created by this deploy; AWS then e-mails each address "
+                    "in notifications.emails a link to confirm",
+                    blocking=False,
+                )
+            ]
+        return [_error("e-mail subscriptions", exc, f"listing {topic}", blocking=False)]
+    pending = sorted(
+        s["Endpoint"]
+        for s in subscriptions
+        if s.get("Protocol") == "email" and s.get("SubscriptionArn") == "PendingConfirmation"
+    )
+    if not pending:
+        return [Check("e-mail subscriptions", True, "confirmed", blocking=False)]
+    return [
+        Check(
+            f"e-mail subscription {address}",
+            False,
+            "not confirmed: alerts to this address are dropped",
+            "confirm the e-mail from AWS Notifications; to have it sent again: `aws sns "
+            f"subscribe --region {region} --topic-arn {topic} --protocol email "
+            f"--notification-endpoint {address}`",
+            blocking=False,
+        )
+        for address in pending
+    ]
