@@ -230,7 +230,7 @@ def test_a_change_set_that_failed_otherwise_fails_the_job_with_its_reason(pipeli
 
 def test_a_change_set_still_being_created_is_waited_for_with_a_token(pipeline: Any) -> None:
     fake = FakeCloudFormation([{"Status": "CREATE_IN_PROGRESS"}])
-    client, stub, log = pipeline
+    client, stub, _ = pipeline
     stub.add_response(
         "put_job_success_result",
         {},

@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployline.config import DEFAULT_BOOTSTRAP_QUALIFIER, DeploylineConfig, GitHubSource
+from deployline.config import DeploylineConfig, GitHubSource
+from deployline.contract import DEFAULT_BOOTSTRAP_QUALIFIER
 from deployline.deploy.assembly import Placement, StackArtifact, substitute
 from deployline.deploy.aws import Aws, AwsError, describe
 from deployline.deploy.cdk import CDK_CLI_VERSION
