@@ -210,3 +210,65 @@ def test_the_example_passes_aws_cdk_libs_own_cloudformation_validation(tmp_path:
         r.get("summary", {}).get("status") == "success" and not r.get("violations")
         for r in report["pluginReports"]
     )
+
+
+def test_the_output_takes_the_user_s_umask(synthesized) -> None:  # type: ignore[no-untyped-def]
+    from deployline.fileio import current_umask
+
+    assert synthesized.outdir.stat().st_mode & 0o777 == 0o777 & ~current_umask()
+
+
+def _config_with_checks(tmp_path: Path, checks: str) -> Path:
+    path = tmp_path / "deployline.yaml"
+    path.write_text((ROOT / "deployline.yaml").read_text() + checks, encoding="utf-8")
+    return path
+
+
+def test_synth_s_check_reads_checks_options_as_deployline_check_does(  # type: ignore[no-untyped-def]
+    synthesized, tmp_path: Path
+) -> None:
+    """One schema for `checks:`: DL301's `limit` option tightens synth's check (the example's
+    image build takes 15 minutes, its tests and scan 20 each), and a short reason suppresses, as
+    in deployline check."""
+    strict = _config_with_checks(tmp_path, "checks:\n  options:\n    dl301: {limit: 10}\n")
+    result = synth_module.check_synthesized(synthesized.outdir, strict)
+    assert sorted(f.message for f in result.findings) == [
+        "TimeoutInMinutes is 15, above the limit of 10",
+        "TimeoutInMinutes is 20, above the limit of 10",
+        "TimeoutInMinutes is 20, above the limit of 10",
+    ]
+    assert {f.rule_id for f in result.findings} == {"DL301"} and result.exit_code() == 1
+    accepted = _config_with_checks(
+        tmp_path,
+        "checks:\n  options:\n    dl301: {limit: 10}\n  suppress:\n    - {id: dl301, reason: ok}\n",
+    )
+    result = synth_module.check_synthesized(synthesized.outdir, accepted)
+    assert [f.rule_id for f in result.findings] == [] and result.suppressed == 3
+    assert result.exit_code() == 0
+
+
+def test_ctrl_c_during_the_swap_waits_for_both_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT between moving the old output away and moving the new one in takes effect only
+    after both: the new output is in place, the old one gone, then KeyboardInterrupt."""
+    import signal
+
+    target, scratch = tmp_path / "cdk.out", tmp_path / ".cdk.out-scratch"
+    target.mkdir()
+    (target / "old").write_text("old")
+    scratch.mkdir()
+    (scratch / "new").write_text("new")
+    rename = Path.rename
+
+    def rename_then_interrupt(self: Path, to: Path) -> Path:
+        moved = rename(self, to)
+        if self == target:  # the first of the two renames
+            signal.raise_signal(signal.SIGINT)
+        return moved
+
+    monkeypatch.setattr(Path, "rename", rename_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        synth_module._swap_in(scratch, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["cdk.out"]
+    assert [p.name for p in target.iterdir()] == ["new"]
