@@ -204,6 +204,36 @@ def environment(draw: st.DrawFn, name: str) -> dict[str, Any]:
         }
     if draw(st.integers(0, 3)) == 0:
         env["production"] = draw(st.booleans())
+    if draw(st.integers(0, 3)) == 0:
+        env["listener_port"] = draw(st.sampled_from([80, 443, 8080, 8081, 65535]))
+    if draw(st.integers(0, 3)) == 0:
+        env.update(
+            health_check_grace_seconds=draw(st.integers(0, 3600)),
+            deregistration_delay_seconds=draw(st.integers(0, 3600)),
+            target_cpu_percent=draw(st.integers(10, 95)),
+            target_requests_per_task=draw(st.integers(1, 1_000_000)),
+            access_log_expiry_days=draw(st.integers(1, 3650)),
+            read_only_root_filesystem=draw(st.booleans()),
+            container_health_check=draw(st.booleans()),
+        )
+    if draw(st.integers(0, 5)) == 0:
+        env["container_health_check_command"] = draw(
+            sometimes(st.just("wget -qO- http://127.0.0.1:8080/health"), odd=odd_text)
+        )
+    if draw(st.integers(0, 5)) == 0:
+        env["placeholder_image"] = draw(
+            st.sampled_from(
+                [
+                    "public.ecr.aws/nginx/nginx:stable",
+                    "111111111111.dkr.ecr.us-east-1.amazonaws.com/x:1",
+                ]
+            )
+        )
+        env["placeholder_image_command"] = draw(
+            st.sampled_from([None, ["serve", "--port", "8080"]])
+        )
+    if draw(st.integers(0, 5)) == 0:
+        env["destroy_on_delete"] = draw(st.booleans())
     return env
 
 
@@ -255,16 +285,48 @@ def config_documents(draw: st.DrawFn, *, service: str | None = None) -> dict[str
         doc["notifications"] = notifications
     if draw(st.booleans()):
         doc["naming"] = {"prefix": draw(kebab(12))}
+        if draw(st.booleans()):
+            doc["naming"]["pipeline_environment"] = draw(kebab(12))
+    pipeline: dict[str, Any] = {}
     if draw(st.integers(0, 3)) == 0:
-        doc["pipeline"] = {"account": draw(arn_account), "region": draw(regions)}
+        pipeline.update(account=draw(arn_account), region=draw(regions))
         for env in envs:
             if draw(st.integers(0, 2)) == 0:
                 env["account"] = draw(arn_account)
+            if draw(st.integers(0, 4)) == 0:
+                env["region"] = draw(regions)
+    if draw(st.integers(0, 3)) == 0:
+        expiry = draw(st.integers(1, 3650))
+        pipeline.update(
+            artifact_expiry_days=expiry,
+            noncurrent_expiry_days=draw(
+                sometimes(st.integers(1, expiry), odd=st.integers(1, 3650))
+            ),
+            ecr_keep_images=draw(st.integers(1, 1000)),
+            execution_mode=draw(st.sampled_from(["queued", "superseded"])),
+            log_retention_days=draw(st.sampled_from([1, 14, 3653])),
+            bootstrap_qualifier=draw(st.sampled_from(["hnb659fds", "abc123"])),
+        )
+    if pipeline:
+        doc["pipeline"] = pipeline
     if draw(st.integers(0, 3)) == 0:
         doc["build"] = {
             "timeout_minutes": draw(st.integers(5, 60)),
             "platform": draw(st.sampled_from(["linux/amd64", "linux/arm64"])),
             "cache": draw(st.booleans()),
+            "dockerfile": draw(st.sampled_from(["Dockerfile", "docker/app.Dockerfile"])),
+            "context": draw(st.sampled_from([".", "services/api"])),
+        }
+        if draw(st.booleans()):
+            doc["build"]["dockerhub_secret"] = draw(st.sampled_from(["dockerhub/creds", "x" * 512]))
+    if draw(st.integers(0, 3)) == 0:
+        doc["test"] = {
+            "commands": draw(st.lists(st.sampled_from(["make test", "pytest -q"]), min_size=1)),
+            "reports": {
+                "junit": draw(st.sampled_from([None, "reports/junit.xml"])),
+                "coverage": draw(st.sampled_from([None, "reports/coverage.xml"])),
+            },
+            "timeout_minutes": draw(st.integers(5, 60)),
         }
     if draw(st.integers(0, 3)) == 0:
         doc["security"] = {
@@ -272,6 +334,8 @@ def config_documents(draw: st.DrawFn, *, service: str | None = None) -> dict[str
                 st.lists(st.sampled_from(["bandit", "pip-audit", "trivy"]), min_size=1, unique=True)
             ),
             "threshold": draw(st.sampled_from(["critical", "high", "medium", "low"])),
+            "allow_unverified": draw(st.booleans()),
+            "paths": draw(st.lists(st.sampled_from([".", "src", "services/api"]), min_size=1)),
         }
     if draw(st.integers(0, 4)) == 0:
         doc["checks"] = {

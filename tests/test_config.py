@@ -881,3 +881,11 @@ def yaml_dump(data: Any) -> str:
     import yaml
 
     return yaml.safe_dump(data, allow_unicode=True)
+
+
+def test_replaced_artifacts_cannot_outlive_the_artifacts() -> None:
+    """What the artifact store refuses at synth (found by the config fuzz)."""
+    text = MINIMAL + "pipeline:\n  artifact_expiry_days: 3\n  noncurrent_expiry_days: 7\n"
+    line, field, message = only_problem(text)
+    assert (line, field) == (14, "pipeline.noncurrent_expiry_days")
+    assert message.startswith("7 days is longer than artifact_expiry_days (3)")

@@ -993,6 +993,23 @@ class PipelineConfig(_Model):
     ecr_keep_images: int = Field(default=20, ge=1, le=1000)
     log_retention_days: LogRetentionDays = 30
 
+    @model_validator(mode="after")
+    def _noncurrent_within_expiry(self) -> PipelineConfig:
+        """What the artifact store refuses: old versions cannot outlive the objects."""
+        if self.noncurrent_expiry_days > self.artifact_expiry_days:
+            _refuse(
+                [
+                    (
+                        ("noncurrent_expiry_days",),
+                        f"{self.noncurrent_expiry_days} days is longer than "
+                        f"artifact_expiry_days ({self.artifact_expiry_days}): replaced artifact "
+                        "versions cannot be kept longer than the artifacts; lower it or raise "
+                        "artifact_expiry_days",
+                    )
+                ]
+            )
+        return self
+
 
 class Suppression(_Model):
     """An accepted finding: `checks.suppress` items.
