@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 import yaml
 from pydantic import (
@@ -188,6 +188,11 @@ class FieldProblems(ValueError):
 def _refuse(problems: Sequence[Located]) -> None:
     if problems:
         raise FieldProblems(problems)
+
+
+def _refuse_at(loc: tuple[int | str, ...], message: str) -> NoReturn:
+    """Refuse one field (a path below the model) with `message`."""
+    raise FieldProblems([(loc, message)])
 
 
 class _Model(BaseModel):
@@ -508,16 +513,12 @@ class NetworkConfig(_Model):
         mask = 32 - ((2 ** (32 - prefix)) // count).bit_length() + 1
         if mask > 28:
             widest = 32 - (16 * count - 1).bit_length()
-            _refuse(
-                [
-                    (
-                        ("vpc_cidr",),
-                        f"{self.vpc_cidr} split into {count} subnets ({self.max_azs} zones x "
-                        f"{groups} subnet group{'s' if groups > 1 else ''} in mode "
-                        f"{self.mode.value}) leaves /{mask} subnets, and a subnet must be /28 or "
-                        f"larger: use a /{widest} or larger vpc_cidr, or fewer max_azs",
-                    )
-                ]
+            _refuse_at(
+                ("vpc_cidr",),
+                f"{self.vpc_cidr} split into {count} subnets ({self.max_azs} zones x "
+                f"{groups} subnet group{'s' if groups > 1 else ''} in mode "
+                f"{self.mode.value}) leaves /{mask} subnets, and a subnet must be /28 or "
+                f"larger: use a /{widest} or larger vpc_cidr, or fewer max_azs",
             )
         return self
 
@@ -805,14 +806,10 @@ class EnvironmentConfig(_Model):
             what = f"{len(self.ingress_cidrs)} ingress_cidrs x {len(ports)} port(s) {ports}"
             if test:
                 what += f" + {test} test_listener_cidrs"
-            _refuse(
-                [
-                    (
-                        ("ingress_cidrs",),
-                        f"{what} make {rules} inbound rules in the load balancer's security "
-                        f"group, which holds {MAX_INGRESS_RULES}: list fewer, wider CIDRs",
-                    )
-                ]
+            _refuse_at(
+                ("ingress_cidrs",),
+                f"{what} make {rules} inbound rules in the load balancer's security "
+                f"group, which holds {MAX_INGRESS_RULES}: list fewer, wider CIDRs",
             )
         return self
 
@@ -997,16 +994,12 @@ class PipelineConfig(_Model):
     def _noncurrent_within_expiry(self) -> PipelineConfig:
         """What the artifact store refuses: old versions cannot outlive the objects."""
         if self.noncurrent_expiry_days > self.artifact_expiry_days:
-            _refuse(
-                [
-                    (
-                        ("noncurrent_expiry_days",),
-                        f"{self.noncurrent_expiry_days} days is longer than "
-                        f"artifact_expiry_days ({self.artifact_expiry_days}): replaced artifact "
-                        "versions cannot be kept longer than the artifacts; lower it or raise "
-                        "artifact_expiry_days",
-                    )
-                ]
+            _refuse_at(
+                ("noncurrent_expiry_days",),
+                f"{self.noncurrent_expiry_days} days is longer than "
+                f"artifact_expiry_days ({self.artifact_expiry_days}): replaced artifact "
+                "versions cannot be kept longer than the artifacts; lower it or raise "
+                "artifact_expiry_days",
             )
         return self
 
@@ -1232,16 +1225,12 @@ class DeploylineConfig(_Model):
     def _tags_fit(self) -> DeploylineConfig:
         owner = 1 if self.owner and "Owner" not in self.tags else 0
         if len(self.tags) + owner > MAX_USER_TAGS:
-            _refuse(
-                [
-                    (
-                        ("tags",),
-                        f"{len(self.tags)} tags{' and the Owner tag' if owner else ''} are more "
-                        f"than {MAX_USER_TAGS}: a resource holds {MAX_TAGS_PER_RESOURCE} tags, and "
-                        f"deployline adds {len(REQUIRED_TAG_KEYS)} of its own and CDK "
-                        f"{len(CDK_SUBNET_TAGS)} to each VPC subnet; remove some",
-                    )
-                ]
+            _refuse_at(
+                ("tags",),
+                f"{len(self.tags)} tags{' and the Owner tag' if owner else ''} are more "
+                f"than {MAX_USER_TAGS}: a resource holds {MAX_TAGS_PER_RESOURCE} tags, and "
+                f"deployline adds {len(REQUIRED_TAG_KEYS)} of its own and CDK "
+                f"{len(CDK_SUBNET_TAGS)} to each VPC subnet; remove some",
             )
         return self
 
@@ -1252,18 +1241,13 @@ class DeploylineConfig(_Model):
         if len(envs) < 2 or envs[-1].approval or self.checks.file_wide("DL405"):
             return self
         last = envs[-1]
-        _refuse(
-            [
-                (
-                    ("environments", len(envs) - 1, "approval"),
-                    f"{last.name!r} is the last of {len(envs)} environments, where releases reach "
-                    "production, and needs approval: true so that a person approves each one "
-                    "(failure catalog DL405); set approval: true, or accept DL405 in "
-                    "checks.suppress with a reason and no resource",
-                )
-            ]
+        _refuse_at(
+            ("environments", len(envs) - 1, "approval"),
+            f"{last.name!r} is the last of {len(envs)} environments, where releases reach "
+            "production, and needs approval: true so that a person approves each one "
+            "(failure catalog DL405); set approval: true, or accept DL405 in "
+            "checks.suppress with a reason and no resource",
         )
-        return self
 
     @model_validator(mode="after")
     def _pipeline_env_distinct(self) -> DeploylineConfig:
