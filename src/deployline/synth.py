@@ -148,15 +148,27 @@ def _swap_in(scratch: Path, target: Path) -> None:
 
 @contextlib.contextmanager
 def _interrupts_deferred() -> Iterator[None]:
-    """Hold SIGINT back while the block runs (main thread only; elsewhere signals never arrive)."""
+    """Hold Ctrl-C back while the block runs, then raise it.
+
+    The Python-level SIGINT handler is swapped for one that only records the signal (blocking
+    the signal in the main thread would not do: the kernel delivers a terminal's SIGINT to any
+    thread that does not block it, jsii's reader threads among them, and Python then runs the
+    handler in the main thread anyway). Outside the main thread no handler can be set, and no
+    signal handler runs there either.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, previous)
+    if caught and previous is not signal.SIG_IGN:
+        if callable(previous):  # Python's default handler and the CLI's raise KeyboardInterrupt
+            previous(signal.SIGINT, None)
+        raise KeyboardInterrupt
 
 
 def _first_line(text: str) -> str:
