@@ -51,14 +51,14 @@ def test_the_example_pipeline_deploys_to_every_configured_environment(synthesize
         r for r in pipeline["Resources"].values() if r["Type"] == "AWS::CodePipeline::Pipeline"
     )
     stages = [stage["Name"] for stage in resource["Properties"]["Stages"]]
-    assert stages == [
-        "Source",
-        "Build",
-        "Test",
+    assert stages[:3] == ["Source", "Build", "Test"]
+    # what lies between (the pipeline's self-update) is the pipeline stack's tests' business
+    assert [s for s in stages if s.startswith(("Deploy-", "Approve-"))] == [
         "Deploy-staging",
         "Approve-production",
         "Deploy-production",
     ]
+    assert stages[-1] == "Deploy-production"
     assert synthesized.check is not None and synthesized.check.exit_code("LOW") == 0
 
 
