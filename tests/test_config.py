@@ -672,7 +672,9 @@ def test_an_https_endpoint_may_carry_an_at_sign_in_its_path() -> None:
 def test_cpu_outside_fargate_s_sizes_is_refused_at_the_field() -> None:
     (line, field, message) = only_problem(_set(MINIMAL, STAGING, "    cpu: 300\n"))
     assert (line, field) == (9, "environments[0].cpu")
-    assert message.startswith("expected one of 256, 512, 1024")
+    assert message == (
+        "cpu must be one of [256, 512, 1024, 2048, 4096, 8192, 16384] Fargate CPU units, got 300"
+    )
 
 
 def test_an_empty_section_takes_its_defaults() -> None:

@@ -258,7 +258,7 @@ def test_synth_s_check_reads_checks_options_as_deployline_check_does(  # type: i
 
 
 def test_ctrl_c_during_the_swap_waits_for_both_renames(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     """SIGINT between moving the old output away and moving the new one in takes effect only
     after both: the new output is in place, the old one gone, then KeyboardInterrupt. The signal
@@ -266,6 +266,9 @@ def test_ctrl_c_during_the_swap_waits_for_both_renames(
     import signal
     import threading
 
+    # Python's own handler (an earlier test may have imported checkov.main, which sets its own)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     target, scratch = tmp_path / "cdk.out", tmp_path / ".cdk.out-scratch"
     target.mkdir()
     (target / "old").write_text("old")

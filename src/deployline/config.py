@@ -577,7 +577,8 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 }
 
 
-FargateCpu = Literal[256, 512, 1024, 2048, 4096, 8192, 16384]
+#: Fargate CPU units; the JSON Schema lists them, validate names the field with the choices.
+FargateCpu = Annotated[int, Field(json_schema_extra={"enum": sorted(FARGATE_SIZES)})]
 #: Fargate memory sizes (MiB); which of them a cpu takes is checked with the cpu.
 FargateMemory = Annotated[
     int,
@@ -828,7 +829,12 @@ class EnvironmentConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> EnvironmentConfig:
-        allowed = FARGATE_SIZES[self.cpu]
+        allowed = FARGATE_SIZES.get(self.cpu)
+        if allowed is None:
+            _refuse_at(
+                ("cpu",),
+                f"cpu must be one of {sorted(FARGATE_SIZES)} Fargate CPU units, got {self.cpu}",
+            )
         if self.memory not in allowed:
             raise ValueError(
                 f"memory {self.memory} MiB is not offered by Fargate with cpu {self.cpu}; "
