@@ -355,19 +355,26 @@ def test_ctrl_c_exits_130_with_one_line(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert _run_main(["synth", "--out", str(tmp_path / "out")]) == (130, "", "interrupted\n")
 
 
-def test_an_interrupt_that_surfaces_as_a_synth_error_is_still_an_interrupt(
+def test_an_interrupt_that_surfaces_as_a_javascript_error_is_still_an_interrupt(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Node gets the same SIGINT and dies; jsii then fails the synth with a JavaScript error,
-    which must not be reported as a problem of deployline.yaml."""
-    import deployline.synth
+    which must not be reported as a problem of deployline.yaml (by synth, or by the deploy
+    commands that synthesize through deployline.synth)."""
+    import deployline.app
+    from deployline.interrupts import interrupts
 
     def node_died(*_args: object, **_kwargs: object) -> None:
-        cli.interrupts.seen = True
-        raise deployline.synth.SynthError("Error: read ECONNRESET")
+        interrupts.seen = True
+        raise RuntimeError("Error on jsii API channel to child process: Error: read ECONNRESET")
 
-    monkeypatch.setattr(deployline.synth, "synthesize", node_died)
-    assert _run_main(["synth", "--out", str(tmp_path / "out")]) == (130, "", "interrupted\n")
+    monkeypatch.setattr(deployline.app, "build_app", node_died)
+    out = tmp_path / "out"
+    code, stdout, stderr = _run_main(
+        ["synth", "--config", str(ROOT / "deployline.yaml"), "--out", str(out)]
+    )
+    assert (code, stdout, stderr) == (130, "", "interrupted\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_ctrl_c_during_a_real_synth_leaves_the_previous_output(tmp_path: Path) -> None:

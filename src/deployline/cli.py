@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+from deployline.interrupts import EXIT_INTERRUPTED, interrupts
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -74,6 +74,10 @@ def config_errors(exc: Exception) -> NoReturn:
     if n > MAX_PROBLEMS_SHOWN:
         console.print(f"  ... and {n - MAX_PROBLEMS_SHOWN} more", highlight=False, markup=False)
     raise typer.Exit(2)
+
+
+#: The name deployline.deploy.cli imports.
+_config_errors = config_errors
 
 
 def _version_option(value: bool) -> None:
@@ -140,8 +144,6 @@ def synth(
     except ConfigError as exc:
         config_errors(exc)
     except SynthError as exc:
-        if interrupts.seen:  # Node died of the same Ctrl-C: not a problem of the config
-            raise KeyboardInterrupt from None
         _fail(f"{config}: {exc}")
 
     table = Table(title=f"Synthesized into {result.outdir}", title_justify="left")
@@ -315,39 +317,6 @@ def _command_in(argv: Sequence[str]) -> str | None:
         if not arg.startswith("-"):
             return arg
     return None
-
-
-class _Interrupts:
-    """Ctrl-C, as deployline reports it: exit 130 and one line, whatever was running.
-
-    The handler raises KeyboardInterrupt as Python's own does, and remembers that it did: an
-    interrupt can surface as another error (the jsii runtime's Node process gets the same SIGINT
-    and dies, so the synth in progress fails with a JavaScript error), which must not be
-    reported as a problem of the user's files.
-    """
-
-    def __init__(self) -> None:
-        self.seen = False
-
-    def __enter__(self) -> _Interrupts:
-        self.seen = False
-        self._installed = threading.current_thread() is threading.main_thread()
-        if self._installed:  # Python delivers signals to the main thread only
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.seen = True
-        raise KeyboardInterrupt
-
-
-EXIT_INTERRUPTED = 130
-#: The running command's interrupts (`run` installs the handler).
-interrupts = _Interrupts()
 
 
 def run(argv: Sequence[str]) -> int:

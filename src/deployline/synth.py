@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from deployline.config import load_config
 from deployline.fileio import publish_directory
+from deployline.interrupts import interrupts
 
 if TYPE_CHECKING:
     from deployline.checks.model import CheckResult
@@ -98,9 +99,11 @@ def synthesize(
             built = build_app(config, outdir=str(scratch), cfn_validation=cfn_validation)
             progress("Synthesizing templates")
             built.app.synth()
-        except (ValueError, TypeError) as exc:
-            raise SynthError(str(exc)) from None
         except Exception as exc:
+            if interrupts.seen:  # Node died of the same Ctrl-C: not a problem of the config
+                raise KeyboardInterrupt from None
+            if isinstance(exc, ValueError | TypeError):
+                raise SynthError(str(exc)) from None
             # jsii surfaces construct validation errors as JSIIError / RuntimeError.
             if type(exc).__name__ in {"JSIIError", "JavaScriptError"} or isinstance(
                 exc, RuntimeError
