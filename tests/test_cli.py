@@ -375,6 +375,7 @@ def test_an_interrupt_that_surfaces_as_a_javascript_error_is_still_an_interrupt(
     )
     assert (code, stdout, stderr) == (130, "", "interrupted\n")
     assert list(tmp_path.iterdir()) == []
+    assert interrupts.seen is False  # a synth after the command is not taken for interrupted
 
 
 def test_ctrl_c_during_a_real_synth_leaves_the_previous_output(tmp_path: Path) -> None:

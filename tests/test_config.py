@@ -726,12 +726,16 @@ def test_checks_refuses_what_deployline_check_refuses_and_typos_it_would_ignore(
         (16, "checks.suppress[1]"): (
             "the suppression of DL301 has no reason: say why it is accepted"
         ),
-        (18, "checks.options.DL301.limt"): "DL301 has no option 'limt'; it takes ['limit']",
-        (19, "checks.options.DL302.limit"): "DL302 takes no options",
-        (20, "checks.options.DL701.required_tags"): (
-            "DL701.required_tags must be a list of text, found 'Team'"
-        ),
+        (18, "checks.options.DL301.limt"): "DL301 has no option 'limt' (its options: limit)",
+        (19, "checks.options.DL302.limit"): "DL302 has no option 'limit' (its options: none)",
+        (20, "checks.options.DL701.required_tags"): found[
+            (20, "checks.options.DL701.required_tags")
+        ],
     }
+    # the checker's own words, its default included
+    assert found[(20, "checks.options.DL701.required_tags")].startswith(
+        "DL701 option 'required_tags' takes a list of non-empty strings, got 'Team' (default: "
+    )
 
 
 # --------------------------------------------------------------------------------------------

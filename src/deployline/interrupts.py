@@ -34,6 +34,7 @@ class Interrupts:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.seen = False  # it speaks of the command that ran; callers after it start clean
         if self._installed:
             signal.signal(signal.SIGINT, self._previous)
 
