@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 14,16,18,19,20,21,23
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION ?= 1
 
-.PHONY: install install-dev cdk-cli synth check rules-doc test bench lint clean
+.PHONY: install install-dev cdk-cli synth check rules-doc test fuzz bench lint clean
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,14 @@ rules-doc: $(VENV)/.runtime  ## regenerate RULES.md from the rules and the catal
 
 test: $(VENV)/.dev node_modules/.deployline-installed  ## the whole test suite
 	$(PY) -m pytest
+
+# The config fuzz at scale: 20x the loader and hostile-file examples, and 100 apps of 5 whole
+# configs each, every config validate accepts synthesized (about 20 minutes on 2 cores).
+FUZZ_SCALE ?= 20
+FUZZ_APPS ?= 100
+fuzz: $(VENV)/.dev  ## fuzz deployline.yaml: no traceback, no hang, every accepted config synthesizes
+	DEPLOYLINE_FUZZ_SCALE=$(FUZZ_SCALE) DEPLOYLINE_FUZZ_EXAMPLES=$(FUZZ_APPS) \
+		$(PY) -m pytest tests/test_config_fuzz.py -p no:cacheprovider
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests

@@ -8,6 +8,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from deployline.config import (
@@ -384,3 +386,512 @@ def test_the_synth_step_installs_this_deployline_by_default() -> None:
 
 def test_the_example_config_has_no_warnings() -> None:
     assert load_config(EXAMPLE).warnings() == []
+
+
+# --------------------------------------------------------------------------------------------
+# What synth (and AWS at deploy time) would refuse, found by validate with file, line and fix
+# --------------------------------------------------------------------------------------------
+
+
+def _set(text: str, env_line: str, addition: str) -> str:
+    """MINIMAL with `addition` (indented lines) after the environment line `env_line`."""
+    assert env_line in text
+    return text.replace(env_line, env_line + addition, 1)
+
+
+STAGING = "  - name: staging\n"
+#: A digit as \d matches it and AWS does not: ARABIC-INDIC DIGIT ONE.
+ARABIC_ONE = "\u0661"
+
+
+def test_the_last_of_several_environments_needs_approval() -> None:
+    text = MINIMAL.replace("    approval: true\n", "")
+    line, field, message = only_problem(text)
+    assert (line, field) == (9, "environments[1].approval")  # the environment's line
+    assert message.startswith("'production' is the last of 2 environments")
+    assert "approval: true" in message and "DL405" in message
+
+
+def test_a_file_wide_dl405_suppression_lets_the_last_environment_go_without_approval() -> None:
+    text = MINIMAL.replace("    approval: true\n", "") + (
+        "checks:\n  suppress:\n    - {id: dl405, reason: releases are approved in git}\n"
+    )
+    config = parse_config_text(text)
+    assert config.checks.file_wide("DL405")
+    assert config.checks.suppress[0].id == "DL405"
+
+
+def test_a_dl405_suppression_for_one_resource_does_not_waive_the_approval() -> None:
+    text = MINIMAL.replace("    approval: true\n", "") + (
+        "checks:\n  suppress:\n    - {id: DL405, reason: not this one, resource: Pipeline}\n"
+    )
+    (_, field, _) = only_problem(text)
+    assert field == "environments[1].approval"
+
+
+def test_one_environment_needs_no_approval() -> None:
+    text = MINIMAL.split("  - name: production")[0]
+    assert parse_config_text(text).environments[0].approval is False
+
+
+@pytest.mark.parametrize(
+    ("cidr", "fragment"),
+    [
+        ("10.0.0.0/9", "a VPC CIDR block from /16 to /28"),
+        ("10.0.0.0/15", "a VPC CIDR block from /16 to /28"),
+        ("10.0.0.0/29", "a VPC CIDR block from /16 to /28"),
+        ("10.0.0.0/28", "leaves /29 subnets, and a subnet must be /28 or larger: use a /27"),
+    ],
+)
+def test_a_vpc_cidr_cdk_cannot_split_is_refused(cidr: str, fragment: str) -> None:
+    text = _set(MINIMAL, STAGING, f"    network: {{vpc_cidr: {cidr}}}\n")
+    line, field, message = only_problem(text)
+    assert (line, field) == (9, "environments[0].network.vpc_cidr")
+    assert fragment in message
+
+
+@pytest.mark.parametrize(
+    ("network", "ok"),
+    [
+        ("{vpc_cidr: 10.0.0.0/27}", True),  # public, 2 zones: two /28
+        ("{vpc_cidr: 10.0.0.0/27, mode: private}", False),  # four subnets: /29
+        ("{vpc_cidr: 10.0.0.0/26, mode: private}", True),
+        ("{vpc_cidr: 10.0.0.0/25, mode: private, max_azs: 6}", False),  # twelve: /29
+        ("{vpc_cidr: 10.0.0.0/24, mode: private, max_azs: 6}", True),
+        # an existing VPC is not split by deployline
+        (
+            "{vpc_cidr: 10.0.0.0/28, vpc_id: vpc-0abc1234, availability_zones: [us-east-1a, "
+            "us-east-1b], public_subnet_ids: [subnet-0abc1234, subnet-0abc1235]}",
+            True,
+        ),
+    ],
+)
+def test_subnets_of_a_new_vpc_must_be_at_least_a_28(network: str, ok: bool) -> None:
+    text = _set(MINIMAL, STAGING, f"    network: {network}\n")
+    if ok:
+        parse_config_text(text)
+    else:
+        (_, field, message) = only_problem(text)
+        assert field == "environments[0].network.vpc_cidr" and "/28 or larger" in message
+
+
+def test_at_most_eight_path_filters_of_at_most_255_characters() -> None:
+    eight = MINIMAL.replace(
+        "  connection_parameter:",
+        "  paths: [" + ", ".join(["a" * 255] * 8) + "]\n  connection_parameter:",
+    )
+    assert len(parse_config_text(eight).source.paths) == 8  # type: ignore[union-attr]
+    nine = MINIMAL.replace(
+        "  connection_parameter:",
+        "  exclude_paths: [a, b, c, d, e, f, g, h, i]\n  connection_parameter:",
+    )
+    assert only_problem(nine) == (6, "source.exclude_paths", "allows at most 8 item(s), found 9")
+    long = MINIMAL.replace(
+        "  connection_parameter:", f"  paths: [{'a' * 256}]\n  connection_parameter:"
+    )
+    (_, field, message) = only_problem(long)
+    assert field == "source.paths[0]" and message.startswith("must be at most 255 characters")
+
+
+def test_an_email_may_not_repeat_in_any_case() -> None:
+    text = MINIMAL + "notifications:\n  emails: [ops@example.com, OPS@example.com]\n"
+    line, field, message = only_problem(text)
+    assert (line, field) == (13, "notifications.emails")
+    assert "'OPS@example.com' repeats 'ops@example.com'" in message
+
+
+@pytest.mark.parametrize(
+    "branch",
+    ['"ma\\nin"', '"a b"', "a..b", "-x", "x.lock", "x/", "x//y", '"x@{1}"', ".x", "x/.y", "'a~1'"],
+)
+def test_a_branch_git_would_refuse_is_refused(branch: str) -> None:
+    text = MINIMAL.replace(
+        "  repository: acme/orders\n", f"  repository: acme/orders\n  branch: {branch}\n"
+    )
+    line, field, message = only_problem(text)
+    assert (line, field) == (6, "source.branch")
+    assert message.startswith("expected a git branch name like main")
+
+
+@pytest.mark.parametrize("branch", ["main", "release/2.1", "feature/a-b_c", "v1.0", "x" * 255])
+def test_ordinary_branches_are_accepted(branch: str) -> None:
+    text = MINIMAL.replace(
+        "  repository: acme/orders\n", f"  repository: acme/orders\n  branch: {branch}\n"
+    )
+    assert parse_config_text(text).source.branch == branch  # type: ignore[union-attr]
+
+
+def test_an_s3_source_key_with_spaces_is_refused() -> None:
+    text = MINIMAL.replace(
+        "  type: github\n  repository: acme/orders\n"
+        "  connection_parameter: /deployline/orders/connection-arn\n",
+        "  type: s3\n  key: my source.zip\n",
+    )
+    line, field, message = only_problem(text)
+    assert (line, field) == (5, "source.key")
+    assert "no spaces, wildcards or leading '/'" in message
+
+
+# --------------------------------------------------------------------------------------------
+# Deploy-time limits (issue 14): values that synthesize but that AWS refuses
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "field"),
+    [
+        ("pipeline", f"{{account: '{ARABIC_ONE * 12}', region: us-east-1}}", "pipeline.account"),
+        ("pipeline", "{account: '111111111111', region: us-east-\u0661}", "pipeline.region"),
+        (
+            "notifications",
+            f"{{sns_topic_arn: 'arn:aws:sns:us-east-1:{ARABIC_ONE * 12}:alerts'}}",
+            "notifications.sns_topic_arn",
+        ),
+    ],
+)
+def test_only_ascii_digits_where_aws_means_digits(where: str, value: str, field: str) -> None:
+    line, found_field, message = only_problem(MINIMAL + f"{where}: {value}\n")
+    assert (line, found_field) == (12, field)
+    assert message.startswith("expected ")
+
+
+@pytest.mark.parametrize(
+    ("user", "ok"),
+    [("1000:1000", True), ("app", True), (f"'{ARABIC_ONE}000'", False), ("'0:0'", False),
+     ("root", False), ("'00'", False), ("'1000:0'", True)],
+)  # fmt: skip
+def test_container_user_is_ascii_and_never_root(user: str, ok: bool) -> None:
+    text = _set(MINIMAL, STAGING, f"    container_user: {user}\n")
+    if ok:
+        parse_config_text(text)
+    else:
+        line, field, message = only_problem(text)
+        assert (line, field) == (9, "environments[0].container_user")
+        assert "root and uid 0 are refused" in message
+
+
+def test_an_owner_that_is_no_tag_value_is_refused() -> None:
+    line, field, message = only_problem(MINIMAL + "owner: 'Orders <orders@example.com>'\n")
+    assert (line, field) == (12, "owner")
+    assert message.startswith("expected a tag value of letters, digits, spaces")
+
+
+def _tags(count: int) -> str:
+    return "tags:\n" + "".join(f"  Key{i}: value\n" for i in range(count))
+
+
+def test_tags_fit_beside_deployline_s_and_cdk_s_own() -> None:
+    from deployline.config import MAX_USER_TAGS
+
+    assert MAX_USER_TAGS == 43  # 50 - Environment, Project, ManagedBy, Service - 3 on subnets
+    assert len(parse_config_text(MINIMAL + _tags(43)).tags) == 43
+    assert parse_config_text(MINIMAL + "owner: team\n" + _tags(42)).owner == "team"
+    line, field, message = only_problem(MINIMAL + "owner: team\n" + _tags(43))
+    assert (line, field) == (13, "tags")
+    assert "43 tags and the Owner tag are more than 43" in message
+    (_, field, message) = only_problem(MINIMAL + _tags(44))
+    assert field == "tags" and "at most 43" in message
+    # an Owner tag of one's own is the owner's tag: counted once
+    parse_config_text(MINIMAL + "owner: team\n" + _tags(42) + "  Owner: someone\n")
+
+
+def test_a_health_check_path_longer_than_the_load_balancer_takes_is_refused() -> None:
+    longest = "/" + "a" * 1023
+    ok = _set(MINIMAL, STAGING, f"    health_check_path: {longest}\n")
+    assert parse_config_text(ok).environments[0].health_check_path == longest
+    line, field, message = only_problem(
+        _set(MINIMAL, STAGING, f"    health_check_path: {longest}a\n")
+    )
+    assert (line, field) == (9, "environments[0].health_check_path")
+    assert message.startswith("must be at most 1024 characters")
+
+
+def _cidrs(count: int) -> str:
+    return "[" + ", ".join(f"10.{i // 256}.{i % 256}.0/24" for i in range(count)) + "]"
+
+
+def test_ingress_cidrs_fit_in_one_security_group_with_every_port_opened() -> None:
+    assert len(parse_config_text(_set(MINIMAL, STAGING, f"    ingress_cidrs: {_cidrs(60)}\n"))
+               .environments[0].ingress_cidrs) == 60  # fmt: skip
+    (_, field, message) = only_problem(_set(MINIMAL, STAGING, f"    ingress_cidrs: {_cidrs(61)}\n"))
+    assert (field, message) == (
+        "environments[0].ingress_cidrs",
+        "allows at most 60 item(s), found 61",
+    )
+    https = (
+        "    certificate_arn: arn:aws:acm:us-east-1:111111111111:certificate/"
+        "0123abcd-0123-4567-89ab-0123456789ab\n    domain_name: orders.example.com\n"
+    )
+    assert parse_config_text(_set(MINIMAL, STAGING, https + f"    ingress_cidrs: {_cidrs(30)}\n"))
+    line, field, message = only_problem(
+        _set(MINIMAL, STAGING, https + f"    ingress_cidrs: {_cidrs(31)}\n")
+    )
+    assert (line, field) == (11, "environments[0].ingress_cidrs")
+    assert message == (
+        "31 ingress_cidrs x 2 port(s) [80, 443] make 62 inbound rules in the load balancer's "
+        "security group, which holds 60: list fewer, wider CIDRs"
+    )
+    blue_green = "    test_listener_cidrs: " + _cidrs(11) + "\n"
+    (_, field, message) = only_problem(
+        MINIMAL.replace(
+            "    approval: true\n",
+            f"    approval: true\n    ingress_cidrs: {_cidrs(50)}\n" + blue_green,
+        )
+    )
+    assert (
+        field == "environments[1].ingress_cidrs" and "+ 11 test_listener_cidrs make 61" in message
+    )
+
+
+def test_a_cidr_may_not_repeat() -> None:
+    (_, field, message) = only_problem(
+        _set(MINIMAL, STAGING, "    ingress_cidrs: [10.0.0.0/8, 10.0.0.0/8]\n")
+    )
+    assert (
+        field == "environments[0].ingress_cidrs"
+        and "['10.0.0.0/8'] appear more than once" in message
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["https://user:secret@hooks.example.com/x", "https://token@hooks.example.com"]
+)
+def test_credentials_in_the_https_endpoint_are_refused(url: str) -> None:
+    line, field, message = only_problem(MINIMAL + f"notifications:\n  https_endpoint: {url}\n")
+    assert (line, field) == (13, "notifications.https_endpoint")
+    assert "without user:password@" in message
+
+
+def test_an_https_endpoint_may_carry_an_at_sign_in_its_path() -> None:
+    text = MINIMAL + "notifications:\n  https_endpoint: https://hooks.example.com/a@b?x=1\n"
+    assert (
+        parse_config_text(text).notifications.https_endpoint == "https://hooks.example.com/a@b?x=1"
+    )
+
+
+def test_cpu_outside_fargate_s_sizes_is_refused_at_the_field() -> None:
+    (line, field, message) = only_problem(_set(MINIMAL, STAGING, "    cpu: 300\n"))
+    assert (line, field) == (9, "environments[0].cpu")
+    assert message == (
+        "cpu must be one of [256, 512, 1024, 2048, 4096, 8192, 16384] Fargate CPU units, got 300"
+    )
+
+
+def test_an_empty_section_takes_its_defaults() -> None:
+    config = parse_config_text(MINIMAL + "checks:\nnotifications:\n")
+    assert config.checks.suppress == [] and config.notifications.emails == []
+
+
+# --------------------------------------------------------------------------------------------
+# checks: one schema for check, validate and synth
+# --------------------------------------------------------------------------------------------
+
+
+def test_checks_takes_what_deployline_check_takes() -> None:
+    text = MINIMAL + (
+        "checks:\n"
+        "  severity_threshold: LOW\n"
+        "  suppress:\n"
+        "    - {id: ' dl301 ', reason: ok}\n"
+        "  options:\n"
+        "    dl301: {limit: 30}\n"
+        "    DL701: {required_tags: [Team]}\n"
+    )
+    checks = parse_config_text(text).checks
+    assert checks.severity_threshold.value == "low"
+    assert [(s.id, s.reason, s.resource) for s in checks.suppress] == [("DL301", "ok", None)]
+    assert checks.options == {"DL301": {"limit": 30}, "DL701": {"required_tags": ["Team"]}}
+
+
+def test_checks_refuses_what_deployline_check_refuses_and_typos_it_would_ignore() -> None:
+    text = MINIMAL + (
+        "checks:\n"
+        "  severity_threshold: urgent\n"
+        "  suppress:\n"
+        "    - {id: DL999, reason: not a rule}\n"
+        "    - {id: DL301, reason: '  '}\n"
+        "  options:\n"
+        "    DL301: {limt: 30}\n"
+        "    DL302: {limit: 30}\n"
+        "    DL701: {required_tags: Team}\n"
+    )
+    found = {(line, field): message for line, field, message in problems(text)}
+    assert found == {
+        (13, "checks.severity_threshold"): (
+            "unknown severity 'urgent'; expected one of LOW, MEDIUM, HIGH, CRITICAL"
+        ),
+        (15, "checks.suppress[0]"): (
+            "the suppression names 'DL999', which is no rule (see deployline rules)"
+        ),
+        (16, "checks.suppress[1]"): (
+            "the suppression of DL301 has no reason: say why it is accepted"
+        ),
+        (18, "checks.options.DL301.limt"): "DL301 has no option 'limt' (its options: limit)",
+        (19, "checks.options.DL302.limit"): "DL302 has no option 'limit' (its options: none)",
+        (20, "checks.options.DL701.required_tags"): found[
+            (20, "checks.options.DL701.required_tags")
+        ],
+    }
+    # the checker's own words, its default included
+    assert found[(20, "checks.options.DL701.required_tags")].startswith(
+        "DL701 option 'required_tags' takes a list of non-empty strings, got 'Team' (default: "
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The JSON Schema carries every constraint on a single value
+# --------------------------------------------------------------------------------------------
+
+_TEXT = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"]) | st.sampled_from("aZ09-_./:@ \u0661"),
+    max_size=40,
+).map(str.strip)
+_CANDIDATES = st.one_of(
+    _TEXT,
+    st.from_regex(r"[a-z][a-z0-9-]{0,40}", fullmatch=True),
+    st.sampled_from(
+        ["orders", "OrdersApi", "a" * 29, "10.0.0.0/16", "10.0.0.0/9", "/health", "1000:1000",
+         "0", "root", "ops@example.com", "https://a.example.com", "https://u:p@a.example.com",
+         "release/2.1", "a..b", "DL301", "dl301", "high", "HIGH", "urgent", "x" * 1025]
+    ),
+)  # fmt: skip
+_SINGLE_VALUE_FIELDS: list[tuple[tuple[str | int, ...], st.SearchStrategy[Any]]] = [
+    (("service",), _CANDIDATES),
+    (("project",), _CANDIDATES),
+    (("owner",), _CANDIDATES),
+    (("source", "repository"), _CANDIDATES),
+    (("source", "branch"), _CANDIDATES),
+    (("source", "connection_parameter"), _CANDIDATES),
+    (("environments", 0, "name"), _CANDIDATES),
+    (("environments", 0, "health_check_path"), _CANDIDATES),
+    (("environments", 0, "container_user"), _CANDIDATES),
+    (("environments", 0, "ingress_cidrs", 0), _CANDIDATES),
+    (("environments", 0, "network", "vpc_cidr"), _CANDIDATES),
+    (("environments", 0, "placeholder_image"), _CANDIDATES),
+    (("environments", 0, "cpu"), st.integers(-1, 20_000)),
+    (("environments", 0, "container_port"), st.integers(-1, 70_000)),
+    (("notifications", "emails", 0), _CANDIDATES),
+    (("notifications", "https_endpoint"), _CANDIDATES),
+    (("notifications", "sns_topic_arn"), _CANDIDATES),
+    (("naming", "prefix"), _CANDIDATES),
+    (("pipeline", "bootstrap_qualifier"), _CANDIDATES),
+    (("tags", "Team"), _CANDIDATES),
+    (("checks", "severity_threshold"), _CANDIDATES),
+]
+
+
+def _minimal_with(path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
+    data: dict[str, Any] = YAML(typ="safe").load(MINIMAL)
+    data["environments"][0]["ingress_cidrs"] = ["0.0.0.0/0"]
+    data["notifications"] = {"emails": ["a@example.com"]}
+    node: Any = data
+    for part in path[:-1]:
+        if isinstance(part, str) and part not in node:
+            node[part] = {}
+        node = node[part]
+    node[path[-1]] = value
+    return data
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_SINGLE_VALUE_FIELDS).flatmap(lambda c: st.tuples(st.just(c[0]), c[1])))
+def test_the_schema_refuses_exactly_what_validate_refuses_in_a_single_value(
+    case: tuple[tuple[str | int, ...], Any],
+) -> None:
+    """Where validate refuses a value itself (the error names that field), the schema refuses it
+    too; and the schema refuses nothing validate accepts. (Rules that relate several values,
+    such as cpu and memory, are validate's alone.)"""
+    path, value = case
+    data = _minimal_with(path, value)
+    schema_ok = jsonschema.Draft202012Validator(_SCHEMA).is_valid(data)
+    try:
+        parse_config_text(json.dumps(data), "deployline.yaml")
+    except ConfigError as exc:
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        at_field = [p for p in exc.problems if p.field == field or p.field.startswith(field + ".")]
+        assert not (at_field and schema_ok), f"{field}={value!r}: schema accepts, validate: {exc}"
+    else:
+        assert schema_ok, f"{path}={value!r}: validate accepts what the schema refuses"
+
+
+_SCHEMA = json_schema()
+
+
+def test_the_schema_refuses_a_service_named_orders_api() -> None:
+    data = _minimal_with(("service",), "OrdersApi")
+    with pytest.raises(jsonschema.ValidationError, match="OrdersApi"):
+        jsonschema.validate(data, _SCHEMA)
+
+
+# --------------------------------------------------------------------------------------------
+# checks: never accepted by validate when deployline check refuses it; the same meaning when
+# both accept it (the checker's loader is the reference)
+# --------------------------------------------------------------------------------------------
+
+_IDS = st.sampled_from(["DL301", "dl301", " DL405 ", "DL999", "", "DL", None, 5])
+_REASONS = st.sampled_from(["ok", "", "   ", "reviewed with the team", None, 7])
+_ENTRIES = st.one_of(
+    st.fixed_dictionaries(
+        {"id": _IDS, "reason": _REASONS},
+        optional={"resource": st.sampled_from(["BuildProject", "", None, 5])},
+    ),
+    st.sampled_from(["DL301", None, ["DL301"]]),
+)
+_CHECKS = st.fixed_dictionaries(
+    {},
+    optional={
+        "severity_threshold": st.sampled_from(["low", "HIGH", " Medium ", "urgent", 3, None]),
+        "suppress": st.one_of(st.lists(_ENTRIES, max_size=3), _ENTRIES),
+        "options": st.one_of(
+            st.none(),
+            st.dictionaries(
+                st.sampled_from(["DL301", "dl301", "DL999", " DL701", "DL701"]),
+                st.sampled_from([{"limit": 30}, {"limt": 1}, "x", {"required_tags": ["Team"]}, {}]),
+                max_size=2,
+            ),
+        ),
+    },
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(checks=_CHECKS)
+def test_validate_reads_checks_as_the_checker_does(tmp_path: Path, checks: dict[str, Any]) -> None:
+    from deployline.checks.model import Severity as CheckSeverity
+    from deployline.checks.suppressions import ConfigReadError, load_checks_config
+
+    path = tmp_path / "deployline.yaml"
+    path.write_text(MINIMAL + yaml_dump({"checks": checks}), encoding="utf-8")
+    try:
+        seen = load_checks_config(path)
+        threshold = CheckSeverity.parse(seen.severity_threshold or "HIGH")
+        checker_refuses = bool(seen.problems)
+    except (ConfigReadError, ValueError):
+        checker_refuses = True
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        assert all(p.field.startswith("checks") for p in exc.problems), exc
+        return
+    assert not checker_refuses, f"validate accepts what deployline check refuses: {checks}"
+    assert threshold.name.lower() == config.checks.severity_threshold.value
+    assert [(s.id, s.reason, s.resource) for s in seen.suppressions] == [
+        (s.id, s.reason, s.resource) for s in config.checks.suppress
+    ]
+    assert seen.options == config.checks.options
+
+
+def yaml_dump(data: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, allow_unicode=True)
+
+
+def test_replaced_artifacts_cannot_outlive_the_artifacts() -> None:
+    """What the artifact store refuses at synth (found by the config fuzz)."""
+    text = MINIMAL + "pipeline:\n  artifact_expiry_days: 3\n  noncurrent_expiry_days: 7\n"
+    line, field, message = only_problem(text)
+    assert (line, field) == (14, "pipeline.noncurrent_expiry_days")
+    assert message.startswith("7 days is longer than artifact_expiry_days (3)")

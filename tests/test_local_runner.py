@@ -25,6 +25,7 @@ from deployline import stages
 from deployline.config import load_config
 from deployline.local_runner import (
     EXIT_FAILED,
+    EXIT_INCOMPLETE,
     EXIT_PASSED,
     EXIT_USAGE,
     LocalRunError,
@@ -32,6 +33,7 @@ from deployline.local_runner import (
     execute,
     find_workdir,
     plan,
+    render_result,
     run_local,
     run_local_command,
     source_files,
@@ -245,7 +247,9 @@ def test_a_trivy_on_path_is_used_and_its_report_judged(
         base_env={**os.environ, **env},
         console=_quiet(),
     )
-    assert result.exit_code == EXIT_PASSED
+    # the gate passed, but the image was not scanned for want of Docker: not a pass
+    assert result.exit_code == EXIT_INCOMPLETE
+    assert result.without_docker == ("Run Trivy on the image",)
     assert result.verdict is not None and result.verdict.passed
     assert "trivy-fs.json" in result.collected
     assert "trivy-image.json is absent: the container image was not scanned" in (
@@ -292,7 +296,7 @@ def test_local_commands_are_the_buildspec_commands(stage_name: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_build_without_docker_skips_the_image_and_writes_the_deployment_files(
+def test_build_without_docker_is_skipped_not_passed_and_writes_the_deployment_files(
     sample_repo: Path, venv_dir: Path, tmp_path: Path
 ) -> None:
     result = run_local(
@@ -304,7 +308,8 @@ def test_build_without_docker_skips_the_image_and_writes_the_deployment_files(
         docker=False,
         console=_quiet(),
     )
-    assert result.exit_code == EXIT_PASSED
+    assert result.exit_code == EXIT_INCOMPLETE
+    assert result.without_docker == ("Build the image",)
     status = {s.name: (s.status, s.note) for s in result.steps}
     assert status["Build the image"] == ("skipped", "no Docker engine answers `docker info`")
     assert status["Log in to Amazon ECR"][0] == "skipped"
@@ -314,6 +319,38 @@ def test_build_without_docker_skips_the_image_and_writes_the_deployment_files(
     definitions = json.loads((tmp_path / "out" / "imagedefinitions.json").read_text())
     assert definitions == [{"name": "app", "imageUri": "deployline-local/payment-processor:local"}]
     assert any("Docker" in n for n in result.notes)
+    console = Console(record=True, width=200)
+    render_result(result, console)
+    said = console.export_text()
+    assert "build stage skipped: no Docker engine answers `docker info`, so no image was built" in (
+        said
+    )
+    assert "passed" not in said
+
+
+def test_run_local_build_without_docker_exits_3_and_never_says_passed(
+    sample_repo: Path, venv_dir: Path, tmp_path: Path
+) -> None:
+    """The command, with no `docker` on PATH at all (as on a machine without Docker)."""
+    env = {"PATH": _path_without("docker")}
+    code, output = _invoke(
+        [
+            "build",
+            "--config",
+            str(_sample_config(sample_repo)),
+            "--workdir",
+            str(sample_repo),
+            "--reports-dir",
+            str(tmp_path / "out"),
+            "--venv",
+            str(venv_dir),
+        ],
+        env=env,
+    )
+    said = " ".join(output.split())  # the console folds long lines
+    assert code == EXIT_INCOMPLETE == 3
+    assert "build stage skipped" in said and "no image was built" in said
+    assert "passed" not in said.split("build stage skipped")[1]
 
 
 def test_build_with_a_docker_engine_builds_the_image(

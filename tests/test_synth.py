@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,7 @@ def test_the_example_pipeline_deploys_to_every_configured_environment(synthesize
         "Approve-production",
         "Deploy-production",
     ]
+    assert stages[-1] == "Deploy-production"
     assert synthesized.check is not None and synthesized.check.exit_code("LOW") == 0
 
 
@@ -212,3 +214,90 @@ def test_the_example_passes_aws_cdk_libs_own_cloudformation_validation(tmp_path:
         r.get("summary", {}).get("status") == "success" and not r.get("violations")
         for r in report["pluginReports"]
     )
+
+
+def test_the_output_takes_the_user_s_umask(synthesized) -> None:  # type: ignore[no-untyped-def]
+    from deployline.fileio import current_umask
+
+    assert synthesized.outdir.stat().st_mode & 0o777 == 0o777 & ~current_umask()
+
+
+def _config_with_checks(tmp_path: Path, checks: str) -> Path:
+    path = tmp_path / "deployline.yaml"
+    path.write_text((ROOT / "deployline.yaml").read_text() + checks, encoding="utf-8")
+    return path
+
+
+def _build_timeouts(outdir: Path) -> list[int]:
+    """TimeoutInMinutes of every CodeBuild project synthesized into `outdir`."""
+    return sorted(
+        resource["Properties"]["TimeoutInMinutes"]
+        for template in outdir.glob("*.template.json")
+        for resource in json.loads(template.read_text())["Resources"].values()
+        if resource["Type"] == "AWS::CodeBuild::Project"
+    )
+
+
+def test_synth_s_check_reads_checks_options_as_deployline_check_does(  # type: ignore[no-untyped-def]
+    synthesized, tmp_path: Path
+) -> None:
+    """One schema for `checks:`: DL301's `limit` option tightens synth's check to 10 minutes
+    (every build of the example takes longer), and a short reason suppresses, as in check."""
+    timeouts = _build_timeouts(synthesized.outdir)
+    assert timeouts and min(timeouts) > 10
+    strict = _config_with_checks(tmp_path, "checks:\n  options:\n    dl301: {limit: 10}\n")
+    result = synth_module.check_synthesized(synthesized.outdir, strict)
+    assert sorted(f.message for f in result.findings) == [
+        f"TimeoutInMinutes is {minutes}, above the limit of 10" for minutes in timeouts
+    ]
+    assert {f.rule_id for f in result.findings} == {"DL301"} and result.exit_code() == 1
+    accepted = _config_with_checks(
+        tmp_path,
+        "checks:\n  options:\n    dl301: {limit: 10}\n  suppress:\n    - {id: dl301, reason: ok}\n",
+    )
+    result = synth_module.check_synthesized(synthesized.outdir, accepted)
+    assert [f.rule_id for f in result.findings] == [] and result.suppressed == len(timeouts)
+    assert result.exit_code() == 0
+
+
+def test_ctrl_c_during_the_swap_waits_for_both_renames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """SIGINT between moving the old output away and moving the new one in takes effect only
+    after both: the new output is in place, the old one gone, then KeyboardInterrupt. The signal
+    comes from another thread, as a terminal's SIGINT may reach any thread (jsii runs some)."""
+    import signal
+    import threading
+
+    # Python's own handler (an earlier test may have imported checkov.main, which sets its own)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
+    target, scratch = tmp_path / "cdk.out", tmp_path / ".cdk.out-scratch"
+    target.mkdir()
+    (target / "old").write_text("old")
+    scratch.mkdir()
+    (scratch / "new").write_text("new")
+    rename = Path.rename
+    go = threading.Event()
+
+    def send() -> None:
+        go.wait(10)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    # started before the swap, like jsii's threads: it does not block SIGINT itself
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+
+    def rename_then_interrupt(self: Path, to: Path) -> Path:
+        moved = rename(self, to)
+        if self == target:  # the first of the two renames
+            go.set()
+            sender.join()
+            time.sleep(0.05)  # the interpreter runs the Python-level handler about now
+        return moved
+
+    monkeypatch.setattr(Path, "rename", rename_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        synth_module._swap_in(scratch, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["cdk.out"]
+    assert [p.name for p in target.iterdir()] == ["new"]

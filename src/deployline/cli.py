@@ -7,6 +7,7 @@ Heavy modules (aws_cdk, boto3, pydantic models) are imported inside the commands
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,11 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from deployline.interrupts import EXIT_INTERRUPTED, interrupts
+
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from deployline.checks.model import CheckResult
 
 app = typer.Typer(
@@ -33,30 +38,69 @@ ConfigOption = Annotated[
 ]
 
 
-def _stderr():  # type: ignore[no-untyped-def]
+def _stderr() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, soft_wrap=True)
 
 
+def error_line(message: str) -> None:
+    """deployline's one error style: `error: <message>` on standard error (red on a terminal)."""
+    from rich.markup import escape
+
+    _stderr().print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+
+
 def _fail(message: str, code: int = 2) -> NoReturn:
-    _stderr().print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    error_line(message)
     raise typer.Exit(code)
 
 
-def _config_errors(exc: Exception) -> NoReturn:
+#: Problems printed for one invalid configuration; the rest are counted.
+MAX_PROBLEMS_SHOWN = 50
+
+
+def config_errors(exc: Exception) -> NoReturn:
+    """Print every problem of an invalid deployline.yaml (file:line: field: message) and exit 2."""
     from deployline.config import ConfigError
 
     assert isinstance(exc, ConfigError)
     console = _stderr()
     n = len(exc.problems)
-    console.print(
-        f"[bold red]error:[/] {n} problem{'s' if n != 1 else ''} in the configuration:",
-        highlight=False,
-    )
-    for problem in sorted(exc.problems, key=lambda p: (p.line or 0, p.field)):
+    error_line(f"{n} problem{'s' if n != 1 else ''} in the configuration:")
+    ordered = sorted(exc.problems, key=lambda p: (p.line or 0, p.field))
+    for problem in ordered[:MAX_PROBLEMS_SHOWN]:
         console.print(f"  {problem}", highlight=False, markup=False)
+    if n > MAX_PROBLEMS_SHOWN:
+        console.print(f"  ... and {n - MAX_PROBLEMS_SHOWN} more", highlight=False, markup=False)
     raise typer.Exit(2)
+
+
+#: The name deployline.deploy.cli imports.
+_config_errors = config_errors
+
+
+def _version_option(value: bool) -> None:
+    if value:
+        from deployline import __version__
+
+        sys.stdout.write(f"deployline {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print deployline's version and exit.",
+            is_eager=True,
+            callback=_version_option,
+        ),
+    ] = False,
+) -> None:
+    pass  # the options of `deployline` itself; the help text is the app's
 
 
 @app.command()
@@ -98,7 +142,7 @@ def synth(
                 cfn_validation=cfn_validation,
             )
     except ConfigError as exc:
-        _config_errors(exc)
+        config_errors(exc)
     except SynthError as exc:
         _fail(f"{config}: {exc}")
 
@@ -147,7 +191,7 @@ def validate(config: ConfigOption = Path("deployline.yaml")) -> None:
     try:
         loaded = load_config(config)
     except ConfigError as exc:
-        _config_errors(exc)
+        config_errors(exc)
     envs = ", ".join(
         f"{e.name} ({e.deployment.value}{', approval' if e.approval else ''})"
         for e in loaded.environments
@@ -177,13 +221,24 @@ def init(
     service: Annotated[str | None, typer.Option(help="Service name (kebab-case).")] = None,
     project: Annotated[str | None, typer.Option(help="Project name (kebab-case).")] = None,
     source: Annotated[
-        str | None, typer.Option(help="Source type: github, s3 or codecommit.")
+        str | None, typer.Option(help="Source type: github, s3 or codecommit. Default: github.")
     ] = None,
     repository: Annotated[
         str | None, typer.Option(help="owner/name (github) or repository name (codecommit).")
     ] = None,
-    branch: Annotated[str, typer.Option(help="Branch that starts the pipeline.")] = "main",
-    email: Annotated[list[str] | None, typer.Option(help="E-mail for alerts (repeatable).")] = None,
+    branch: Annotated[
+        str | None, typer.Option(help="Branch that starts the pipeline. Default: main.")
+    ] = None,
+    email: Annotated[
+        list[str] | None, typer.Option(help="E-mail for alerts and approvals (repeatable).")
+    ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            help="How production deploys: blue_green (a test listener, then a canary traffic "
+            "shift) or rolling. Default: blue_green."
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
     interactive: Annotated[
         bool | None,
@@ -193,44 +248,43 @@ def init(
         ),
     ] = None,
 ) -> None:
-    """Write a commented starter deployline.yaml."""
+    """Write a commented starter deployline.yaml that validates and synthesizes as written."""
     from deployline.config import ConfigError
-    from deployline.init_config import InitAnswers, InitError, default_service_name, write_starter
+    from deployline.init_config import (
+        InitError,
+        complete_answers,
+        default_service_name,
+        write_starter,
+    )
 
     if path.exists() and not force:
         _fail(f"{path} already exists; pass --force to overwrite it")
     ask = sys.stdin.isatty() if interactive is None else interactive
-    default_service = default_service_name(path.parent if path.parent != Path() else Path.cwd())
-    if ask:
-        service = service or typer.prompt("Service name", default=default_service)
-        project = project or typer.prompt("Project", default=service)
-        source = source or typer.prompt("Source (github, s3, codecommit)", default="github")
-        if source in {"github", "codecommit"} and not repository:
-            repository = typer.prompt(
-                "Repository", default=f"my-org/{service}" if source == "github" else service
-            )
-        if not email:
-            answer = typer.prompt("Alert e-mail (blank for none)", default="", show_default=False)
-            email = [answer] if answer else []
-    service = service or default_service
-    source = source or "github"
-    if source not in {"github", "s3", "codecommit"}:
-        _fail(f"--source must be github, s3 or codecommit, got {source!r}")
-    answers = InitAnswers(
-        service=service,
-        project=project or service,
-        source=source,
-        repository=repository or "",
-        branch=branch,
-        emails=list(email or []),
-    )
     try:
+        answers = complete_answers(
+            service=service,
+            project=project,
+            source=source,
+            repository=repository,
+            branch=branch,
+            emails=email,
+            deployment=deployment,
+            default_service=default_service_name(
+                path.parent if path.parent != Path() else Path.cwd()
+            ),
+            ask=_prompt if ask else None,
+        )
         written = write_starter(path, answers, force=force)
     except InitError as exc:
         _fail(str(exc))
     except ConfigError as exc:
-        _config_errors(exc)
+        config_errors(exc)
     _stderr().print(f"Wrote {written}. Next: [bold]deployline synth --config {written}[/]")
+
+
+def _prompt(question: str, default: str) -> str:
+    answer: str = typer.prompt(question, default=default, show_default=bool(default))
+    return answer
 
 
 # Commands whose modules are heavy (or must stay light, like `check`) are imported only when they
@@ -266,31 +320,81 @@ def register_commands(names: list[str] | None = None) -> typer.Typer:
     return app
 
 
-def _command_in(argv: list[str]) -> str | None:
+def _command_in(argv: Sequence[str]) -> str | None:
     for arg in argv:
         if not arg.startswith("-"):
             return arg
     return None
 
 
+def run(argv: Sequence[str]) -> int:
+    """Run `deployline ARGV...` and return its exit code: what `main` does, callable in-process.
+
+    One error style for every command: `error: ...` on standard error; 2 for usage errors (an
+    unknown option, a missing argument, a bad value), 130 after Ctrl-C.
+    """
+    args = list(argv)
+    command = _command_in(args)
+    with interrupts:
+        try:
+            if command in {"check", "rules"} and "--help" not in args:
+                # typer coerces options through pydantic; `deployline check` must stay light
+                from deployline.checks.cli import main as checks_main
+
+                return checks_main(args)
+            # `deployline --help` lists every command; `schema` needs none of the lazy ones
+            if command is None:
+                register_commands()
+            elif command in LAZY_COMMANDS:
+                register_commands([command])
+            return _invoke(args, command)
+        except KeyboardInterrupt:
+            return _interrupted()
+        except Exception:
+            if interrupts.seen:
+                return _interrupted()
+            raise
+
+
+def _invoke(args: list[str], command: str | None) -> int:
+    try:
+        result = app(args=args, prog_name="deployline", standalone_mode=False)
+    except typer.TyperException as exc:  # typer's (vendored click's) usage and other errors
+        context = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and context is not None:
+            sys.stdout.write(context.get_help() + "\n")
+            return 2
+        if exc.exit_code == 2:  # a usage error: say where the help is
+            where = context.command_path if context else f"deployline {command or ''}".strip()
+            error_line(f"{exc.format_message()} (see `{where} --help`)")
+            return 2
+        error_line(exc.format_message())
+        return exc.exit_code
+    except typer.Abort as exc:
+        if isinstance(exc.__cause__ or exc.__context__, EOFError):
+            error_line("no answer: standard input closed; give the answers as options instead")
+            return 2
+        return _interrupted()
+    if isinstance(result, int) and not isinstance(result, bool):
+        return _interrupted() if result == EXIT_INTERRUPTED else result
+    return 0
+
+
+def _interrupted() -> int:
+    # after the terminal's ^C, on a line of its own
+    sys.stderr.write(("\n" if sys.stderr.isatty() else "") + "interrupted\n")
+    return EXIT_INTERRUPTED
+
+
 def main() -> None:
     """Console-script entry point."""
-    command = _command_in(sys.argv[1:])
-    if command in {"check", "rules"} and "--help" not in sys.argv[1:]:
-        # typer coerces options through pydantic; `deployline check` must stay light
-        from deployline.checks.cli import main as checks_main
-
-        sys.exit(checks_main(sys.argv[1:]))
-    # `deployline --help` lists every command; `deployline schema` needs none of the lazy ones
-    if command is None:
-        register_commands()
-    elif command in LAZY_COMMANDS:
-        register_commands([command])
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(130)
+    code = run(sys.argv[1:])
+    if code == EXIT_INTERRUPTED and "jsii" in sys.modules:
+        # jsii's Node process got the SIGINT too; on exit jsii prints what Node said while
+        # dying (ECONNRESET on its channel) to sys.stderr. The user has the one line already.
+        sys.stderr.flush()
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  (until exit)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -12,103 +12,157 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
+import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from deployline.contract import DEFAULT_BOOTSTRAP_QUALIFIER
+from deployline.naming import REQUIRED_TAG_KEYS
 
 CONFIG_FILENAME = "deployline.yaml"
 
 # --------------------------------------------------------------------------------------------
 # Reusable constrained types
+#
+# Every constraint on a single value is a `Field(pattern=..., max_length=...)`, so the JSON Schema
+# (`deployline schema`) carries it too and an editor refuses what `validate` refuses. Patterns are
+# ECMA-262 compatible (the schema's dialect) and run under Python's `re` (the model's
+# `regex_engine`): ASCII classes such as `[0-9]` wherever AWS means ASCII, never `\d`, which
+# accepts any Unicode digit. `_EXPECTED` says in words what each pattern means, for the errors.
 # --------------------------------------------------------------------------------------------
 
-_KEBAB = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$")
-_CONNECTION_ARN = re.compile(
-    r"^arn:aws[a-z-]*:(?:codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
-)
-_SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
-_ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")
-_SSM_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]{1,1010}$")
-_REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$")
-_ACCOUNT = re.compile(r"^\d{12}$")
-_CIDR = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})/(\d{1,2})$")
-_VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
-_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-_RULE_ID = re.compile(r"^DL\d{3}$")
+_EXPECTED: dict[str, str] = {}
+
+
+def _matching(pattern: str, expected: str, **constraints: Any) -> Any:
+    """A string constraint carried by validation and by the JSON Schema alike; `expected` is how
+    an error describes a value that does not match ("expected <expected>, found 'x'")."""
+    _EXPECTED[pattern] = expected
+    return Field(pattern=pattern, **constraints)
+
+
+_KEBAB = r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$"
+_KEBAB_WORDS = "lowercase kebab-case (letters, digits and single hyphens, starting with a letter)"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_ACCOUNT_ID = r"[0-9]{12}"
+_PARTITION = r"arn:aws[a-z-]*"
+_REGION_NAME = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]"
+_RULE_ID = r"^\s*[Dd][Ll][0-9]{3}\s*$"
+#: The checker finds a rule's options under its ID in any case, but with no space around it.
+OptionRuleId = Annotated[str, _matching(r"^[Dd][Ll][0-9]{3}$", "a rule ID like DL301")]
 
 RESERVED_ENV_NAMES = {"shared"}  # used for the pipeline's own resources (see naming.py)
 
 
-def _kebab(max_len: int) -> Any:
-    def check(value: str) -> str:
-        if not _KEBAB.match(value):
-            raise ValueError(
-                "must be lowercase kebab-case (letters, digits and single hyphens, "
-                f"starting with a letter), got {value!r}"
-            )
-        if len(value) > max_len:
-            raise ValueError(f"must be at most {max_len} characters, got {len(value)}")
-        return value
-
-    return AfterValidator(check)
-
-
-def _pattern(regex: re.Pattern[str], expected: str) -> Any:
-    def check(value: str) -> str:
-        if not regex.match(value):
-            raise ValueError(f"expected {expected}, got {value!r}")
-        return value
-
-    return AfterValidator(check)
-
-
-def _cidr(value: str) -> str:
-    m = _CIDR.match(value)
-    if not m or any(int(p) > 255 for p in m.groups()[:4]) or int(m.group(5)) > 32:
-        raise ValueError(f"expected an IPv4 CIDR block like 10.0.0.0/16, got {value!r}")
-    return value
+def _kebab(max_length: int) -> Any:
+    return _matching(_KEBAB, _KEBAB_WORDS, max_length=max_length)
 
 
 ServiceName = Annotated[str, _kebab(28)]
 EnvName = Annotated[str, _kebab(12)]
-Email = Annotated[str, _pattern(_EMAIL, "an e-mail address like team@example.com")]
+Email = Annotated[
+    str,
+    _matching(
+        r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+$",
+        "an e-mail address like team@example.com",
+        max_length=254,
+    ),
+]
 ConnectionArn = Annotated[
     str,
-    _pattern(
-        _CONNECTION_ARN,
+    _matching(
+        rf"^{_PARTITION}:(?:codestar-connections|codeconnections):[a-z0-9-]+:{_ACCOUNT_ID}"
+        r":connection/[0-9a-f-]{36}$",
         "a CodeStar connection ARN like "
         "arn:aws:codestar-connections:<region>:<account>:connection/<uuid>",
     ),
 ]
 SnsArn = Annotated[
-    str, _pattern(_SNS_ARN, "an SNS topic ARN like arn:aws:sns:<region>:<account>:name")
+    str,
+    _matching(
+        rf"^{_PARTITION}:sns:[a-z0-9-]+:{_ACCOUNT_ID}:[A-Za-z0-9_-]{{1,256}}$",
+        "an SNS topic ARN like arn:aws:sns:<region>:<account>:name",
+    ),
 ]
 CertificateArn = Annotated[
     str,
-    _pattern(
-        _ACM_ARN, "an ACM certificate ARN like arn:aws:acm:<region>:<account>:certificate/<uuid>"
+    _matching(
+        rf"^{_PARTITION}:acm:[a-z0-9-]+:{_ACCOUNT_ID}:certificate/[0-9a-f-]{{36}}$",
+        "an ACM certificate ARN like arn:aws:acm:<region>:<account>:certificate/<uuid>",
     ),
 ]
-SsmName = Annotated[str, _pattern(_SSM_NAME, "an SSM parameter name starting with '/'")]
-Region = Annotated[str, _pattern(_REGION, "an AWS region name like eu-west-1")]
-Account = Annotated[str, _pattern(_ACCOUNT, "a 12-digit AWS account ID")]
-Cidr = Annotated[str, AfterValidator(_cidr)]
-TagKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w .:/=+\-@]+$")]
-TagValue = Annotated[str, Field(max_length=256, pattern=r"^[\w .:/=+\-@]*$")]
+SsmName = Annotated[
+    str, _matching(r"^/[A-Za-z0-9_.\-/]{1,1010}$", "an SSM parameter name starting with '/'")
+]
+Region = Annotated[str, _matching(rf"^{_REGION_NAME}$", "an AWS region name like eu-west-1")]
+Account = Annotated[
+    str, _matching(rf"^{_ACCOUNT_ID}$", "a 12-digit AWS account ID (ASCII digits 0-9)")
+]
+Cidr = Annotated[
+    str,
+    _matching(
+        rf"^{_IPV4}/(?:3[0-2]|[12]?[0-9])$",
+        "an IPv4 CIDR block like 10.0.0.0/16 (four numbers 0-255, no leading zeros, /0 to /32)",
+    ),
+]
+VpcCidr = Annotated[
+    str,
+    _matching(
+        rf"^{_IPV4}/(?:1[6-9]|2[0-8])$",
+        "a VPC CIDR block from /16 to /28 like 10.0.0.0/16 (AWS takes no larger and no smaller "
+        "VPC)",
+    ),
+]
+#: AWS tag keys and values: letters and digits in any script, spaces and + - = . _ : / @.
+TagKey = Annotated[
+    str,
+    _matching(
+        r"^[\w .:/=+\-@]+$",
+        "a tag key of letters, digits, spaces and + - = . _ : / @",
+        min_length=1,
+        max_length=128,
+    ),
+]
+TagValue = Annotated[
+    str,
+    _matching(
+        r"^[\w .:/=+\-@]*$",
+        "a tag value of letters, digits, spaces and + - = . _ : / @",
+        max_length=256,
+    ),
+]
+#: A git branch as `git check-ref-format --branch` takes it: no control characters, spaces or
+#: `~ ^ : ? * [ \`, no `..`, `@{` or `//`, no part starting with `.` or ending with `.lock`, not
+#: starting with `-` or `/`, not ending with `/` or `.`.
+GitBranch = Annotated[
+    str,
+    _matching(
+        r"^(?![-/.])(?!@$)(?!.*(?:\.\.|@\{|//|/\.|\.lock/|\.lock$|[/.]$))"
+        r"[^\x00-\x20\x7f~^:?*\[\\]+$",
+        "a git branch name like main or release/2.1 (no spaces, control characters or "
+        "~ ^ : ? * [ \\, no '..', not starting with '-', '/' or '.')",
+        min_length=1,
+        max_length=255,
+    ),
+]
+#: A CodePipeline trigger file-path glob (at most 8 of them, each 1-255 characters).
+PathGlob = Annotated[str, Field(min_length=1, max_length=255)]
+MAX_PATH_GLOBS = 8
 
 
 #: The retention periods CloudWatch Logs accepts, in days.
@@ -118,10 +172,36 @@ LogRetentionDays = Literal[
 ]  # fmt: skip
 
 
+Located = tuple[tuple[int | str, ...], str]
+
+
+class FieldProblems(ValueError):
+    """Problems a model validator found in fields below it, each with its own place (a path
+    relative to the model), so an error names the field and its line rather than the section."""
+
+    def __init__(self, problems: Sequence[Located]) -> None:
+        self.problems = list(problems)
+        super().__init__(
+            "; ".join(f"{_field_path(loc)}: {why}" if loc else why for loc, why in self.problems)
+        )
+
+
+def _refuse(problems: Sequence[Located]) -> None:
+    if problems:
+        raise FieldProblems(problems)
+
+
+def _refuse_at(loc: tuple[int | str, ...], message: str) -> NoReturn:
+    """Refuse one field (a path below the model) with `message`."""
+    raise FieldProblems([(loc, message)])
+
+
 class _Model(BaseModel):
     """Every section forbids unknown keys, so a typo is an error rather than a silent default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, regex_engine="python-re"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,13 +216,13 @@ class SourceType(StrEnum):
 
 
 class GitHubSource(_Model):
-    """A repository reached through a CodeStar (CodeConnections) connection; never an OAuth token."""
+    """A repository reached through a CodeStar (CodeConnections) connection, never a token."""
 
     type: Literal["github"]
     repository: Annotated[
-        str, _pattern(re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"), "'owner/name'")
+        str, _matching(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", "'owner/name'", max_length=200)
     ] = Field(description="Repository as owner/name.")
-    branch: str = Field(default="main", min_length=1, max_length=255)
+    branch: GitBranch = Field(default="main", description="The branch that starts the pipeline.")
     connection_arn: ConnectionArn | None = Field(
         default=None,
         description="Literal CodeStar connection ARN. Prefer connection_parameter: a literal ARN "
@@ -153,11 +233,18 @@ class GitHubSource(_Model):
         description="Name of an SSM String parameter that holds the connection ARN, "
         "resolved at deploy time.",
     )
-    paths: list[Annotated[str, Field(min_length=1)]] = Field(
+    paths: list[PathGlob] = Field(
         default_factory=list,
-        description="File path globs; only pushes that touch them start the pipeline (monorepos).",
+        max_length=MAX_PATH_GLOBS,
+        description="File path globs; only pushes that touch them start the pipeline "
+        "(monorepos). At most 8 (a CodePipeline trigger limit), each 1-255 characters.",
     )
-    exclude_paths: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    exclude_paths: list[PathGlob] = Field(
+        default_factory=list,
+        max_length=MAX_PATH_GLOBS,
+        description="File path globs whose changes alone do not start the pipeline. At most 8, "
+        "each 1-255 characters.",
+    )
     full_clone: bool = Field(
         default=False,
         description="Hand the build a git clone (CODEBUILD_CLONE_REF) instead of a zip, for "
@@ -178,24 +265,28 @@ class GitHubSource(_Model):
 class S3Source(_Model):
     type: Literal["s3"]
     bucket: (
-        Annotated[
-            str, _pattern(re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"), "an S3 bucket name")
-        ]
-        | None
+        Annotated[str, _matching(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an S3 bucket name")] | None
     ) = Field(
         default=None,
         description="Existing versioned bucket. Default: deployline creates a versioned, "
         "encrypted source bucket.",
     )
-    key: str = Field(default="source.zip", min_length=1, max_length=1024)
+    key: Annotated[
+        str,
+        _matching(
+            r"^[^\s*?/][^\s*?]*$",
+            "an S3 object key like source.zip (no spaces, wildcards or leading '/')",
+            max_length=1024,
+        ),
+    ] = Field(default="source.zip", description="The object whose new versions start the pipeline.")
 
 
 class CodeCommitSource(_Model):
     type: Literal["codecommit"]
     repository: Annotated[
-        str, _pattern(re.compile(r"^[\w.-]{1,100}$"), "a CodeCommit repository name")
+        str, _matching(r"^[A-Za-z0-9_.-]{1,100}$", "a CodeCommit repository name")
     ]
-    branch: str = Field(default="main", min_length=1, max_length=255)
+    branch: GitBranch = Field(default="main", description="The branch that starts the pipeline.")
     full_clone: bool = Field(
         default=False,
         description="Hand the build a git clone instead of a zip. Default: false.",
@@ -244,10 +335,12 @@ class Severity(StrEnum):
     LOW = "low"
 
 
+Scanner = Literal["bandit", "pip-audit", "trivy"]
+_SCANNERS: list[Scanner] = ["bandit", "pip-audit", "trivy"]
+
+
 class SecurityConfig(_Model):
-    scanners: list[Literal["bandit", "pip-audit", "trivy"]] = Field(
-        default_factory=lambda: ["bandit", "pip-audit", "trivy"], min_length=1
-    )
+    scanners: list[Scanner] = Field(default_factory=lambda: list(_SCANNERS), min_length=1)
     threshold: Severity = Field(
         default=Severity.HIGH, description="Fail the pipeline at or above this severity."
     )
@@ -333,6 +426,9 @@ class AlarmThresholds(_Model):
     )
 
 
+SubnetId = Annotated[str, _matching(r"^subnet-[0-9a-f]{8,17}$", "a subnet ID like subnet-0abc1234")]
+
+
 class NetworkMode(StrEnum):
     PUBLIC = "public"
     PRIVATE = "private"
@@ -350,22 +446,23 @@ class NetworkConfig(_Model):
     """
 
     mode: NetworkMode = NetworkMode.PUBLIC
-    vpc_id: Annotated[str, _pattern(_VPC_ID, "a VPC ID like vpc-0abc1234")] | None = None
-    vpc_cidr: Cidr = Field(
+    vpc_id: (
+        Annotated[str, _matching(r"^vpc-[0-9a-f]{8,17}$", "a VPC ID like vpc-0abc1234")] | None
+    ) = None
+    vpc_cidr: VpcCidr = Field(
         default="10.0.0.0/16",
-        description="CIDR of the new VPC (or of the existing one, with vpc_id). "
+        description="CIDR of the new VPC (or of the existing one, with vpc_id), /16 to /28. A new "
+        "VPC splits it evenly into one subnet per zone and subnet group, each at least a /28. "
         "Default: 10.0.0.0/16.",
     )
-    availability_zones: list[Annotated[str, Field(pattern=r"^[a-z]{2}-[a-z]+-\d[a-z]$")]] = Field(
+    availability_zones: list[
+        Annotated[str, _matching(rf"^{_REGION_NAME}[a-z]$", "an availability zone like eu-west-1a")]
+    ] = Field(
         default_factory=list,
         description="Required with vpc_id (synth runs offline and cannot look them up).",
     )
-    public_subnet_ids: list[Annotated[str, _pattern(_SUBNET_ID, "a subnet ID")]] = Field(
-        default_factory=list
-    )
-    private_subnet_ids: list[Annotated[str, _pattern(_SUBNET_ID, "a subnet ID")]] = Field(
-        default_factory=list
-    )
+    public_subnet_ids: list[SubnetId] = Field(default_factory=list, max_length=6)
+    private_subnet_ids: list[SubnetId] = Field(default_factory=list, max_length=6)
     max_azs: int = Field(default=2, ge=2, le=6, description="New VPC only. Default: 2.")
     nat_gateways: int = Field(
         default=1,
@@ -404,6 +501,27 @@ class NetworkConfig(_Model):
         if len(set(value)) != len(value):
             raise ValueError(f"extra_endpoints must not repeat, got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _subnets_fit(self) -> NetworkConfig:
+        """A new VPC is split evenly into max_azs subnets per group (aws-cdk-lib's
+        `IpAddresses.cidr`), and CDK and EC2 take subnets from /16 to /28 only."""
+        if self.vpc_id is not None:
+            return self
+        groups = 1 if self.mode is NetworkMode.PUBLIC else 2
+        count = groups * self.max_azs
+        prefix = int(self.vpc_cidr.rsplit("/", 1)[1])
+        mask = 32 - ((2 ** (32 - prefix)) // count).bit_length() + 1
+        if mask > 28:
+            widest = 32 - (16 * count - 1).bit_length()
+            _refuse_at(
+                ("vpc_cidr",),
+                f"{self.vpc_cidr} split into {count} subnets ({self.max_azs} zones x "
+                f"{groups} subnet group{'s' if groups > 1 else ''} in mode "
+                f"{self.mode.value}) leaves /{mask} subnets, and a subnet must be /28 or "
+                f"larger: use a /{widest} or larger vpc_cidr, or fewer max_azs",
+            )
+        return self
 
     @model_validator(mode="after")
     def _existing_vpc_complete(self) -> NetworkConfig:
@@ -460,6 +578,23 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 }
 
 
+#: Fargate CPU units; the JSON Schema lists them, validate names the field with the choices.
+FargateCpu = Annotated[int, Field(json_schema_extra={"enum": sorted(FARGATE_SIZES)})]
+#: Fargate memory sizes (MiB); which of them a cpu takes is checked with the cpu.
+FargateMemory = Annotated[
+    int,
+    Field(
+        json_schema_extra={
+            "enum": sorted({m for sizes in FARGATE_SIZES.values() for m in sizes}),
+        }
+    ),
+]
+
+#: Inbound rules a security group holds (the default EC2 quota "Inbound or outbound rules per
+#: security group"); the load balancer's group needs one per CIDR and port.
+MAX_INGRESS_RULES = 60
+
+
 class EnvironmentConfig(_Model):
     """One environment the service runs in: an ECS Fargate service behind an ALB, deployed rolling
     (ECS circuit breaker and alarms) or blue/green (CodeDeploy with a test listener)."""
@@ -475,10 +610,23 @@ class EnvironmentConfig(_Model):
     desired_count: int = Field(default=2, ge=1, le=1000)
     min_capacity: int = Field(default=1, ge=1, le=1000)
     max_capacity: int = Field(default=4, ge=1, le=1000)
-    cpu: int = Field(default=256, description="Fargate CPU units: 256, 512, 1024, ...")
-    memory: int = Field(default=512, description="MiB, a size Fargate offers for the cpu.")
+    cpu: FargateCpu = Field(default=256, description="Fargate CPU units: 256, 512, 1024, ...")
+    memory: FargateMemory = Field(
+        default=512, description="MiB, a size Fargate offers for the cpu."
+    )
     container_port: int = Field(default=8080, ge=1, le=65535)
-    health_check_path: str = Field(default="/health", pattern=r"^/[\w\-./~%]*$")
+    health_check_path: Annotated[
+        str,
+        _matching(
+            r"^/[A-Za-z0-9_\-./~%]*$",
+            "a URL path starting with '/' of ASCII letters, digits and _ - . / ~ %",
+            max_length=1024,
+        ),
+    ] = Field(
+        default="/health",
+        description="What the load balancer and the container health check request; at most "
+        "1,024 characters (the load balancer's limit). Default: /health.",
+    )
     listener_port: int = Field(
         default=80,
         ge=1,
@@ -496,7 +644,14 @@ class EnvironmentConfig(_Model):
         "validation hook needs no network path (it reads the load balancer's health checks of "
         "the green tasks), so open it only to the people who test by hand, e.g. an office CIDR.",
     )
-    ingress_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    ingress_cidrs: list[Cidr] = Field(
+        default_factory=lambda: ["0.0.0.0/0"],
+        min_length=1,
+        max_length=MAX_INGRESS_RULES,
+        description="Who may reach the listeners. Each CIDR is one security group rule per port "
+        "(the HTTP port, and 443 with certificate_arn); with test_listener_cidrs they must fit "
+        "in the 60 inbound rules a security group holds. Default: 0.0.0.0/0.",
+    )
     certificate_arn: CertificateArn | None = Field(
         default=None,
         description="ACM certificate for HTTPS on 443 (HTTP then redirects to it). Needs "
@@ -532,13 +687,29 @@ class EnvironmentConfig(_Model):
         "`caddy respond --listen :<container_port>` (200 on every path, no file written); "
         "otherwise the image's own command.",
     )
-    container_user: str = Field(
+    container_user: Annotated[
+        str,
+        _matching(
+            r"^(?!(?:0+|root)(?::|$))(?:[0-9]{1,10}|[a-z_][a-z0-9_-]{0,31})"
+            r"(?::(?:[0-9]{1,10}|[a-z_][a-z0-9_-]{0,31}))?$",
+            "a user other than root, as uid[:gid] or name[:group] like 1000:1000 (ASCII digits; "
+            "root and uid 0 are refused)",
+        ),
+    ] = Field(
         default="1000:1000",
-        pattern=r"^(?:\d{1,10}|[a-z_][a-z0-9_-]{0,31})(?::(?:\d{1,10}|[a-z_][a-z0-9_-]{0,31}))?$",
         description="uid[:gid] the container runs as; never root. Default: 1000:1000.",
     )
     read_only_root_filesystem: bool = True
-    writable_paths: list[Annotated[str, Field(pattern=r"^/[\w\-./]+$")]] = Field(
+    writable_paths: list[
+        Annotated[
+            str,
+            _matching(
+                r"^/[A-Za-z0-9_\-./]+$",
+                "an absolute directory like /tmp (ASCII letters, digits and _ - . /)",
+                max_length=255,
+            ),
+        ]
+    ] = Field(
         default_factory=lambda: ["/tmp"],  # noqa: S108  (a mount point, not a temp file)
         max_length=10,
         description="Task-local scratch volumes mounted writable (with "
@@ -619,15 +790,30 @@ class EnvironmentConfig(_Model):
             )
         return data
 
-    @field_validator("container_user")
+    @field_validator("ingress_cidrs", "test_listener_cidrs")
     @classmethod
-    def _not_root(cls, value: str) -> str:
-        user = value.split(":", 1)[0]
-        if user in {"0", "root"}:
-            raise ValueError(
-                f"container_user must not be root, got {value!r}; use a uid such as 1000:1000"
-            )
+    def _cidrs_once(cls, value: list[str]) -> list[str]:
+        repeated = sorted({c for c in value if value.count(c) > 1})
+        if repeated:
+            raise ValueError(f"each CIDR once: {repeated} appear more than once")
         return value
+
+    @model_validator(mode="after")
+    def _security_group_fits(self) -> EnvironmentConfig:
+        """The load balancer's security group gets one inbound rule per CIDR and listener port."""
+        ports = [self.listener_port, 443] if self.certificate_arn else [self.listener_port]
+        test = len(self.test_listener_cidrs) if self.deployment is DeploymentType.BLUE_GREEN else 0
+        rules = len(self.ingress_cidrs) * len(ports) + test
+        if rules > MAX_INGRESS_RULES:
+            what = f"{len(self.ingress_cidrs)} ingress_cidrs x {len(ports)} port(s) {ports}"
+            if test:
+                what += f" + {test} test_listener_cidrs"
+            _refuse_at(
+                ("ingress_cidrs",),
+                f"{what} make {rules} inbound rules in the load balancer's security "
+                f"group, which holds {MAX_INGRESS_RULES}: list fewer, wider CIDRs",
+            )
+        return self
 
     @field_validator("writable_paths")
     @classmethod
@@ -646,8 +832,9 @@ class EnvironmentConfig(_Model):
     def _consistent(self) -> EnvironmentConfig:
         allowed = FARGATE_SIZES.get(self.cpu)
         if allowed is None:
-            raise ValueError(
-                f"cpu must be one of {sorted(FARGATE_SIZES)} Fargate CPU units, got {self.cpu}"
+            _refuse_at(
+                ("cpu",),
+                f"cpu must be one of {sorted(FARGATE_SIZES)} Fargate CPU units, got {self.cpu}",
             )
         if self.memory not in allowed:
             raise ValueError(
@@ -703,7 +890,9 @@ class EnvironmentConfig(_Model):
                 raise ValueError("test_listener_port 443 is taken by the HTTPS listener")
         if self.network.mode is NetworkMode.ENDPOINTS and not (
             self.placeholder_image.startswith("public.ecr.aws/")
-            or re.match(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/", self.placeholder_image)
+            or re.match(
+                r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com/", self.placeholder_image
+            )
         ):
             raise ValueError(
                 "network mode endpoints has no route to the internet: placeholder_image must "
@@ -718,17 +907,42 @@ class EnvironmentConfig(_Model):
 
 
 class NotificationsConfig(_Model):
-    emails: list[Email] = Field(default_factory=list)
+    emails: list[Email] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Who receives alerts and approval requests, each once.",
+    )
     sns_topic_arn: SnsArn | None = Field(
         default=None, description="An existing topic that also receives every alert."
     )
     https_endpoint: (
-        Annotated[str, _pattern(re.compile(r"^https://[^\s/$.?#].[^\s]*$"), "an https:// URL")]
+        Annotated[
+            str,
+            _matching(
+                r"^https://(?![^/?#\s]*@)[^\s/$.?#@][^\s]*$",
+                "an https:// URL without user:password@ (the URL sits in the template in plain "
+                "text: authenticate deployline's messages by their SNS signature instead)",
+                max_length=2048,
+            ),
+        ]
         | None
-    ) = None
+    ) = Field(default=None, description="An HTTPS endpoint SNS posts every alert to.")
     max_execution_minutes: int = Field(
         default=60, ge=5, le=1440, description="An execution running longer is 'stuck'."
     )
+
+    @field_validator("emails")
+    @classmethod
+    def _emails_once(cls, value: list[str]) -> list[str]:
+        seen: dict[str, str] = {}
+        for email in value:
+            if email.lower() in seen:
+                raise ValueError(
+                    f"each e-mail once: {email!r} repeats {seen[email.lower()]!r} (SNS would "
+                    "subscribe the mailbox twice); remove one"
+                )
+            seen[email.lower()] = email
+        return value
 
 
 class NamingConfig(_Model):
@@ -754,17 +968,16 @@ class PipelineConfig(_Model):
         "deploy the pipeline stack to.",
     )
     bootstrap_qualifier: Annotated[
-        str, _pattern(re.compile(r"^[a-z0-9]{1,10}$"), "a CDK bootstrap qualifier like hnb659fds")
+        str, _matching(r"^[a-z0-9]{1,10}$", "a CDK bootstrap qualifier like hnb659fds")
     ] = Field(
         default=DEFAULT_BOOTSTRAP_QUALIFIER,
         description="The `--qualifier` every account was bootstrapped with; the pipeline "
         "deploys through the roles `cdk bootstrap` made with it. Default: hnb659fds.",
     )
-    deployline_requirement: str = Field(
+    deployline_requirement: Annotated[
+        str, _matching(r"^[^\s]+$", "one pip requirement without spaces", max_length=500)
+    ] = Field(
         default_factory=lambda: f"deployline=={_version()}",
-        min_length=1,
-        max_length=500,
-        pattern=r"^[^\s]+$",
         description="What the pipeline's synth step installs with pip to synthesize this file "
         "(a pinned version, a wheel URL or a git URL). Default: the deployline that wrote the "
         "pipeline.",
@@ -780,22 +993,199 @@ class PipelineConfig(_Model):
     ecr_keep_images: int = Field(default=20, ge=1, le=1000)
     log_retention_days: LogRetentionDays = 30
 
+    @model_validator(mode="after")
+    def _noncurrent_within_expiry(self) -> PipelineConfig:
+        """What the artifact store refuses: old versions cannot outlive the objects."""
+        if self.noncurrent_expiry_days > self.artifact_expiry_days:
+            _refuse_at(
+                ("noncurrent_expiry_days",),
+                f"{self.noncurrent_expiry_days} days is longer than "
+                f"artifact_expiry_days ({self.artifact_expiry_days}): replaced artifact "
+                "versions cannot be kept longer than the artifacts; lower it or raise "
+                "artifact_expiry_days",
+            )
+        return self
+
 
 class Suppression(_Model):
-    id: Annotated[str, _pattern(_RULE_ID, "a rule ID like DL305")]
-    reason: str = Field(min_length=10, description="Why the finding is accepted.")
-    resource: str | None = Field(default=None, description="Logical ID; default: every resource.")
+    """An accepted finding: `checks.suppress` items.
+
+    What a valid item is, the checker decides (`deployline.checks.suppressions.problem_of`, the
+    function `deployline check` reads deployline.yaml with), so check, validate and synth accept
+    and refuse the same items: a known rule ID in any case, and a reason that is not blank.
+    """
+
+    id: Annotated[str, _matching(_RULE_ID, "a rule ID like DL305 (`deployline rules` lists them)")]
+    reason: Annotated[str, _matching(r"\S", "a reason: why the finding is accepted")] = Field(
+        description="Why the finding is accepted (required, not blank)."
+    )
+    resource: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Logical ID of the one resource it applies to. Default: every resource.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _as_the_checker_reads_it(cls, data: Any) -> Any:
+        from deployline.checks.suppressions import problem_of
+
+        problem = problem_of(data)
+        if problem is not None:
+            raise ValueError(problem)
+        return data
+
+    @field_validator("id")
+    @classmethod
+    def _canonical_id(cls, value: str) -> str:
+        return value.strip().upper()
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+#: The checker's severities, spelled in any case (the checker reads them with Severity.parse).
+_CHECK_SEVERITY = rf"^\s*(?:{'|'.join(_any_case(s.value) for s in Severity)})\s*$"
 
 
 class ChecksConfig(_Model):
-    severity_threshold: Severity = Severity.HIGH
+    """How `deployline synth` checks what it wrote, and what `deployline check` reads from this
+    file: the same section, read by the checker's own rules (`deployline.checks`)."""
+
+    severity_threshold: Annotated[
+        Severity,
+        WithJsonSchema({"type": "string", "pattern": _CHECK_SEVERITY}),
+    ] = Field(
+        default=Severity.HIGH,
+        description="Findings at or above it fail the check: critical, high, medium or low, "
+        "in any case. Default: high.",
+    )
     suppress: list[Suppression] = Field(default_factory=list)
+    options: dict[OptionRuleId, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Settings of the rules that take some, by rule ID (`deployline rules ID` "
+        "shows a rule's options and defaults), e.g. {DL301: {limit: 30}}.",
+    )
+
+    @field_validator("severity_threshold", mode="before")
+    @classmethod
+    def _checker_severity(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            from deployline.checks.model import Severity as CheckSeverity
+
+            return CheckSeverity.parse(value).name.lower()
+        return value
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_as_written(cls, value: Any) -> Any:
+        """Nothing means none. The checker looks a rule's options up by the key as written
+        (upper-cased): ` DL301` would never be found, so it is refused, not stripped."""
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            _refuse(
+                [
+                    ((str(key),), f"{key!r} has spaces around the rule ID; write {key.strip()}")
+                    for key in value
+                    if isinstance(key, str) and key != key.strip()
+                ]
+            )
+        return value
+
+    @field_validator("suppress", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        """The checker takes one mapping for a list of one, and nothing for none."""
+        if value is None:
+            return []
+        return value if isinstance(value, list) else [value]
+
+    @field_validator("options")
+    @classmethod
+    def _known_options(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from deployline.checks.registry import rule_classes
+
+        rules = {rule.id: rule for rule in rule_classes()}
+        out: dict[str, dict[str, Any]] = {}
+        problems: list[Located] = []
+        for key, settings in value.items():
+            rule_id = key.strip().upper()
+            rule = rules.get(rule_id)
+            if rule is None:
+                problems.append(((key,), f"{key!r} is no rule (see deployline rules)"))
+                continue
+            for name, setting in settings.items():
+                problem = _option_problem(rule, name, setting)
+                if problem:
+                    problems.append(((key, name), problem))
+            out[rule_id] = settings
+        _refuse(problems)
+        return out
+
+    def file_wide(self, rule_id: str) -> bool:
+        """True when `rule_id` is suppressed for every resource (no `resource`)."""
+        return any(s.id == rule_id and s.resource is None for s in self.suppress)
+
+
+def _option_problem(rule: type[Any], name: str, setting: Any) -> str | None:
+    """Why the checker would refuse option `name` = `setting` of `rule`: the rule's own
+    constructor judges it (typed options, `Rule.options_definition`), one option at a time so
+    that each problem names its field."""
+    if hasattr(rule, "options_definition"):
+        try:
+            rule({name: setting})
+        except ValueError as exc:
+            return str(exc)
+        return None
+    return _untyped_option_problem(rule.id, dict(rule.default_options), name, setting)
+
+
+def _untyped_option_problem(
+    rule_id: str, known: dict[str, Any], name: str, setting: Any
+) -> str | None:
+    """The same judgement, in the same words, for the checker before its typed options (branch
+    checker, already on main): delete this once the two meet."""
+    if name not in known:
+        return (
+            f"{rule_id} has no option {name!r} (its options: {', '.join(sorted(known)) or 'none'})"
+        )
+    default = known[name]
+    if isinstance(default, list | tuple):
+        ok = isinstance(setting, list) and all(isinstance(v, str) and v.strip() for v in setting)
+        wanted = "a list of non-empty strings"
+    elif isinstance(default, int) and not isinstance(default, bool):
+        ok, wanted = isinstance(setting, int) and not isinstance(setting, bool), "an integer"
+    else:
+        ok, wanted = isinstance(setting, str), "a string"
+    if ok:
+        return None
+    return f"{rule_id} option {name!r} takes {wanted}, got {setting!r} (default: {default!r})"
+
+
+#: The top-level sections that have defaults: empty means "the defaults".
+_SECTIONS = frozenset(
+    {"build", "test", "security", "notifications", "naming", "tags", "pipeline", "checks"}
+)
+
+#: Tags AWS lets a resource hold.
+MAX_TAGS_PER_RESOURCE = 50
+#: The tags aws-cdk-lib adds to every subnet of a new VPC beside the stack's own.
+CDK_SUBNET_TAGS = ("Name", "aws-cdk:subnet-name", "aws-cdk:subnet-type")
+#: User tags (Owner included) that still fit beside deployline's and CDK's.
+MAX_USER_TAGS = MAX_TAGS_PER_RESOURCE - len(REQUIRED_TAG_KEYS) - len(CDK_SUBNET_TAGS)
 
 
 class DeploylineConfig(_Model):
     service: ServiceName
     project: Annotated[str, _kebab(32)]
-    owner: str | None = Field(default=None, max_length=256)
+    owner: TagValue | None = Field(
+        default=None,
+        description="Who owns the service; the Owner tag of every resource, so a valid tag "
+        "value (letters, digits, spaces and + - = . _ : / @, at most 256 characters).",
+    )
     source: Source
     build: BuildConfig = Field(default_factory=BuildConfig)
     test: TestConfig = Field(default_factory=TestConfig)
@@ -803,9 +1193,24 @@ class DeploylineConfig(_Model):
     environments: list[EnvironmentConfig] = Field(min_length=1, max_length=10)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     naming: NamingConfig = Field(default_factory=NamingConfig)
-    tags: dict[TagKey, TagValue] = Field(default_factory=dict)
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict,
+        max_length=MAX_USER_TAGS,
+        description="Added to every taggable resource. A resource holds 50 tags; deployline adds "
+        "4 (Environment, Project, ManagedBy, Service) and CDK 3 to VPC subnets, so at most 43, "
+        "Owner (from owner) included.",
+    )
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     checks: ChecksConfig = Field(default_factory=ChecksConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        """A section left empty (`checks:` with every line commented out) takes its defaults,
+        as `deployline check` reads it."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (v is None and k in _SECTIONS)}
+        return data
 
     @field_validator("environments")
     @classmethod
@@ -824,13 +1229,41 @@ class DeploylineConfig(_Model):
     @field_validator("tags")
     @classmethod
     def _no_reserved_tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        clash = sorted({"Environment", "Project", "ManagedBy", "Service"} & set(tags))
+        clash = sorted(set(REQUIRED_TAG_KEYS) & set(tags))
         if clash:
             raise ValueError(f"tags {clash} are set by deployline; remove them from tags")
         bad = [k for k in tags if k.lower().startswith("aws:")]
         if bad:
             raise ValueError(f"tag keys may not start with 'aws:', got {bad}")
         return tags
+
+    @model_validator(mode="after")
+    def _tags_fit(self) -> DeploylineConfig:
+        owner = 1 if self.owner and "Owner" not in self.tags else 0
+        if len(self.tags) + owner > MAX_USER_TAGS:
+            _refuse_at(
+                ("tags",),
+                f"{len(self.tags)} tags{' and the Owner tag' if owner else ''} are more "
+                f"than {MAX_USER_TAGS}: a resource holds {MAX_TAGS_PER_RESOURCE} tags, and "
+                f"deployline adds {len(REQUIRED_TAG_KEYS)} of its own and CDK "
+                f"{len(CDK_SUBNET_TAGS)} to each VPC subnet; remove some",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _approval_before_the_last(self) -> DeploylineConfig:
+        """What the pipeline construct refuses (failure catalog DL405), found without synth."""
+        envs = self.environments
+        if len(envs) < 2 or envs[-1].approval or self.checks.file_wide("DL405"):
+            return self
+        last = envs[-1]
+        _refuse_at(
+            ("environments", len(envs) - 1, "approval"),
+            f"{last.name!r} is the last of {len(envs)} environments, where releases reach "
+            "production, and needs approval: true so that a person approves each one "
+            "(failure catalog DL405); set approval: true, or accept DL405 in "
+            "checks.suppress with a reason and no resource",
+        )
 
     @model_validator(mode="after")
     def _pipeline_env_distinct(self) -> DeploylineConfig:
@@ -976,9 +1409,9 @@ class ConfigError(Exception):
 
 
 def _yaml() -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    return yaml
+    parser = YAML(typ="rt")
+    parser.allow_duplicate_keys = False
+    return parser
 
 
 def _field_path(loc: Sequence[int | str]) -> str:
@@ -1044,6 +1477,9 @@ def _message(err: Any, value_present: bool) -> str:
         return "is not a known field (check the spelling; `deployline schema` lists every field)"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
+    if kind == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern"))
+        return f"expected {_EXPECTED.get(pattern, 'text matching ' + pattern)}, found {found}"
     if kind == "literal_error":
         return f"expected one of {ctx.get('expected')}, found {found}"
     if kind == "enum":
@@ -1078,8 +1514,6 @@ def _message(err: Any, value_present: bool) -> str:
         return f"must be at least {ctx.get('min_length')} characters, found {found}"
     if kind == "string_too_long":
         return f"must be at most {ctx.get('max_length')} characters, found {found}"
-    if kind == "string_pattern_mismatch":
-        return f"must match {ctx.get('pattern')}, found {found}"
     return f"{err['msg']}, found {found}"
 
 
@@ -1097,54 +1531,56 @@ def _plain(node: Any) -> Any:
     return str(node)
 
 
+def _problems(exc: ValidationError, tree: Any, filename: str) -> list[ConfigProblem]:
+    """Pydantic's errors as ConfigProblems with lines; FieldProblems spread to their fields."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        base = _clean_loc(err["loc"])
+        error = (err.get("ctx") or {}).get("error")
+        located = error.problems if isinstance(error, FieldProblems) else [((), "")]
+        for below, why in located:
+            loc = [*base, *below]
+            problems.append(
+                ConfigProblem(
+                    filename,
+                    _line_of(tree, loc),
+                    _field_path(loc),
+                    why or _message(err, value_present=err["type"] != "missing"),
+                )
+            )
+    return _dedupe(problems)
+
+
 def parse_config_text(text: str, filename: str = CONFIG_FILENAME) -> DeploylineConfig:
-    """Validate YAML text; raises ConfigError listing every problem with its line."""
+    """Validate YAML text; raises ConfigError listing every problem with its line.
+
+    The text is first measured (`_bounded`): at most MAX_CONFIG_BYTES, MAX_CONFIG_VALUES values
+    with YAML aliases expanded, MAX_CONFIG_DEPTH levels; so a hostile file is refused in well
+    under a second instead of hanging the round-trip parser or the validation.
+    """
+    _bounded(text, filename)
     try:
         tree = _yaml().load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         what = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(
-            [ConfigProblem(filename, line, "", f"YAML syntax error: {what}")]
-        ) from None
+        raise _error(filename, line, f"YAML syntax error: {what}") from None
     except Exception as exc:  # ruamel raises a few non-marked errors (e.g. duplicate keys)
-        raise ConfigError([ConfigProblem(filename, None, "", f"YAML error: {exc}")]) from None
+        raise _error(filename, None, f"YAML error: {exc}") from None
     if tree is None:
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    filename, 1, "", "the file is empty; run `deployline init` to start one"
-                )
-            ]
-        )
+        raise _error(filename, 1, "the file is empty; run `deployline init` to start one")
     if not isinstance(tree, CommentedMap):
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    filename,
-                    1,
-                    "",
-                    f"expected a mapping of fields at the top level, found {_describe(_plain(tree))}",
-                )
-            ]
-        )
-    data = _plain(tree)
+        found = _describe(_plain(tree))
+        raise _error(filename, 1, f"expected a mapping of fields at the top level, found {found}")
     try:
-        return DeploylineConfig.model_validate(data)
+        return DeploylineConfig.model_validate(_plain(tree))
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            loc = _clean_loc(err["loc"])
-            problems.append(
-                ConfigProblem(
-                    filename,
-                    _line_of(tree, loc),
-                    _field_path(loc),
-                    _message(err, value_present=err["type"] != "missing"),
-                )
-            )
-        raise ConfigError(_dedupe(problems)) from None
+        raise ConfigError(_problems(exc, tree, filename)) from None
+
+
+def _error(filename: str, line: int | None, message: str) -> ConfigError:
+    return ConfigError([ConfigProblem(filename, line, "", message)])
 
 
 def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:
@@ -1158,34 +1594,164 @@ def _dedupe(problems: list[ConfigProblem]) -> list[ConfigProblem]:
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Bounds: what a hostile file cannot make deployline do
+# --------------------------------------------------------------------------------------------
+
+#: The largest deployline.yaml read (bytes). A real one is a few kilobytes.
+MAX_CONFIG_BYTES = 1_000_000
+#: The most values (mappings, lists, keys and scalars) a file may hold once its YAML aliases
+#: (`*name`) are expanded. The example holds about 150; ten large environments about 3,000.
+MAX_CONFIG_VALUES = 10_000
+#: The deepest nesting of mappings and lists (the schema itself is 5 levels deep).
+MAX_CONFIG_DEPTH = 32
+
+# libyaml's composer is C: it measures a megabyte in a fraction of a second, where ruamel's
+# round-trip parser (kept for its line numbers) takes seconds and, on deep nesting, minutes.
+_MEASURING_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _bounded(text: str, filename: str) -> None:
+    """Raise ConfigError when `text` is too large, too deep, self-referencing or expands (YAML
+    aliases) past MAX_CONFIG_VALUES; alias-heavy files that stay within the bounds are fine."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONFIG_BYTES:
+        raise _error(filename, None, _too_large(size))
+    try:
+        root = yaml.compose(text, Loader=_MEASURING_LOADER)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        what = exc.problem or exc.context or "invalid YAML"
+        raise _error(filename, line, f"YAML syntax error: {what}") from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise _error(filename, None, f"YAML error: {exc}") from None
+    if root is not None:
+        _measure(root, filename)
+
+
+def _too_large(size: int | None) -> str:
+    how_big = f"is {size:,} bytes" if size else f"is larger than {MAX_CONFIG_BYTES:,} bytes"
+    return (
+        f"{how_big}; deployline reads at most {MAX_CONFIG_BYTES:,} (a deployline.yaml is a few "
+        "kilobytes): check that this is the right file"
+    )
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _measure(root: yaml.Node, filename: str) -> None:
+    """Walk the composed graph once per distinct node (aliases are shared nodes there), counting
+    values as the expanded document would hold them."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        line = node.start_mark.line + 1
+        if finished:
+            open_nodes.discard(key)
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if size[key] > MAX_CONFIG_VALUES:
+                raise _error(filename, line, _too_many(size[key], distinct=len(size)))
+            if depth[key] > MAX_CONFIG_DEPTH:
+                raise _error(
+                    filename,
+                    line,
+                    f"nests more than {MAX_CONFIG_DEPTH} levels deep; deployline.yaml needs 6",
+                )
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            raise _error(
+                filename,
+                line,
+                "a YAML alias refers to a value that contains it (a value cannot hold itself): "
+                "write the value out",
+            )
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((kid, False) for kid in _children(node) if id(kid) not in size)
+
+
+def _too_many(count: int, *, distinct: int) -> str:
+    if distinct <= MAX_CONFIG_VALUES:
+        return (
+            f"this value holds {count:,} values once its YAML aliases (*name) are expanded; "
+            f"deployline reads at most {MAX_CONFIG_VALUES:,}: write the values out instead of "
+            "nesting aliases"
+        )
+    return (
+        f"the file holds more than {MAX_CONFIG_VALUES:,} values, and a deployline.yaml needs a "
+        "few hundred: check that this is the right file"
+    )
+
+
 def load_config(path: str | Path) -> DeploylineConfig:
-    """Read and validate a deployline.yaml. Raises ConfigError (never a traceback-worthy error)."""
+    """Read and validate a deployline.yaml. Raises ConfigError (never a traceback-worthy error).
+
+    Reads at most MAX_CONFIG_BYTES (and one byte more, to know it is too large): a 10 MB file,
+    or /dev/zero, is refused without being read.
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(
-            [
-                ConfigProblem(
-                    str(p), None, "", "file not found; run `deployline init` to write a starter"
-                )
-            ]
+        raise _error(
+            str(p), None, "file not found; run `deployline init` to write a starter"
         ) from None
     except IsADirectoryError:
-        raise ConfigError([ConfigProblem(str(p), None, "", "is a directory, not a file")]) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [ConfigProblem(str(p), None, "", f"is not UTF-8 text ({exc.reason})")]
-        ) from None
+        raise _error(str(p), None, "is a directory, not a file") from None
     except OSError as exc:
-        raise ConfigError(
-            [ConfigProblem(str(p), None, "", f"cannot be read: {exc.strerror}")]
-        ) from None
+        raise _error(str(p), None, f"cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise _error(str(p), None, _too_large(_size_of(p)))
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _error(str(p), None, f"is not UTF-8 text ({exc.reason})") from None
     return parse_config_text(text, str(p))
 
 
+def _size_of(path: Path) -> int | None:
+    """The file's size, when it has one (not /dev/zero or a pipe)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    return size if size > MAX_CONFIG_BYTES else None
+
+
+class _SchemaGenerator(GenerateJsonSchema):
+    """Pydantic's generator, except that a mapping whose keys have a pattern says so with
+    `propertyNames` (pydantic writes `patternProperties`, which lets any other key through)."""
+
+    def dict_schema(self, schema: core_schema.DictSchema) -> JsonSchemaValue:
+        out = super().dict_schema(schema)
+        patterns = out.pop("patternProperties", None)
+        if patterns:
+            ((pattern, values),) = patterns.items()
+            out["propertyNames"] = {**out.get("propertyNames", {}), "pattern": pattern}
+            out["additionalProperties"] = values
+        return out
+
+
 def json_schema() -> dict[str, Any]:
-    schema = DeploylineConfig.model_json_schema()
+    """The JSON Schema of deployline.yaml: every constraint on a single value (patterns,
+    lengths, ranges, choices); the rules that relate several values are `validate`'s."""
+    schema = DeploylineConfig.model_json_schema(schema_generator=_SchemaGenerator)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "deployline.yaml"
     return schema

@@ -12,12 +12,15 @@ from. They run like CodeBuild runs them:
   failing command stops the stage, and its full output is shown.
 
 Steps that need the pipeline's AWS context (ECR login, push, the deployed task definition) are
-skipped and say why; steps that need a Docker engine run when `docker info` answers. The files
-the pipeline would collect (test reports, security reports, deployment files) are copied into a
-reports directory. `scan` then applies the pipeline's security gate
+skipped and say why; steps that need a Docker engine run when `docker info` answers. When none
+answers they are skipped too, and the stage does not pass: it ends "skipped" (build) or
+"incomplete" with exit status 3, so a script never takes an image that was not built for one that
+was. The files the pipeline would collect (test reports, security reports, deployment files) are
+copied into a reports directory. `scan` then applies the pipeline's security gate
 (`deployline.runtime.security_gate.evaluate`) and exits as the pipeline would: 0 pass, 1 fail,
-2 for usage or configuration errors. A configured scanner that is not installed and that the
-stage cannot install (Trivy is a separate binary) is an error, never a silent pass; with
+2 for usage or configuration errors, 3 when steps the stage needs were skipped for want of
+Docker. A configured scanner that is not installed and that the stage cannot install (Trivy is a
+separate binary) is an error, never a silent pass; with
 `--skip-scanner NAME` the run goes on and the verdict shows the skip.
 """
 
@@ -55,6 +58,10 @@ if TYPE_CHECKING:
 EXIT_PASSED = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: Nothing failed, but steps the stage needs were skipped (no Docker engine): not a pass.
+EXIT_INCOMPLETE = 3
+#: Why run-local skips a step that needs Docker.
+NO_DOCKER = "no Docker engine answers `docker info`"
 
 #: Scanners whose executable must already be on PATH (the pipeline installs them from a release
 #: archive; locally we do not download binaries), with how to install each.
@@ -155,7 +162,8 @@ class LocalRunResult:
 
     Attributes:
         stage: the stage that ran.
-        exit_code: 0 passed, 1 a command or the security gate failed.
+        exit_code: 0 passed, 1 a command or the security gate failed, 3 nothing failed but
+            steps the stage needs were skipped for want of a Docker engine (`without_docker`).
         reports_dir: where the collected files are.
         collected: names of the files copied into `reports_dir`.
         missing: outputs the stage did not produce (pipeline-only steps, or a failure).
@@ -181,6 +189,11 @@ class LocalRunResult:
     def failed_step(self) -> StepOutcome | None:
         return next((s for s in self.steps if s.status == "failed"), None)
 
+    @property
+    def without_docker(self) -> tuple[str, ...]:
+        """The steps skipped because no Docker engine answered: what this run did not do."""
+        return tuple(s.name for s in self.steps if s.status == "skipped" and s.note == NO_DOCKER)
+
 
 # --------------------------------------------------------------------------------------------
 # Planning
@@ -198,7 +211,7 @@ def plan(
         elif step.pipeline_only:
             planned.append(PlannedStep(step, False, f"pipeline only: {step.local_note}"))
         elif step.needs_docker and not docker:
-            planned.append(PlannedStep(step, False, "no Docker engine answers `docker info`"))
+            planned.append(PlannedStep(step, False, NO_DOCKER))
         else:
             planned.append(PlannedStep(step, True))
     return planned
@@ -621,10 +634,7 @@ def run_local(
     )
     has_docker = docker if docker is not None else (needs_docker and docker_available(env_in))
     if needs_docker and not has_docker:
-        notes.append(
-            "no Docker engine answers `docker info`: steps that need one are skipped "
-            "(start Docker to run them)"
-        )
+        notes.append(f"{NO_DOCKER}: steps that need one are skipped (start Docker to run them)")
     if choice is StageChoice.SCAN:
         _check_path_scanners(config, skips, env_in)
 
@@ -677,6 +687,8 @@ def run_local(
                 json.dumps(verdict.to_dict(), indent=2, default=str) + "\n", encoding="utf-8"
             )
             exit_code = EXIT_PASSED if verdict.passed else EXIT_FAILED
+        if exit_code == EXIT_PASSED and any(o.note == NO_DOCKER for o in outcomes):
+            exit_code = EXIT_INCOMPLETE
         kept = scratch if keep else None
     finally:
         if not keep:
@@ -940,8 +952,25 @@ def render_result(result: LocalRunResult, console: Console) -> None:
             "would stop here.",
             highlight=False,
         )
+    elif result.exit_code == EXIT_INCOMPLETE:
+        console.print(_incomplete(result), highlight=False)
     elif result.verdict is None:
         console.print(f"[green]{result.stage} stage passed[/]", highlight=False)
+
+
+def _incomplete(result: LocalRunResult) -> str:
+    """The verdict line of a stage that skipped steps for want of Docker: never "passed"."""
+    if result.stage is StageChoice.BUILD:
+        return (
+            f"[yellow]build stage skipped[/]: {NO_DOCKER}, so no image was built; start Docker "
+            "and run it again"
+        )
+    skipped = ", ".join(result.without_docker)
+    verdict = " (the security gate passed without them)" if result.verdict else ""
+    return (
+        f"[yellow]{result.stage} stage incomplete[/]: {_escape(skipped)} skipped{verdict}, since "
+        f"{NO_DOCKER}; start Docker and run it again"
+    )
 
 
 def run_local_command(
@@ -989,7 +1018,8 @@ def run_local_command(
     """Run a pipeline stage's commands on this machine, as the pipeline runs them.
 
     Exit status: 0 passed, 1 a command or the security gate failed, 2 usage or configuration
-    error.
+    error, 3 skipped or incomplete: steps the stage needs (the image build) were skipped because
+    no Docker engine answers.
     """
     from rich.console import Console
 
@@ -1007,16 +1037,13 @@ def run_local_command(
             console=err,
         )
     except ConfigError as exc:
-        n = len(exc.problems)
-        err.print(
-            f"[bold red]error:[/] {n} problem{'s' if n != 1 else ''} in the configuration:",
-            highlight=False,
-        )
-        for problem in sorted(exc.problems, key=lambda p: (p.line or 0, p.field)):
-            err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        from deployline.cli import config_errors
+
+        config_errors(exc)
     except LocalRunError as exc:
-        err.print(f"[bold red]error:[/] {_escape(exc.message)}", highlight=False, soft_wrap=True)
+        from deployline.cli import error_line
+
+        error_line(exc.message)
         raise typer.Exit(exc.exit_code) from None
     render_result(result, out)
     raise typer.Exit(result.exit_code)
@@ -1025,6 +1052,7 @@ def run_local_command(
 __all__ = [
     "DEFAULT_EXCLUDES",
     "EXIT_FAILED",
+    "EXIT_INCOMPLETE",
     "EXIT_PASSED",
     "EXIT_USAGE",
     "PATH_SCANNERS",

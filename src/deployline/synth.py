@@ -1,20 +1,26 @@
 """`deployline synth`: deployline.yaml -> CloudFormation templates, offline, in-process.
 
 Synthesizes into a scratch directory beside the output directory and swaps it in only when the
-synth succeeded, so a failed run never leaves a half-written `cdk.out`.
+synth succeeded, so a failed or interrupted run never leaves a half-written `cdk.out`: Ctrl-C
+during the swap waits for the two renames to finish.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deployline.config import load_config
+from deployline.fileio import publish_directory
+from deployline.interrupts import interrupts
 
 if TYPE_CHECKING:
     from deployline.checks.model import CheckResult
@@ -72,8 +78,9 @@ def synthesize(
     With `cfn_validation` (Default: off), aws-cdk-lib's built-in CloudFormation template
     validation runs during synthesis too (see `build_app`).
 
-    With `check` (Default: on), the failure-catalog checker then reads what was written, with
-    deployline.yaml's `checks.severity_threshold` and `checks.suppress`; its result is
+    With `check` (Default: on), the failure-catalog checker then reads what was written exactly
+    as `deployline check OUTDIR --config CONFIG` does: the `checks:` section (threshold,
+    suppressions, rule options) is read by the checker's own loader. Its result is
     `SynthResult.check` (the caller decides whether findings fail the run).
 
     Raises ConfigError for a bad deployline.yaml and SynthError for values CDK rejects.
@@ -92,41 +99,79 @@ def synthesize(
             built = build_app(config, outdir=str(scratch), cfn_validation=cfn_validation)
             progress("Synthesizing templates")
             built.app.synth()
-        except (ValueError, TypeError) as exc:
-            raise SynthError(str(exc)) from None
         except Exception as exc:
+            if interrupts.seen:  # Node died of the same Ctrl-C: not a problem of the config
+                raise KeyboardInterrupt from None
+            if isinstance(exc, ValueError | TypeError):
+                raise SynthError(str(exc)) from None
             # jsii surfaces construct validation errors as JSIIError / RuntimeError.
             if type(exc).__name__ in {"JSIIError", "JavaScriptError"} or isinstance(
                 exc, RuntimeError
             ):
                 raise SynthError(_first_line(str(exc))) from None
             raise
-        if target.exists():
-            backup = target.with_name(f".{target.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            target.rename(backup)
-            scratch.rename(target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            scratch.rename(target)
+        publish_directory(scratch)
+        _swap_in(scratch, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     checked = None
     if check:
         progress("Checking the templates (deployline check)")
-        from deployline.checks.api import check_assembly
-
-        checked = check_assembly(
-            target,
-            threshold=config.checks.severity_threshold.value,
-            suppressions=config.checks.suppress,
-        )
+        checked = check_synthesized(target, config_path)
     return SynthResult(
         outdir=target,
         stacks=_summarize(target),
         check=checked,
         warnings=tuple(config.warnings()),
     )
+
+
+def check_synthesized(outdir: Path, config_path: str | Path) -> CheckResult:
+    """`deployline check OUTDIR --config CONFIG`: the checker reads deployline.yaml's `checks:`
+    (threshold, suppressions, rule options) with its own loader, the one `deployline check`
+    uses, so the three commands give the section one meaning."""
+    from deployline.checks.api import check_paths
+
+    return check_paths([outdir], config_path=config_path)
+
+
+def _swap_in(scratch: Path, target: Path) -> None:
+    """Replace `target` by `scratch`; Ctrl-C meanwhile takes effect once both renames are done
+    (and the old output is removed even then)."""
+    backup = target.with_name(f".{target.name}.old")
+    shutil.rmtree(backup, ignore_errors=True)
+    try:
+        with _interrupts_deferred():
+            if target.exists():
+                target.rename(backup)
+            scratch.rename(target)
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back while the block runs, then raise it.
+
+    The Python-level SIGINT handler is swapped for one that only records the signal (blocking
+    the signal in the main thread would not do: the kernel delivers a terminal's SIGINT to any
+    thread that does not block it, jsii's reader threads among them, and Python then runs the
+    handler in the main thread anyway). Outside the main thread no handler can be set, and no
+    signal handler runs there either.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and previous is not signal.SIG_IGN:
+        if callable(previous):  # Python's default handler and the CLI's raise KeyboardInterrupt
+            previous(signal.SIGINT, None)
+        raise KeyboardInterrupt
 
 
 def _first_line(text: str) -> str:
