@@ -571,11 +571,6 @@ def test_every_init_choice_with_an_email_synthesizes_and_passes_check(
     assert _findings_by_service(init_configs, init_synthesized, with_email=True) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10: without notifications the pipeline's approval role reads the pipeline's "
-    "own ARN, a dependency cycle (DL705); the pipeline is the lead's to fix",
-)
 def test_every_init_choice_without_an_email_synthesizes_and_passes_check(
     init_configs: list[tuple[tuple, dict, Path]],  # type: ignore[type-arg]
     init_synthesized: dict[str, list[str]],

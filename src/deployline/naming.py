@@ -1,8 +1,9 @@
 """Physical names and tags, in one place.
 
-Every physical name deployline gives a resource is `{prefix-}{service}-{type}-{env}`, lowercase
-kebab-case, cut to the limit AWS sets for that kind of resource. A cut name keeps its start, and ends
-with a stable 6-character hash of the full name, so two long names never collapse into one.
+Every physical name deployline gives a resource is `{prefix-}{service}-{type}-{env}`,
+lowercase kebab-case, cut to the limit AWS sets for that kind of resource. A cut name keeps its
+start, and ends with a stable 6-character hash of the full name, so two long names never
+collapse into one.
 
 This module is pure Python (no aws_cdk import): the checker and the runtime may use it too.
 """

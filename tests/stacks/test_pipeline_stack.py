@@ -99,7 +99,8 @@ def configs() -> dict[str, DeploylineConfig]:
                 _env("production", "blue_green", approval=True),
             ],
         ),
-        "single": variant("single-env", environments=[_env("live")]),
+        # ... and nobody named to read alerts (deployline init without --email)
+        "single": variant("single-env", environments=[_env("live")], notifications={}),
         "s3": variant("s3-source", source={"type": "s3", "key": "app/source.zip"}),
         "codecommit": variant(
             "codecommit-source",
@@ -1319,6 +1320,30 @@ def test_alarms_for_failed_and_stuck_executions_notify_the_topic(synth: Synth) -
             {"Name": "ProjectName", "Value": {"Ref": project_id(raw, suffix)}}
         ]
         assert alarms[f"payment-processor-{suffix}-slow-shared"]["MetricName"] == "Duration"
+
+
+def test_without_anyone_to_notify_the_alarms_still_watch_builds_stuck_runs_and_deploys(
+    synth: Synth,
+) -> None:
+    raw = synth.raw["single"]
+    assert not resources(raw, "AWS::SNS::Topic")
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in resources(raw, "AWS::CloudWatch::Alarm").values()
+    }
+    # no failure rule to count, so no failed-execution alarm; everything else still alarms,
+    # visible on the dashboard and in the console, with no action to take
+    assert "single-env-pipeline-failures-shared" not in alarms
+    for name in (
+        "single-env-pipeline-stuck-shared",
+        "single-env-build-failures-shared",
+        "single-env-unit-tests-slow-shared",
+        "single-env-live-deploy-failures-shared",
+        "single-env-recorder-dead-letters-shared",
+    ):
+        assert name in alarms, name
+    assert all(not a.get("AlarmActions") and not a.get("OKActions") for a in alarms.values())
+    # (the checker passes it, DL505 included: test_deployline_check_finds_nothing_at_any_severity)
 
 
 def test_eventbridge_rules_send_failures_approvals_and_rollbacks_to_the_topic(

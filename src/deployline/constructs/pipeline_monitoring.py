@@ -13,12 +13,16 @@ Which metric measures what (CodePipeline itself publishes no CloudWatch metric):
   before it fails;
 - lost events: the dead-letter queues of the notification and recorder rules.
 
-Every alarm notifies the alert topics (and the forwarded topic). Missing data is chosen per
-alarm so that it never hides a failure: count metrics that AWS publishes only when something
-happens treat missing data as "not breaching" (no event, no failure); the watchdog's metric, which
-is published on every run, treats missing data as "breaching" (a silent watchdog is itself a
-failure); queue depths keep their last state ("ignore"), because SQS stops publishing for idle
-queues.
+Every alarm notifies the alert topics (and the forwarded topic). Without notifications (nobody
+named to read them) the alarms still change state on the dashboard and in the console, without
+actions, and the failed-execution alarm, which counts the matches of the notifications' rule, is
+left out: failed builds and, per environment, failed deployments still alarm.
+
+Missing data is chosen per alarm so that it never hides a failure: count metrics that AWS
+publishes only when something happens treat missing data as "not breaching" (no event, no
+failure); the watchdog's metric, which is published on every run, treats missing data as
+"breaching" (a silent watchdog is itself a failure); queue depths keep their last state
+("ignore"), because SQS stops publishing for idle queues.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ class PipelineMonitoring(Construct):
     Attributes:
         watchdog: the watchdog `RuntimeFunction`.
         watchdog_schedule: the rule that runs it.
-        pipeline_failed_alarm: failed executions.
+        pipeline_failed_alarm: failed executions (None without notifications).
         stuck_alarm: an execution running longer than `max_execution_duration`.
         failed_build_alarms: `FailedBuilds` per build label.
         slow_build_alarms: `Duration` per build label.
@@ -113,7 +117,7 @@ class PipelineMonitoring(Construct):
         namer: Namer,
         key: kms.IKey,
         pipeline: codepipeline.IPipeline,
-        notifications: Notifications,
+        notifications: Notifications | None,
         builds: Sequence[MonitoredBuild] = (),
         history: DeploymentHistory | None = None,
         max_execution_duration: Duration = MAX_EXECUTION_DURATION,
@@ -129,7 +133,8 @@ class PipelineMonitoring(Construct):
                 CloudWatch Logs: `defaults.allow_logs_to_use_key`).
             pipeline: the pipeline watched.
             notifications: the alert topics that every alarm notifies, and the rule whose
-                matches count failed executions.
+                matches count failed executions; None: alarms without actions, and no
+                failed-execution alarm.
             builds: the pipeline's CodeBuild projects. Default: none.
             history: the deployment record; adds per-environment deployment-failure alarms,
                 its dead-letter queue alarm and the DORA widgets. Default: None.
@@ -147,7 +152,7 @@ class PipelineMonitoring(Construct):
         )
         self.metrics_namespace = history.metrics_namespace if history else METRICS_NAMESPACE
         self._namer = namer
-        self._topics = notifications.alarm_topics
+        self._topics = notifications.alarm_topics if notifications else []
         self._pipeline_dims = {"Service": namer.service, "Pipeline": pipeline.pipeline_name}
         self._watchdog_period = Duration.seconds(interval_s * 3)
         self.alarms: list[cloudwatch.Alarm] = []
@@ -286,31 +291,17 @@ class PipelineMonitoring(Construct):
 
     def _pipeline_alarms(
         self,
-        notifications: Notifications,
+        notifications: Notifications | None,
         max_execution_duration: Duration,
         limit_s: float,
-    ) -> tuple[cloudwatch.Metric, cloudwatch.Metric]:
+    ) -> tuple[cloudwatch.Metric | None, cloudwatch.Metric]:
         """Failed and stuck executions; returns their metrics for the dashboard."""
         namer, service, namespace = self._namer, self._namer.service, self.metrics_namespace
         pipeline_dims, watchdog_period = self._pipeline_dims, self._watchdog_period
-        failures = cloudwatch.Metric(
-            namespace="AWS/Events",
-            metric_name="TriggeredRules",
-            dimensions_map={"RuleName": notifications.pipeline_failed_rule.rule_name},
-            statistic="Sum",
-            period=_EVENT_PERIOD,
-        )
-        self.pipeline_failed_alarm = self._alarm(
-            "PipelineFailed",
-            name=namer.name("pipeline-failures", Kind.ALARM),
-            description=f"An execution of {service}'s pipeline failed. Open the pipeline's "
-            "execution history to see the failed stage and action.",
-            metric=failures,
-            threshold=1,
-            # EventBridge publishes TriggeredRules only when the rule matches: no data, no
-            # failure.
-            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
+        failures = None
+        self.pipeline_failed_alarm: cloudwatch.Alarm | None = None
+        if notifications is not None:
+            failures = self._failed_executions(notifications, service)
         oldest = cloudwatch.Metric(
             namespace=namespace,
             metric_name=METRIC_OLDEST_EXECUTION,
@@ -332,6 +323,28 @@ class PipelineMonitoring(Construct):
             ok_action=True,
         )
         return failures, oldest
+
+    def _failed_executions(self, notifications: Notifications, service: str) -> cloudwatch.Metric:
+        """The alarm on failed executions: the matches of the notifications' failure rule."""
+        failures = cloudwatch.Metric(
+            namespace="AWS/Events",
+            metric_name="TriggeredRules",
+            dimensions_map={"RuleName": notifications.pipeline_failed_rule.rule_name},
+            statistic="Sum",
+            period=_EVENT_PERIOD,
+        )
+        self.pipeline_failed_alarm = self._alarm(
+            "PipelineFailed",
+            name=self._namer.name("pipeline-failures", Kind.ALARM),
+            description=f"An execution of {service}'s pipeline failed. Open the pipeline's "
+            "execution history to see the failed stage and action.",
+            metric=failures,
+            threshold=1,
+            # EventBridge publishes TriggeredRules only when the rule matches: no data, no
+            # failure.
+            missing=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        return failures
 
     def _build_alarms(self, builds: Sequence[MonitoredBuild], slow_build_ratio: float) -> None:
         """Failed and slow builds, per build label."""
@@ -382,19 +395,21 @@ class PipelineMonitoring(Construct):
             )
 
     def _dead_letter_alarms(
-        self, notifications: Notifications, history: DeploymentHistory | None
+        self, notifications: Notifications | None, history: DeploymentHistory | None
     ) -> None:
         """Events that could not be delivered or processed."""
         namer = self._namer
         self.dead_letter_alarms: dict[str, cloudwatch.Alarm] = {}
-        queues: list[tuple[str, str, str, sqs.IQueue]] = [
-            (
-                "alerts",
-                "alerts that EventBridge could not deliver",
-                "redrive or delete them",
-                notifications.dead_letter_queue,
+        queues: list[tuple[str, str, str, sqs.IQueue]] = []
+        if notifications is not None:
+            queues.append(
+                (
+                    "alerts",
+                    "alerts that EventBridge could not deliver",
+                    "redrive or delete them",
+                    notifications.dead_letter_queue,
+                )
             )
-        ]
         if history is not None:
             queues.append(
                 (
@@ -426,7 +441,7 @@ class PipelineMonitoring(Construct):
         builds: Sequence[MonitoredBuild],
         environments: Sequence[str],
         *,
-        failures: cloudwatch.Metric,
+        failures: cloudwatch.Metric | None,
         oldest: cloudwatch.Metric,
         max_execution_duration: Duration,
         slow_build_ratio: float,
@@ -459,13 +474,18 @@ class PipelineMonitoring(Construct):
         )
         if environments:
             self.dashboard.add_widgets(*self._dora_widgets(namespace, service, environments))
+        first: list[cloudwatch.IWidget] = []
+        if failures is not None:
+            first.append(
+                cloudwatch.GraphWidget(
+                    title="Failed pipeline executions",
+                    left=[failures.with_(period=Duration.hours(1), label="failed executions")],
+                    left_y_axis=cloudwatch.YAxisProps(min=0, show_units=False),
+                    width=8,
+                )
+            )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Failed pipeline executions",
-                left=[failures.with_(period=Duration.hours(1), label="failed executions")],
-                left_y_axis=cloudwatch.YAxisProps(min=0, show_units=False),
-                width=8,
-            ),
+            *first,
             cloudwatch.GraphWidget(
                 title="Oldest running execution and approval wait (minutes)",
                 left=[

@@ -123,7 +123,7 @@ class PipelineStack(Stack):
         artifact_store: the encrypted artifact bucket and its access-log bucket.
         notifications: the alert topic and rules (None when no one is configured to read them).
         history: the deployment record (None without environments).
-        monitoring: alarms and dashboard (None without notifications).
+        monitoring: alarms and dashboard (alarms without actions when no one reads alerts).
         container_pipeline: the `ContainerPipeline`.
         pipeline: the CodePipeline.
         repository: the ECR repository.
@@ -313,9 +313,6 @@ class PipelineStack(Stack):
         )
 
     def _monitoring(self, removal: Any) -> None:
-        self.monitoring: PipelineMonitoring | None = None
-        if self.notifications is None:
-            return
         config, cp = self.config, self.container_pipeline
         self.monitoring = PipelineMonitoring(
             self,
