@@ -26,7 +26,7 @@ _RULE_FORMATS = ("text", "json", "markdown")
 
 
 def _usage(message: str) -> int:
-    sys.stderr.write(f"deployline: error: {message}\n")
+    sys.stderr.write(f"error: {message}\n")
     return EXIT_USAGE
 
 
