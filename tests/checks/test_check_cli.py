@@ -117,6 +117,7 @@ def test_usage_errors_are_one_line_exit_2_and_no_traceback(
     out = run(*args, cwd=work)
     assert out.returncode == 2
     assert message in out.stderr
+    assert out.stderr.startswith("error: "), out.stderr  # like every other command's errors
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "Traceback" not in out.stderr
 

@@ -266,7 +266,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (exit 2), like the rest of the command."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"deployline {self.prog.split()[-1]}: error: {message}\n")
+        sys.stderr.write(f"error: {message} (see {self.prog} --help)\n")
         raise SystemExit(EXIT_USAGE)
 
 
