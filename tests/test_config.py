@@ -31,9 +31,11 @@ source:
   connection_parameter: /deployline/orders/connection-arn
 environments:
   - name: staging
+    plain_http: true
   - name: production
     deployment: blue_green
     approval: true
+    plain_http: true
 """
 
 
@@ -92,14 +94,14 @@ def test_wrong_type_says_what_was_expected_and_found() -> None:
 
 def test_unknown_key_is_an_error_not_ignored() -> None:
     line, field, message = only_problem(MINIMAL + "notifcations:\n  emails: [a@b.co]\n")
-    assert (line, field) == (12, "notifcations")
+    assert (line, field) == (14, "notifcations")
     assert "not a known field" in message
 
 
 def test_unknown_nested_key_points_at_its_line() -> None:
     text = MINIMAL.replace("    approval: true\n", "    approval: true\n    aproval_timeout: 3\n")
     line, field, _ = only_problem(text)
-    assert (line, field) == (12, "environments[1].aproval_timeout")
+    assert (line, field) == (13, "environments[1].aproval_timeout")
 
 
 @pytest.mark.parametrize(
@@ -140,7 +142,7 @@ def test_invalid_email_is_rejected_with_its_index() -> None:
     line, field, message = only_problem(
         MINIMAL + "notifications:\n  emails: [ops@example.com, not-an-email]\n"
     )
-    assert (line, field) == (13, "notifications.emails[1]")
+    assert (line, field) == (15, "notifications.emails[1]")
     assert "'not-an-email'" in message
 
 
@@ -384,3 +386,117 @@ def test_the_synth_step_installs_this_deployline_by_default() -> None:
 
 def test_the_example_config_has_no_warnings() -> None:
     assert load_config(EXAMPLE).warnings() == []
+
+
+# --- HTTPS, web ACL and where alarms go (issue 14, item 3) -------------------------------------
+
+
+def test_an_environment_without_a_certificate_must_choose_plain_http() -> None:
+    text = MINIMAL.replace("    plain_http: true\n  - name: production", "  - name: production")
+    line, field, message = only_problem(text)
+    assert (line, field) == (8, "environments[0]")
+    assert message == (
+        "the environment has no certificate: give domain_name with hosted_zone_id (deployline "
+        "creates the certificate) or with certificate_arn to serve HTTPS, or set plain_http: "
+        "true to serve plain HTTP"
+    )
+
+
+def test_plain_http_is_valid_and_validate_warns_about_it() -> None:
+    config = parse_config_text(MINIMAL + "notifications:\n  emails: [oncall@example.com]\n")
+    warnings = config.warnings()
+    assert [w.split(":", 1)[0] for w in warnings] == [
+        "environments[0].plain_http",
+        "environments[1].plain_http",
+    ]
+    assert "'staging' serves plain HTTP" in warnings[0] and "hosted_zone_id" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            "    domain_name: pay.example.com\n    hosted_zone_id: Z0123456789ABCDEFGHIJ\n",
+            "plain_http: true contradicts the certificate of certificate_arn or hosted_zone_id; "
+            "remove it",
+        ),
+        (
+            "    hosted_zone_id: Z0123456789ABCDEFGHIJ\n",
+            "hosted_zone_id needs domain_name: the name (in that zone) to certify and point at "
+            "the load balancer",
+        ),
+        (
+            "    domain_name: pay.example.com\n",
+            "domain_name is used with certificate_arn or hosted_zone_id only; add one of them "
+            "or remove domain_name",
+        ),
+        (
+            "    domain_name: pay.example.com\n    hosted_zone_id: Z0123456789ABCDEFGHIJ\n"
+            "    listener_port: 443\n",
+            "listener_port 443 is taken by the HTTPS listener; listener_port is the HTTP port "
+            "that redirects to it (use 80)",
+        ),
+    ],
+)
+def test_https_settings_that_cannot_work_are_refused(settings: str, message: str) -> None:
+    text = MINIMAL.replace("  - name: staging\n", "  - name: staging\n" + settings)
+    _, field, found = only_problem(text)
+    assert (field, found) == ("environments[0]", message)
+
+
+def test_a_hosted_zone_id_must_look_like_one() -> None:
+    text = MINIMAL.replace(
+        "  - name: staging\n    plain_http: true\n",
+        "  - name: staging\n    domain_name: pay.example.com\n    hosted_zone_id: example.com\n",
+    )
+    line, field, message = only_problem(text)
+    assert (line, field) == (10, "environments[0].hosted_zone_id")
+    assert "a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ" in message
+
+
+def test_the_example_serves_https_from_a_certificate_created_in_its_hosted_zone() -> None:
+    config = load_config(EXAMPLE)
+    assert [(e.domain_name, e.hosted_zone_id, e.plain_http) for e in config.environments] == [
+        ("payments-staging.example.com", "Z0123456789ABCDEFGHIJ", False),
+        ("payments.example.com", "Z0123456789ABCDEFGHIJ", False),
+    ]
+    assert all(e.serves_https and e.certificate_arn is None for e in config.environments)
+
+
+def test_a_web_acl_guards_production_unless_told_otherwise() -> None:
+    config = parse_config_text(MINIMAL)
+    staging, production = config.environments
+    assert (config.waf(staging), config.waf(production)) == (False, True)
+    told = parse_config_text(
+        MINIMAL.replace("  - name: staging\n", "  - name: staging\n    waf: true\n").replace(
+            "    approval: true\n", "    approval: true\n    waf: false\n"
+        )
+    )
+    assert [told.waf(e) for e in told.environments] == [True, False]
+
+
+TEAM_TOPIC = "arn:aws:sns:us-east-1:111111111111:ops-alerts"
+
+
+def test_alarms_notify_the_teams_topic_only_where_they_can_reach_it() -> None:
+    placed = (
+        MINIMAL.replace(
+            "project: shop\n",
+            "project: shop\npipeline:\n  account: '111111111111'\n  region: us-east-1\n",
+        ).replace("    approval: true\n", "    approval: true\n    region: eu-west-1\n")
+        + f"notifications:\n  sns_topic_arn: {TEAM_TOPIC}\n"
+    )
+    config = parse_config_text(placed)
+    staging, production = config.environments
+    assert config.alarm_topic_arn(staging) == TEAM_TOPIC  # the pipeline's account and region
+    assert config.alarm_topic_arn(production) is None  # CloudWatch cannot publish across regions
+    alarms = [w for w in config.warnings() if "notify nobody" in w]
+    assert len(alarms) == 1 and alarms[0].startswith("environments[1]: the alarms of 'production'")
+    # With an address to subscribe, each environment's own topic reaches the team.
+    subscribed = parse_config_text(placed + "  emails: [oncall@example.com]\n")
+    assert not [w for w in subscribed.warnings() if "notify nobody" in w]
+
+
+def test_a_config_that_notifies_nobody_is_warned_about() -> None:
+    warnings = parse_config_text(MINIMAL).warnings()
+    assert warnings[-1].startswith("notifications: nobody is told when the pipeline fails")

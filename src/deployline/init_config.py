@@ -95,6 +95,9 @@ environments:                     # in pipeline order
     memory: 512
     container_port: {a.container_port}
     health_check_path: {a.health_check_path}
+    # HTTPS: domain_name with hosted_zone_id (deployline creates the certificate), or
+    # domain_name with certificate_arn. Until then plain HTTP, by choice (validate warns):
+    plain_http: true
 
   - name: production
     deployment: blue_green
@@ -108,6 +111,7 @@ environments:                     # in pipeline order
     container_port: {a.container_port}
     health_check_path: {a.health_check_path}
     test_listener_port: 8080
+    plain_http: true              # as above: give production a certificate before real traffic
 
 notifications:
   emails: [{emails}]

@@ -91,6 +91,7 @@ def _env(name: str, deployment: str = "rolling", approval: bool = False) -> dict
         "approval": approval,
         "container_port": 8080,
         "health_check_path": "/health",
+        "plain_http": True,  # the pipeline does not care how the service is served
     }
     if deployment == "blue_green":
         env["test_listener_port"] = 8080
