@@ -335,7 +335,8 @@ def test_a_config_error_is_in_the_same_style(tmp_path: Path) -> None:
 def test_at_most_fifty_problems_are_printed(tmp_path: Path) -> None:
     path = tmp_path / "deployline.yaml"
     path.write_text(
-        "service: orders\nproject: shop\nsource: {type: s3}\nenvironments: [{name: staging}]\n"
+        "service: orders\nproject: shop\nsource: {type: s3}\n"
+        "environments: [{name: staging, plain_http: true}]\n"
         "notifications:\n  emails: [" + ", ".join(f"bad{i}" for i in range(80)) + "]\n"
     )
     code, _, err = _run_main(["validate", "--config", str(path)])

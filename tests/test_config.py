@@ -33,9 +33,11 @@ source:
   connection_parameter: /deployline/orders/connection-arn
 environments:
   - name: staging
+    plain_http: true
   - name: production
     deployment: blue_green
     approval: true
+    plain_http: true
 """
 
 
@@ -94,14 +96,14 @@ def test_wrong_type_says_what_was_expected_and_found() -> None:
 
 def test_unknown_key_is_an_error_not_ignored() -> None:
     line, field, message = only_problem(MINIMAL + "notifcations:\n  emails: [a@b.co]\n")
-    assert (line, field) == (12, "notifcations")
+    assert (line, field) == (14, "notifcations")
     assert "not a known field" in message
 
 
 def test_unknown_nested_key_points_at_its_line() -> None:
     text = MINIMAL.replace("    approval: true\n", "    approval: true\n    aproval_timeout: 3\n")
     line, field, _ = only_problem(text)
-    assert (line, field) == (12, "environments[1].aproval_timeout")
+    assert (line, field) == (13, "environments[1].aproval_timeout")
 
 
 @pytest.mark.parametrize(
@@ -142,7 +144,7 @@ def test_invalid_email_is_rejected_with_its_index() -> None:
     line, field, message = only_problem(
         MINIMAL + "notifications:\n  emails: [ops@example.com, not-an-email]\n"
     )
-    assert (line, field) == (13, "notifications.emails[1]")
+    assert (line, field) == (15, "notifications.emails[1]")
     assert "'not-an-email'" in message
 
 
@@ -388,6 +390,120 @@ def test_the_example_config_has_no_warnings() -> None:
     assert load_config(EXAMPLE).warnings() == []
 
 
+# --- HTTPS, web ACL and where alarms go (issue 14, item 3) -------------------------------------
+
+
+def test_an_environment_without_a_certificate_must_choose_plain_http() -> None:
+    text = MINIMAL.replace("    plain_http: true\n  - name: production", "  - name: production")
+    line, field, message = only_problem(text)
+    assert (line, field) == (8, "environments[0]")
+    assert message == (
+        "the environment has no certificate: give domain_name with hosted_zone_id (deployline "
+        "creates the certificate) or with certificate_arn to serve HTTPS, or set plain_http: "
+        "true to serve plain HTTP"
+    )
+
+
+def test_plain_http_is_valid_and_validate_warns_about_it() -> None:
+    config = parse_config_text(MINIMAL + "notifications:\n  emails: [oncall@example.com]\n")
+    warnings = config.warnings()
+    assert [w.split(":", 1)[0] for w in warnings] == [
+        "environments[0].plain_http",
+        "environments[1].plain_http",
+    ]
+    assert "'staging' serves plain HTTP" in warnings[0] and "hosted_zone_id" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            "    domain_name: pay.example.com\n    hosted_zone_id: Z0123456789ABCDEFGHIJ\n",
+            "plain_http: true contradicts the certificate of certificate_arn or hosted_zone_id; "
+            "remove it",
+        ),
+        (
+            "    hosted_zone_id: Z0123456789ABCDEFGHIJ\n",
+            "hosted_zone_id needs domain_name: the name (in that zone) to certify and point at "
+            "the load balancer",
+        ),
+        (
+            "    domain_name: pay.example.com\n",
+            "domain_name is used with certificate_arn or hosted_zone_id only; add one of them "
+            "or remove domain_name",
+        ),
+        (
+            "    domain_name: pay.example.com\n    hosted_zone_id: Z0123456789ABCDEFGHIJ\n"
+            "    listener_port: 443\n",
+            "listener_port 443 is taken by the HTTPS listener; listener_port is the HTTP port "
+            "that redirects to it (use 80)",
+        ),
+    ],
+)
+def test_https_settings_that_cannot_work_are_refused(settings: str, message: str) -> None:
+    text = MINIMAL.replace("  - name: staging\n", "  - name: staging\n" + settings)
+    _, field, found = only_problem(text)
+    assert (field, found) == ("environments[0]", message)
+
+
+def test_a_hosted_zone_id_must_look_like_one() -> None:
+    text = MINIMAL.replace(
+        "  - name: staging\n    plain_http: true\n",
+        "  - name: staging\n    domain_name: pay.example.com\n    hosted_zone_id: example.com\n",
+    )
+    line, field, message = only_problem(text)
+    assert (line, field) == (10, "environments[0].hosted_zone_id")
+    assert "a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ" in message
+
+
+def test_the_example_serves_https_from_a_certificate_created_in_its_hosted_zone() -> None:
+    config = load_config(EXAMPLE)
+    assert [(e.domain_name, e.hosted_zone_id, e.plain_http) for e in config.environments] == [
+        ("payments-staging.example.com", "Z0123456789ABCDEFGHIJ", False),
+        ("payments.example.com", "Z0123456789ABCDEFGHIJ", False),
+    ]
+    assert all(e.serves_https and e.certificate_arn is None for e in config.environments)
+
+
+def test_a_web_acl_guards_production_unless_told_otherwise() -> None:
+    config = parse_config_text(MINIMAL)
+    staging, production = config.environments
+    assert (config.waf(staging), config.waf(production)) == (False, True)
+    told = parse_config_text(
+        MINIMAL.replace("  - name: staging\n", "  - name: staging\n    waf: true\n").replace(
+            "    approval: true\n", "    approval: true\n    waf: false\n"
+        )
+    )
+    assert [told.waf(e) for e in told.environments] == [True, False]
+
+
+TEAM_TOPIC = "arn:aws:sns:us-east-1:111111111111:ops-alerts"
+
+
+def test_alarms_notify_the_teams_topic_only_where_they_can_reach_it() -> None:
+    placed = (
+        MINIMAL.replace(
+            "project: shop\n",
+            "project: shop\npipeline:\n  account: '111111111111'\n  region: us-east-1\n",
+        ).replace("    approval: true\n", "    approval: true\n    region: eu-west-1\n")
+        + f"notifications:\n  sns_topic_arn: {TEAM_TOPIC}\n"
+    )
+    config = parse_config_text(placed)
+    staging, production = config.environments
+    assert config.alarm_topic_arn(staging) == TEAM_TOPIC  # the pipeline's account and region
+    assert config.alarm_topic_arn(production) is None  # CloudWatch cannot publish across regions
+    alarms = [w for w in config.warnings() if "notify nobody" in w]
+    assert len(alarms) == 1 and alarms[0].startswith("environments[1]: the alarms of 'production'")
+    # With an address to subscribe, each environment's own topic reaches the team.
+    subscribed = parse_config_text(placed + "  emails: [oncall@example.com]\n")
+    assert not [w for w in subscribed.warnings() if "notify nobody" in w]
+
+
+def test_a_config_that_notifies_nobody_is_warned_about() -> None:
+    warnings = parse_config_text(MINIMAL).warnings()
+    assert warnings[-1].startswith("notifications: nobody is told when the pipeline fails")
+
+
 # --------------------------------------------------------------------------------------------
 # What synth (and AWS at deploy time) would refuse, found by validate with file, line and fix
 # --------------------------------------------------------------------------------------------
@@ -407,7 +523,7 @@ ARABIC_ONE = "\u0661"
 def test_the_last_of_several_environments_needs_approval() -> None:
     text = MINIMAL.replace("    approval: true\n", "")
     line, field, message = only_problem(text)
-    assert (line, field) == (9, "environments[1].approval")  # the environment's line
+    assert (line, field) == (10, "environments[1].approval")  # the environment's line
     assert message.startswith("'production' is the last of 2 environments")
     assert "approval: true" in message and "DL405" in message
 
@@ -496,7 +612,7 @@ def test_at_most_eight_path_filters_of_at_most_255_characters() -> None:
 def test_an_email_may_not_repeat_in_any_case() -> None:
     text = MINIMAL + "notifications:\n  emails: [ops@example.com, OPS@example.com]\n"
     line, field, message = only_problem(text)
-    assert (line, field) == (13, "notifications.emails")
+    assert (line, field) == (15, "notifications.emails")
     assert "'OPS@example.com' repeats 'ops@example.com'" in message
 
 
@@ -551,7 +667,7 @@ def test_an_s3_source_key_with_spaces_is_refused() -> None:
 )
 def test_only_ascii_digits_where_aws_means_digits(where: str, value: str, field: str) -> None:
     line, found_field, message = only_problem(MINIMAL + f"{where}: {value}\n")
-    assert (line, found_field) == (12, field)
+    assert (line, found_field) == (14, field)
     assert message.startswith("expected ")
 
 
@@ -572,7 +688,7 @@ def test_container_user_is_ascii_and_never_root(user: str, ok: bool) -> None:
 
 def test_an_owner_that_is_no_tag_value_is_refused() -> None:
     line, field, message = only_problem(MINIMAL + "owner: 'Orders <orders@example.com>'\n")
-    assert (line, field) == (12, "owner")
+    assert (line, field) == (14, "owner")
     assert message.startswith("expected a tag value of letters, digits, spaces")
 
 
@@ -587,7 +703,7 @@ def test_tags_fit_beside_deployline_s_and_cdk_s_own() -> None:
     assert len(parse_config_text(MINIMAL + _tags(43)).tags) == 43
     assert parse_config_text(MINIMAL + "owner: team\n" + _tags(42)).owner == "team"
     line, field, message = only_problem(MINIMAL + "owner: team\n" + _tags(43))
-    assert (line, field) == (13, "tags")
+    assert (line, field) == (15, "tags")
     assert "43 tags and the Owner tag are more than 43" in message
     (_, field, message) = only_problem(MINIMAL + _tags(44))
     assert field == "tags" and "at most 43" in message
@@ -622,9 +738,10 @@ def test_ingress_cidrs_fit_in_one_security_group_with_every_port_opened() -> Non
         "    certificate_arn: arn:aws:acm:us-east-1:111111111111:certificate/"
         "0123abcd-0123-4567-89ab-0123456789ab\n    domain_name: orders.example.com\n"
     )
-    assert parse_config_text(_set(MINIMAL, STAGING, https + f"    ingress_cidrs: {_cidrs(30)}\n"))
+    served = MINIMAL.replace(STAGING + "    plain_http: true\n", STAGING)
+    assert parse_config_text(_set(served, STAGING, https + f"    ingress_cidrs: {_cidrs(30)}\n"))
     line, field, message = only_problem(
-        _set(MINIMAL, STAGING, https + f"    ingress_cidrs: {_cidrs(31)}\n")
+        _set(served, STAGING, https + f"    ingress_cidrs: {_cidrs(31)}\n")
     )
     assert (line, field) == (11, "environments[0].ingress_cidrs")
     assert message == (
@@ -658,7 +775,7 @@ def test_a_cidr_may_not_repeat() -> None:
 )
 def test_credentials_in_the_https_endpoint_are_refused(url: str) -> None:
     line, field, message = only_problem(MINIMAL + f"notifications:\n  https_endpoint: {url}\n")
-    assert (line, field) == (13, "notifications.https_endpoint")
+    assert (line, field) == (15, "notifications.https_endpoint")
     assert "without user:password@" in message
 
 
@@ -717,23 +834,23 @@ def test_checks_refuses_what_deployline_check_refuses_and_typos_it_would_ignore(
     )
     found = {(line, field): message for line, field, message in problems(text)}
     assert found == {
-        (13, "checks.severity_threshold"): (
+        (15, "checks.severity_threshold"): (
             "unknown severity 'urgent'; expected one of LOW, MEDIUM, HIGH, CRITICAL"
         ),
-        (15, "checks.suppress[0]"): (
+        (17, "checks.suppress[0]"): (
             "the suppression names 'DL999', which is no rule (see deployline rules)"
         ),
-        (16, "checks.suppress[1]"): (
+        (18, "checks.suppress[1]"): (
             "the suppression of DL301 has no reason: say why it is accepted"
         ),
-        (18, "checks.options.DL301.limt"): "DL301 has no option 'limt' (its options: limit)",
-        (19, "checks.options.DL302.limit"): "DL302 has no option 'limit' (its options: none)",
-        (20, "checks.options.DL701.required_tags"): found[
-            (20, "checks.options.DL701.required_tags")
+        (20, "checks.options.DL301.limt"): "DL301 has no option 'limt' (its options: limit)",
+        (21, "checks.options.DL302.limit"): "DL302 has no option 'limit' (its options: none)",
+        (22, "checks.options.DL701.required_tags"): found[
+            (22, "checks.options.DL701.required_tags")
         ],
     }
     # the checker's own words, its default included
-    assert found[(20, "checks.options.DL701.required_tags")].startswith(
+    assert found[(22, "checks.options.DL701.required_tags")].startswith(
         "DL701 option 'required_tags' takes a list of non-empty strings, got 'Team' (default: "
     )
 
@@ -893,5 +1010,5 @@ def test_replaced_artifacts_cannot_outlive_the_artifacts() -> None:
     """What the artifact store refuses at synth (found by the config fuzz)."""
     text = MINIMAL + "pipeline:\n  artifact_expiry_days: 3\n  noncurrent_expiry_days: 7\n"
     line, field, message = only_problem(text)
-    assert (line, field) == (14, "pipeline.noncurrent_expiry_days")
+    assert (line, field) == (16, "pipeline.noncurrent_expiry_days")
     assert message.startswith("7 days is longer than artifact_expiry_days (3)")

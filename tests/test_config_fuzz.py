@@ -208,7 +208,8 @@ def test_anchors_and_merge_keys_within_the_bounds_are_fine() -> None:
     text = (
         "service: orders\nproject: shop\nsource: {type: s3}\n"
         "environments:\n"
-        "  - &staging {name: staging, cpu: 512, memory: 1024, ingress_cidrs: [10.0.0.0/8]}\n"
+        "  - &staging {name: staging, cpu: 512, memory: 1024, ingress_cidrs: [10.0.0.0/8],\n"
+        "      plain_http: true}\n"
         "  - <<: *staging\n    name: production\n    approval: true\n"
     )
     _, production = parse_config_text(text).environments

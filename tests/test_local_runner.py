@@ -88,7 +88,7 @@ def _write_config(
         "source": {"type": "s3"},
         "test": {"commands": list(commands), "reports": {"junit": junit, "coverage": None}},
         "security": {"scanners": list(scanners), "paths": list(paths)},
-        "environments": [{"name": "dev"}],
+        "environments": [{"name": "dev", "plain_http": True}],
     }
     path = directory / "deployline.yaml"
     path.write_text(json.dumps(doc), encoding="utf-8")  # JSON is YAML

@@ -528,7 +528,8 @@ def test_every_command_is_valid_bash(config: DeploylineConfig) -> None:
 
 def test_a_minimal_config_gets_default_stages() -> None:
     minimal = parse_config_text(
-        "service: svc\nproject: proj\nsource: {type: s3}\nenvironments: [{name: dev}]\n"
+        "service: svc\nproject: proj\nsource: {type: s3}\n"
+        "environments: [{name: dev, plain_http: true}]\n"
     )
     build = stages.build_stage(minimal)
     assert build.outputs == ("imagedefinitions.json", "imageDetail.json")

@@ -631,8 +631,8 @@ class EnvironmentConfig(_Model):
         default=80,
         ge=1,
         le=65535,
-        description="The HTTP listener. With certificate_arn, HTTPS is served on 443 and this "
-        "port redirects to it. Default: 80.",
+        description="The HTTP listener. With a certificate (certificate_arn or hosted_zone_id), "
+        "HTTPS is served on 443 and this port redirects to it. Default: 80.",
     )
     test_listener_port: int | None = Field(
         default=None, ge=1, le=65535, description="blue_green: Default: 8080."
@@ -661,8 +661,33 @@ class EnvironmentConfig(_Model):
         default=None,
         max_length=253,
         pattern=r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
-        description="The name the certificate covers, pointed (by you) at the load balancer; "
-        "the service and test URLs use it. Required with certificate_arn.",
+        description="The name the certificate covers, pointed at the load balancer (by "
+        "deployline with hosted_zone_id, else by you); the service and test URLs use it. "
+        "Required with certificate_arn or hosted_zone_id.",
+    )
+    hosted_zone_id: (
+        Annotated[
+            str,
+            _matching(r"^Z[A-Z0-9]{1,31}$", "a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ"),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Route 53 public hosted zone of domain_name, in the environment's account: "
+        "deployline points domain_name at the load balancer and, without certificate_arn, "
+        "creates its certificate (ACM, validated by DNS in this zone, renewed by ACM).",
+    )
+    plain_http: bool = Field(
+        default=False,
+        description="Serve plain HTTP, without a certificate: the explicit choice an "
+        "environment needs when it has neither certificate_arn nor hosted_zone_id "
+        "(`deployline validate` warns about it). Default: false.",
+    )
+    waf: bool | None = Field(
+        default=None,
+        description="An AWS WAF web ACL in front of the load balancer (AWS managed rules: IP "
+        "reputation, common threats, known bad inputs), its requests logged. Default: on in "
+        "production, off elsewhere.",
     )
     bake_minutes: int | None = Field(
         default=None,
@@ -801,7 +826,7 @@ class EnvironmentConfig(_Model):
     @model_validator(mode="after")
     def _security_group_fits(self) -> EnvironmentConfig:
         """The load balancer's security group gets one inbound rule per CIDR and listener port."""
-        ports = [self.listener_port, 443] if self.certificate_arn else [self.listener_port]
+        ports = [self.listener_port, 443] if self.serves_https else [self.listener_port]
         test = len(self.test_listener_cidrs) if self.deployment is DeploymentType.BLUE_GREEN else 0
         rules = len(self.ingress_cidrs) * len(ports) + test
         if rules > MAX_INGRESS_RULES:
@@ -857,15 +882,20 @@ class EnvironmentConfig(_Model):
                 "that points at the load balancer (validation cannot check TLS against the "
                 "load balancer's own name)"
             )
-        if self.domain_name and not self.certificate_arn:
+        if self.hosted_zone_id and not self.domain_name:
             raise ValueError(
-                "domain_name is used with certificate_arn only; add the certificate or remove "
-                "domain_name"
+                "hosted_zone_id needs domain_name: the name (in that zone) to certify and point "
+                "at the load balancer"
             )
-        if self.certificate_arn and self.listener_port == 443:
+        if self.domain_name and not self.serves_https:
             raise ValueError(
-                "listener_port 443 is taken by the HTTPS listener when certificate_arn is set; "
-                "listener_port is the HTTP port that redirects to it (use 80)"
+                "domain_name is used with certificate_arn or hosted_zone_id only; add one of "
+                "them or remove domain_name"
+            )
+        if self.serves_https and self.listener_port == 443:
+            raise ValueError(
+                "listener_port 443 is taken by the HTTPS listener; listener_port is the HTTP "
+                "port that redirects to it (use 80)"
             )
         if self.deployment is DeploymentType.ROLLING:
             if self.traffic_shifting is not None:
@@ -886,7 +916,7 @@ class EnvironmentConfig(_Model):
                     f"blue_green needs a second listener: test_listener_port ({port}) must "
                     f"differ from listener_port ({self.listener_port})"
                 )
-            if self.certificate_arn and port == 443:
+            if self.serves_https and port == 443:
                 raise ValueError("test_listener_port 443 is taken by the HTTPS listener")
         if self.network.mode is NetworkMode.ENDPOINTS and not (
             self.placeholder_image.startswith("public.ecr.aws/")
@@ -899,7 +929,21 @@ class EnvironmentConfig(_Model):
                 "be on public.ecr.aws (pulled through an ECR pull-through cache) or in your "
                 f"private ECR, got {self.placeholder_image!r}"
             )
+        if self.serves_https == self.plain_http:
+            raise ValueError(
+                "plain_http: true contradicts the certificate of certificate_arn or "
+                "hosted_zone_id; remove it"
+                if self.plain_http
+                else "the environment has no certificate: give domain_name with hosted_zone_id "
+                "(deployline creates the certificate) or with certificate_arn to serve HTTPS, "
+                "or set plain_http: true to serve plain HTTP"
+            )
         return self
+
+    @property
+    def serves_https(self) -> bool:
+        """Whether the listeners serve HTTPS (a certificate given or created)."""
+        return self.certificate_arn is not None or self.hosted_zone_id is not None
 
     @property
     def effective_test_listener_port(self) -> int:
@@ -1343,14 +1387,48 @@ class DeploylineConfig(_Model):
             return env.destroy_on_delete
         return not self.is_production(env)
 
+    def waf(self, env: EnvironmentConfig) -> bool:
+        """Whether a WAF web ACL guards the environment's load balancer."""
+        return env.waf if env.waf is not None else self.is_production(env)
+
+    def alarm_topic_arn(self, env: EnvironmentConfig) -> str | None:
+        """notifications.sns_topic_arn when the environment's alarms can notify it: CloudWatch
+        alarms publish to topics of their own account and region only, the pipeline's."""
+        same_place = (self.account_of(env), self.region_of(env)) == (
+            self.pipeline.account,
+            self.pipeline.region,
+        )
+        return self.notifications.sns_topic_arn if same_place else None
+
     def warnings(self) -> list[str]:
         """Valid settings that will still surprise at deploy time, one sentence each with the fix.
 
-        A blue/green test listener open to the whole internet: anyone can reach the new tasks
-        before production traffic moves to them, which is rarely meant.
+        Plain HTTP (`plain_http`): traffic crosses the internet unencrypted. Alarms that notify
+        nobody: no notifications at all, or only sns_topic_arn, which an environment elsewhere
+        cannot reach. A blue/green test listener open to the whole internet: anyone can reach
+        the new tasks before production traffic moves to them, which is rarely meant.
         """
         out: list[str] = []
+        alerts = self.notifications
         for index, env in enumerate(self.environments):
+            if env.plain_http:
+                out.append(
+                    f"environments[{index}].plain_http: {env.name!r} serves plain HTTP, so "
+                    "requests and responses, and any credentials or card data in them, cross "
+                    "the internet unencrypted. Give domain_name with hosted_zone_id (deployline "
+                    "creates and ACM renews the certificate) or with certificate_arn to serve "
+                    "HTTPS."
+                )
+            if alerts.sns_topic_arn and not (
+                alerts.emails or alerts.https_endpoint or self.alarm_topic_arn(env)
+            ):
+                out.append(
+                    f"environments[{index}]: the alarms of {env.name!r} notify nobody: it runs "
+                    "in another account or region than notifications.sns_topic_arn, and "
+                    "CloudWatch alarms publish only to topics of their own account and region. "
+                    "Add notifications.emails or https_endpoint: each environment subscribes "
+                    "them to a topic of its own."
+                )
             if "0.0.0.0/0" in env.test_listener_cidrs:
                 out.append(
                     f"environments[{index}].test_listener_cidrs: the test listener of "
@@ -1359,6 +1437,12 @@ class DeploylineConfig(_Model):
                     "does not need it (it reads the load balancer's health checks); admit only "
                     "the CIDRs of the people who test by hand."
                 )
+        if not (alerts.emails or alerts.https_endpoint or alerts.sns_topic_arn):
+            out.append(
+                "notifications: nobody is told when the pipeline fails, an approval waits or an "
+                "environment's alarm fires. Add notifications.emails, https_endpoint or "
+                "sns_topic_arn."
+            )
         return out
 
     def environment(self, name: str) -> EnvironmentConfig:

@@ -20,6 +20,8 @@ from constructs import Construct
 LOG_RETENTION_DAYS = 30
 ARTIFACT_EXPIRY_DAYS = 30
 NONCURRENT_EXPIRY_DAYS = 7
+#: How long a log bucket keeps a deleted or overwritten log object (a noncurrent version).
+LOG_NONCURRENT_EXPIRY_DAYS = 30
 ABORT_INCOMPLETE_UPLOAD_DAYS = 1
 
 _RETENTION = {

@@ -166,6 +166,7 @@ def _production_block(a: InitAnswers) -> str:
     memory: 1024
     container_port: {a.container_port}
     health_check_path: {a.health_check_path}
+    plain_http: true              # as above: give production a certificate before real traffic
 """
     if a.deployment == "rolling":
         return f"""  - name: production
@@ -238,6 +239,9 @@ environments:                     # in pipeline order
     memory: 512
     container_port: {a.container_port}
     health_check_path: {a.health_check_path}
+    # HTTPS: domain_name with hosted_zone_id (deployline creates the certificate), or
+    # domain_name with certificate_arn. Until then plain HTTP, by choice (validate warns):
+    plain_http: true
 
 {_production_block(a)}
 {_notifications_block(a)}{_checks_block(a)}"""

@@ -20,10 +20,12 @@ from aws_cdk import aws_kms as kms
 from aws_cdk.aws_lambda import CfnFunction
 
 from deployline.app import feature_flags
+from deployline.constructs.alarm_topic import AlarmTopic
 from deployline.constructs.ecs_blue_green import BlueGreenTraffic, ValidationHook
 from deployline.constructs.fargate_service import FargateWebService
 from deployline.constructs.load_balancer import ServiceLoadBalancer
 from deployline.constructs.service_image import ServiceImage
+from deployline.constructs.web_firewall import WebFirewall
 from deployline.naming import Namer
 
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
@@ -204,6 +206,24 @@ def load_balancer(kit: Kit, **changes: Any) -> ServiceLoadBalancer:
             "test_listener_port must differ from the production ports [80], got 80",
         ),
         ({"access_log_expiry_days": 0}, "access_log_expiry_days must be 1..3650, got 0"),
+        (
+            {"hosted_zone_id": "Z0123456789ABCDEFGHIJ"},
+            "hosted_zone_id needs domain_name (the name to certify and point at the load balancer)",
+        ),
+        (
+            {"hosted_zone_id": "zone-1", "domain_name": "pay.example.com"},
+            "hosted_zone_id must be a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ, "
+            "got 'zone-1'",
+        ),
+        (
+            {
+                "hosted_zone_id": "Z0123456789ABCDEFGHIJ",
+                "domain_name": "pay.example.com",
+                "blue_green": True,
+                "test_listener_port": 443,
+            },
+            "test_listener_port must differ from the production ports [80, 443], got 443",
+        ),
     ],
 )
 def test_load_balancer_refuses(kit: Kit, changes: dict[str, Any], message: str) -> None:
@@ -222,6 +242,81 @@ def test_load_balancer_accepts_parameters_for_its_ports(kit: Kit) -> None:
         access_log_expiry_days=kit.number("LogDays"),
     )
     assert front.test_rule is not None and front.production_rule is not None
+
+
+def test_load_balancer_accepts_a_parameter_for_its_hosted_zone(kit: Kit) -> None:
+    front = load_balancer(kit, hosted_zone_id=kit.text("ZoneId"), domain_name="pay.example.com")
+    assert front.alias_record is not None and front.certificate is not None
+
+
+# --- WebFirewall and AlarmTopic -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"rule_groups": []}, "rule_groups must name at least one AWS managed rule group"),
+        (
+            {"rule_groups": ["AWSManagedRulesCommonRuleSet"] * 2},
+            "rule_groups must not repeat, got ['AWSManagedRulesCommonRuleSet', "
+            "'AWSManagedRulesCommonRuleSet']",
+        ),
+    ],
+)
+def test_web_firewall_refuses(kit: Kit, changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as error:
+        WebFirewall(
+            kit.stack,
+            kit.ids(),
+            namer=kit.namer,
+            resource_arn=kit.front.load_balancer.load_balancer_arn,
+            key=kit.key,
+            **changes,
+        )
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("arn", "message"),
+    [
+        (
+            "arn:aws:sqs:eu-west-1:111111111111:ops-alerts",
+            "existing_topic_arn must be an SNS topic ARN like "
+            "arn:aws:sns:<region>:<account>:<name>, got "
+            "'arn:aws:sqs:eu-west-1:111111111111:ops-alerts'",
+        ),
+        (Aws.NO_VALUE, "existing_topic_arn must be a literal SNS topic ARN"),
+    ],
+)
+def test_alarm_topic_refuses(kit: Kit, arn: str, message: str) -> None:
+    with pytest.raises(ValueError) as error:
+        AlarmTopic(
+            kit.stack,
+            kit.ids(),
+            namer=kit.namer,
+            key=kit.key,
+            emails=["oncall@example.com"],
+            existing_topic_arn=arn,
+        )
+    assert message in str(error.value)
+
+
+def test_alarm_topic_without_addresses_creates_no_topic_and_keeps_the_existing_one(
+    kit: Kit,
+) -> None:
+    alarms = AlarmTopic(
+        kit.stack,
+        kit.ids(),
+        namer=kit.namer,
+        existing_topic_arn="arn:aws:sns:eu-west-1:111111111111:ops-alerts",
+        key=kit.key,
+    )
+    assert alarms.topic is None
+    [existing] = alarms.topics
+    # named by the stack's own partition, region and account: alarms reach no other topic
+    assert kit.stack.resolve(existing.topic_arn) == kit.stack.resolve(
+        f"arn:{Aws.PARTITION}:sns:{Aws.REGION}:{Aws.ACCOUNT_ID}:ops-alerts"
+    )
 
 
 # --- BlueGreenTraffic -----------------------------------------------------------------------

@@ -78,6 +78,7 @@ def config_data(**staging: Any) -> dict[str, Any]:
             "cpu": 256,
             "memory": 512,
             "destroy_on_delete": False,
+            "plain_http": True,  # no certificate: moto issues none, and none is needed here
             **staging,
         }
     ]

@@ -1,5 +1,6 @@
 """Shared helpers for the stack tests: configs built in code from the example deployline.yaml,
-and one synth of many environment stacks (with cdk-nag's AwsSolutions pack) per call."""
+and one synth of many environment stacks (with cdk-nag's AwsSolutions and compliance packs) per
+call."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from aws_cdk import App, DefaultStackSynthesizer, Tags, Validations
+from aws_cdk import App, DefaultStackSynthesizer, Tags
 from aws_cdk.assertions import Template
-from cdk_nag import AwsSolutionsChecks
 
 from deployline.app import feature_flags, stack_environment
 from deployline.config import DeploylineConfig, parse_config_text
 from deployline.naming import Kind, Namer, tags
 from deployline.stacks.environment_stack import EnvironmentStack
+from nag_reports import add_packs  # tests/nag_reports.py
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deployline.yaml"
 
@@ -60,8 +61,9 @@ def synth_environments(configs: Sequence[DeploylineConfig], outdir: Path) -> Syn
 
     Built as deployline.app.build_app builds them (feature flags, names, tags, the stack's account
     and region from `stack_environment`, the repository by name in the pipeline's account and
-    region), without the pipeline stack. cdk-nag AwsSolutions runs as a validation plugin; its
-    report is read back from the output directory (a failing validation raises, which is kept).
+    region), without the pipeline stack. cdk-nag's AwsSolutions and compliance packs run as
+    validation plugins; their report is read back from the output directory (a failing
+    validation raises, which is kept).
     """
     app = App(outdir=str(outdir), context=feature_flags())
     stacks: dict[str, EnvironmentStack] = {}
@@ -91,7 +93,7 @@ def synth_environments(configs: Sequence[DeploylineConfig], outdir: Path) -> Syn
             ).items():
                 Tags.of(stack).add(key, value)
             stacks[namer.stack_name()] = stack
-    Validations.of(app).add_plugins(AwsSolutionsChecks())
+    add_packs(app)
     synth_error: str | None = None
     try:
         app.synth()

@@ -5,8 +5,11 @@ canary, retained) environments, plus variations built in code from the example: 
 behind NAT (qa), isolated subnets with VPC endpoints and blue/green all at once (perf), an existing
 VPC (dev), HTTPS with a certificate in a production blue/green environment shifting linearly
 (live), and an environment in another account and region than the pipeline and its image
-repository (edge). Each template then goes through cfn-lint, cdk-nag (AwsSolutions), checkov and
-deployline's own checker.
+repository (edge). The example's environments serve HTTPS with a certificate created for their
+domain and a web ACL; the variations serve plain HTTP by choice, without one (live: a certificate
+given, a web ACL as production); qa and edge also name the team's existing alert topic. Each
+template then goes through cfn-lint, cdk-nag (AwsSolutions and the NIST 800-53 R5, PCI DSS 3.2.1
+and HIPAA Security packs), checkov and deployline's own checker.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from aws_cdk import App, Stack, Token
+from aws_cdk import App, Aws, Stack, Token
 from aws_cdk.assertions import Match
 from cfnlint.api import lint_file
 from typer.testing import CliRunner
@@ -33,6 +36,15 @@ from deployline.constructs.load_balancer import access_log_bucket_name, certific
 from deployline.constructs.service_image import IMAGE_TAG_PATTERN
 from deployline.naming import Namer
 from deployline.stacks.environment_stack import EnvironmentStack
+from nag_reports import (  # tests/nag_reports.py
+    COMPLIANCE_PACKS,
+    PACKS,
+    Assembly,
+    acknowledgements,
+    findings,
+    ran,
+    unnamed_resources,
+)
 
 from .conftest import (
     Synthesized,
@@ -59,6 +71,7 @@ PRIVATE_NAT = {
     "ingress_cidrs": ["203.0.113.0/24", "198.51.100.0/24"],
     "network": {"mode": "private", "nat_gateways": 2, "vpc_cidr": "10.20.0.0/16"},
     "log_retention_days": 90,
+    "plain_http": True,
 }
 ENDPOINTS = {
     "name": "perf",
@@ -70,6 +83,7 @@ ENDPOINTS = {
     "test_listener_cidrs": ["192.0.2.0/24"],
     "bake_minutes": 15,
     "network": {"mode": "endpoints", "extra_endpoints": ["secretsmanager"]},
+    "plain_http": True,
 }
 EXISTING_VPC = {
     "name": "dev",
@@ -85,6 +99,7 @@ EXISTING_VPC = {
         "public_subnet_ids": ["subnet-0aaa1111bbb22222a", "subnet-0aaa1111bbb22222b"],
         "private_subnet_ids": ["subnet-0ccc3333ddd44444a", "subnet-0ccc3333ddd44444b"],
     },
+    "plain_http": True,
 }
 HTTPS = {
     "name": "live",
@@ -98,6 +113,10 @@ HTTPS = {
     "test_listener_port": 8443,
     "traffic_shifting": "linear_10_percent_every_3_minutes",
 }
+#: The hosted zone of the example's domains.
+ZONE = "Z0123456789ABCDEFGHIJ"
+#: The team's existing alert topic (notifications.sns_topic_arn) of the qa and edge configs.
+TEAM_TOPIC = "arn:aws:sns:eu-west-1:111111111111:ops-alerts"
 PIPELINE_ACCOUNT = "111111111111"
 PIPELINE_REGION = "eu-west-1"
 EDGE_ACCOUNT = "222222222222"
@@ -110,6 +129,7 @@ OTHER_ACCOUNT = {
     "desired_count": 1,
     "min_capacity": 1,
     "max_capacity": 2,
+    "plain_http": True,
 }
 
 STAGING = "payment-processor-service-staging"
@@ -135,7 +155,7 @@ EC2_DESCRIPTION = r"^[a-zA-Z0-9. _\-:/()#,@\[\]+=&;{}!$*]*$"
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     configs = [
         config_from(example_data()),
-        with_environments(PRIVATE_NAT),
+        with_team_topic(PRIVATE_NAT),
         with_environments(ENDPOINTS),
         with_environments(EXISTING_VPC),
         with_environments(HTTPS),
@@ -146,7 +166,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
 
 def in_other_account() -> DeploylineConfig:
     """The edge environment in its own account and region; the pipeline (and its image
-    repository) in PIPELINE_ACCOUNT/PIPELINE_REGION."""
+    repository, and the team's existing topic) in PIPELINE_ACCOUNT/PIPELINE_REGION."""
     data = example_data()
     data["pipeline"] = {
         **data.get("pipeline", {}),
@@ -154,6 +174,15 @@ def in_other_account() -> DeploylineConfig:
         "region": PIPELINE_REGION,
     }
     data["environments"] = [OTHER_ACCOUNT]
+    data["notifications"]["sns_topic_arn"] = TEAM_TOPIC
+    return config_from(data)
+
+
+def with_team_topic(environment: dict[str, Any]) -> DeploylineConfig:
+    """The example with one environment, whose alerts also go to the team's existing topic."""
+    data = example_data()
+    data["environments"] = [environment]
+    data["notifications"]["sns_topic_arn"] = TEAM_TOPIC
     return config_from(data)
 
 
@@ -204,6 +233,15 @@ def listener(synth: Synthesized, stack: str, port: int) -> dict[str, Any]:
         if r["Properties"]["Port"] == port
     ]
     return dict(found)
+
+
+def https_listener(synth: Synthesized, stack: str) -> str:
+    [logical_id] = [
+        k
+        for k, v in of_type(synth, stack, "AWS::ElasticLoadBalancingV2::Listener").items()
+        if v["Properties"]["Port"] == 443
+    ]
+    return logical_id
 
 
 def ingress(synth: Synthesized, stack: str) -> list[tuple[str, int, int]]:
@@ -271,7 +309,9 @@ def test_default_network_is_a_new_vpc_over_two_zones_with_public_subnets_only(
         s["Properties"]["AvailabilityZone"]["Fn::Select"][1] == {"Fn::GetAZs": ""}
         for s in subnets.values()
     )
-    assert all(s["Properties"]["MapPublicIpOnLaunch"] is True for s in subnets.values())
+    # Nothing launched there gets an address from the subnet: the tasks get theirs from the
+    # service (AssignPublicIp, below), the load balancer's nodes their own.
+    assert all(s["Properties"]["MapPublicIpOnLaunch"] is False for s in subnets.values())
     for type_ in ("AWS::EC2::NatGateway", "AWS::EC2::EIP", "AWS::EC2::VPCEndpoint"):
         assert of_type(synth, STAGING, type_) == {}
 
@@ -324,8 +364,8 @@ def test_tasks_admit_only_the_load_balancer_on_the_container_port(
 @pytest.mark.parametrize(
     ("stack", "expected"),
     [
-        (STAGING, [("0.0.0.0/0", 80, 80)]),
-        (PRODUCTION, [("0.0.0.0/0", 80, 80)]),
+        (STAGING, [("0.0.0.0/0", 80, 80), ("0.0.0.0/0", 443, 443)]),
+        (PRODUCTION, [("0.0.0.0/0", 80, 80), ("0.0.0.0/0", 443, 443)]),
         (QA, [("198.51.100.0/24", 80, 80), ("203.0.113.0/24", 80, 80)]),
         (PERF, [("0.0.0.0/0", 80, 80), ("192.0.2.0/24", 9443, 9443)]),
         (LIVE, [("0.0.0.0/0", 80, 80), ("0.0.0.0/0", 443, 443)]),
@@ -498,7 +538,7 @@ def test_load_balancer_drops_invalid_headers_and_writes_access_logs_to_its_bucke
 
 
 @pytest.mark.parametrize(("stack", "env"), [(STAGING, "staging"), (PRODUCTION, "production")])
-def test_access_log_bucket_is_encrypted_private_expiring_and_named_for_its_environment(
+def test_access_log_bucket_is_encrypted_private_versioned_expiring_and_named_for_its_environment(
     synth: Synthesized, stack: str, env: str
 ) -> None:
     bucket = props(synth, stack, "AWS::S3::Bucket")
@@ -512,11 +552,14 @@ def test_access_log_bucket_is_encrypted_private_expiring_and_named_for_its_envir
         "RestrictPublicBuckets": True,
     }
     assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    # A deleted or overwritten log stays recoverable for 30 days (NIST AU-9, PCI 10.5).
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
     assert bucket["LifecycleConfiguration"]["Rules"] == [
         {
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
             "ExpirationInDays": 90,
             "Id": "expire",
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
             "Status": "Enabled",
         }
     ]
@@ -554,19 +597,22 @@ def test_access_log_bucket_admits_only_elb_log_delivery_over_tls(synth: Synthesi
     assert mapping["us-east-1"] == {"account": "127311923021"}
 
 
-def test_without_certificate_the_http_listener_forwards_to_the_service(
+def test_with_plain_http_chosen_the_http_listener_forwards_to_the_service(
     synth: Synthesized,
 ) -> None:
-    listeners = of_type(synth, STAGING, "AWS::ElasticLoadBalancingV2::Listener")
+    listeners = of_type(synth, QA, "AWS::ElasticLoadBalancingV2::Listener")
     assert len(listeners) == 1
-    http = listener(synth, STAGING, 80)
+    http = listener(synth, QA, 80)
     assert http["Protocol"] == "HTTP"
+    assert "Certificates" not in http
     assert http["DefaultActions"] == [
         {
-            "TargetGroupArn": ref(synth, STAGING, "AWS::ElasticLoadBalancingV2::TargetGroup"),
+            "TargetGroupArn": ref(synth, QA, "AWS::ElasticLoadBalancingV2::TargetGroup"),
             "Type": "forward",
         }
     ]
+    assert of_type(synth, QA, "AWS::CertificateManager::Certificate") == {}
+    assert of_type(synth, QA, "AWS::Route53::RecordSet") == {}
 
 
 def test_with_certificate_https_serves_on_443_and_http_redirects_to_it(
@@ -606,6 +652,129 @@ def test_with_certificate_https_serves_on_443_and_http_redirects_to_it(
     outputs = synth.raw[LIVE]["Outputs"]
     assert outputs["ServiceUrl"]["Value"] == "https://pay.example.com"
     assert outputs["TestUrl"]["Value"] == "https://pay.example.com:8443"
+
+
+@pytest.mark.parametrize(
+    ("stack", "domain"),
+    [(STAGING, "payments-staging.example.com"), (PRODUCTION, "payments.example.com")],
+)
+def test_a_hosted_zone_gets_a_dns_validated_certificate_and_an_alias_to_the_load_balancer(
+    synth: Synthesized, stack: str, domain: str
+) -> None:
+    certificate_id, certificate = one(synth, stack, "AWS::CertificateManager::Certificate")
+    assert {k: v for k, v in certificate["Properties"].items() if k != "Tags"} == {
+        "DomainName": domain,
+        "DomainValidationOptions": [{"DomainName": domain, "HostedZoneId": ZONE}],
+        "ValidationMethod": "DNS",
+    }
+    https = listener(synth, stack, 443)
+    assert https["Protocol"] == "HTTPS"
+    assert https["Certificates"] == [{"CertificateArn": {"Ref": certificate_id}}]
+    assert https["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-Res-2021-06"
+    assert listener(synth, stack, 80)["DefaultActions"] == [
+        {
+            "RedirectConfig": {"Port": "443", "Protocol": "HTTPS", "StatusCode": "HTTP_301"},
+            "Type": "redirect",
+        }
+    ]
+    lb = one(synth, stack, "AWS::ElasticLoadBalancingV2::LoadBalancer")[0]
+    assert props(synth, stack, "AWS::Route53::RecordSet") == {
+        "Name": f"{domain}.",
+        "Type": "A",
+        "HostedZoneId": ZONE,
+        "AliasTarget": {
+            "DNSName": {"Fn::Join": ["", ["dualstack.", {"Fn::GetAtt": [lb, "DNSName"]}]]},
+            "HostedZoneId": {"Fn::GetAtt": [lb, "CanonicalHostedZoneID"]},
+        },
+        "Comment": f"deployline: {domain} is served by this load balancer",
+    }
+
+
+def test_a_given_certificate_is_served_as_given_and_nothing_is_created_for_it(
+    synth: Synthesized,
+) -> None:
+    assert of_type(synth, LIVE, "AWS::CertificateManager::Certificate") == {}
+    assert of_type(synth, LIVE, "AWS::Route53::RecordSet") == {}  # no zone: the name is yours
+    assert listener(synth, LIVE, 443)["Certificates"][0]["CertificateArn"]["Fn::Join"][1][-1] == (
+        f":certificate/{CERTIFICATE_ID}"
+    )
+
+
+#: The environments with a web ACL: production (production, live) and where asked (staging).
+GUARDED = [STAGING, PRODUCTION, LIVE]
+WAF_TYPES = (
+    "AWS::WAFv2::WebACL",
+    "AWS::WAFv2::WebACLAssociation",
+    "AWS::WAFv2::LoggingConfiguration",
+)
+
+
+@pytest.mark.parametrize("stack", GUARDED)
+def test_a_web_acl_of_aws_managed_rules_guards_the_load_balancer_and_logs_every_request(
+    synth: Synthesized, stack: str
+) -> None:
+    env = stack.rsplit("-", 1)[1]
+    acl_id, acl = one(synth, stack, "AWS::WAFv2::WebACL")
+    settings = acl["Properties"]
+    assert settings["Name"] == f"payment-processor-waf-{env}"
+    assert (settings["Scope"], settings["DefaultAction"]) == ("REGIONAL", {"Allow": {}})
+    groups = [
+        "AWSManagedRulesAmazonIpReputationList",
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+    ]
+    assert [
+        (r["Priority"], r["Name"], r["Statement"], r["OverrideAction"]) for r in settings["Rules"]
+    ] == [
+        (i, g, {"ManagedRuleGroupStatement": {"Name": g, "VendorName": "AWS"}}, {"None": {}})
+        for i, g in enumerate(groups)
+    ]
+    assert all(r["VisibilityConfig"]["CloudWatchMetricsEnabled"] for r in settings["Rules"])
+    lb = one(synth, stack, "AWS::ElasticLoadBalancingV2::LoadBalancer")[0]
+    assert props(synth, stack, "AWS::WAFv2::WebACLAssociation") == {
+        "ResourceArn": {"Ref": lb},
+        "WebACLArn": {"Fn::GetAtt": [acl_id, "Arn"]},
+    }
+    group_id, group = one(synth, stack, "AWS::Logs::LogGroup", "FirewallLogs")
+    assert group["Properties"]["LogGroupName"] == f"aws-waf-logs-payment-processor-{env}"
+    assert group["Properties"]["KmsKeyId"] == arn(synth, stack, "AWS::KMS::Key")
+    assert props(synth, stack, "AWS::WAFv2::LoggingConfiguration") == {
+        "ResourceArn": {"Fn::GetAtt": [acl_id, "Arn"]},
+        "LogDestinationConfigs": [
+            {
+                "Fn::Join": [
+                    "",
+                    [
+                        "arn:",
+                        {"Ref": "AWS::Partition"},
+                        ":logs:",
+                        {"Ref": "AWS::Region"},
+                        ":",
+                        {"Ref": "AWS::AccountId"},
+                        ":log-group:",
+                        {"Ref": group_id},
+                    ],
+                ]
+            }
+        ],
+        "RedactedFields": [
+            {"SingleHeader": {"Name": "authorization"}},
+            {"SingleHeader": {"Name": "cookie"}},
+        ],
+    }
+    # CloudWatch Logs may encrypt that group with the environment's key.
+    key = props(synth, stack, "AWS::KMS::Key")
+    [logs] = [s for s in key["KeyPolicy"]["Statement"] if s.get("Sid") == "AllowCloudWatchLogs"]
+    patterns = json.dumps(logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"])
+    assert f":log-group:aws-waf-logs-payment-processor-{env}" in patterns
+
+
+@pytest.mark.parametrize("stack", sorted(set(ALL) - set(GUARDED)))
+def test_no_web_acl_outside_production_unless_asked(synth: Synthesized, stack: str) -> None:
+    for type_ in WAF_TYPES:
+        assert of_type(synth, stack, type_) == {}
+    key = props(synth, stack, "AWS::KMS::Key")
+    assert "aws-waf-logs" not in json.dumps(key["KeyPolicy"])
 
 
 @pytest.mark.parametrize(
@@ -933,6 +1102,71 @@ def test_alarms_judge_each_target_group_on_5xx_rate_unhealthy_hosts_and_p99(
     assert latency_alarm["Threshold"] == latency
 
 
+@pytest.mark.parametrize("stack", ALL)
+def test_every_alarm_notifies_the_team_when_it_fires_and_when_it_recovers(
+    synth: Synthesized, stack: str
+) -> None:
+    env = stack.rsplit("-", 1)[1]
+    topic_id, topic = one(synth, stack, "AWS::SNS::Topic")
+    assert topic["Properties"]["TopicName"] == f"payment-processor-alarms-{env}"
+    assert topic["Properties"]["KmsMasterKeyId"] == arn(synth, stack, "AWS::KMS::Key")
+    assert [
+        (s["Properties"]["Protocol"], s["Properties"]["Endpoint"], s["Properties"]["TopicArn"])
+        for s in of_type(synth, stack, "AWS::SNS::Subscription").values()
+    ] == [("email", "payments-oncall@example.com", {"Ref": topic_id})]
+    # qa runs where the team's existing topic is (the pipeline's account and region), so its
+    # alarms notify that topic too; edge runs elsewhere, where no alarm can reach it.
+    team_topic = f"arn:{Aws.PARTITION}:sns:{Aws.REGION}:{Aws.ACCOUNT_ID}:ops-alerts"
+    expected = [{"Ref": topic_id}]
+    if stack == QA:
+        expected.append(synth.stacks[stack].resolve(team_topic))
+    alarms = of_type(synth, stack, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == (6 if stack in BLUE_GREEN else 3)
+    for alarm_ in alarms.values():
+        assert alarm_["Properties"]["AlarmActions"] == expected
+        assert alarm_["Properties"]["OKActions"] == expected
+        assert "InsufficientDataActions" not in alarm_["Properties"]
+
+
+@pytest.mark.parametrize("stack", [STAGING, EDGE])
+def test_only_this_accounts_alarms_may_publish_to_the_alarm_topic_and_use_its_key(
+    synth: Synthesized, stack: str
+) -> None:
+    topic_id = one(synth, stack, "AWS::SNS::Topic")[0]
+    account = {"Ref": "AWS::AccountId"}
+    statements = props(synth, stack, "AWS::SNS::TopicPolicy")["PolicyDocument"]["Statement"]
+    ssl_only, alarms = statements
+    assert (ssl_only["Effect"], ssl_only["Condition"]) == (
+        "Deny",
+        {"Bool": {"aws:SecureTransport": "false"}},
+    )
+    assert alarms == {
+        "Action": "sns:Publish",
+        "Condition": {
+            "StringEquals": {"aws:SourceAccount": account},
+            "ArnLike": {
+                "aws:SourceArn": synth.stacks[stack].resolve(
+                    f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:*"
+                )
+            },
+        },
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Resource": {"Ref": topic_id},
+        "Sid": "AllowCloudWatchAlarms",
+    }
+    key = props(synth, stack, "AWS::KMS::Key")
+    [use] = [s for s in key["KeyPolicy"]["Statement"] if s.get("Sid") == "AllowCloudWatchAlarms"]
+    assert use == {
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Resource": "*",
+        "Sid": "AllowCloudWatchAlarms",
+    }
+
+
 # --- blue/green ---------------------------------------------------------------------------------
 
 TG = "AWS::ElasticLoadBalancingV2::TargetGroup"
@@ -985,7 +1219,7 @@ def test_blue_green_service_starts_on_blue_with_green_as_its_alternate_and_both_
 
 @pytest.mark.parametrize(
     ("stack", "production_port", "test_port", "cidrs"),
-    [(PRODUCTION, 80, 8080, []), (PERF, 80, 9443, ["192.0.2.0/24"]), (LIVE, 443, 8443, [])],
+    [(PRODUCTION, 443, 8080, []), (PERF, 80, 9443, ["192.0.2.0/24"]), (LIVE, 443, 8443, [])],
 )
 def test_each_listener_forwards_every_path_by_one_rule_weighting_blue_100_and_green_0(
     synth: Synthesized, stack: str, production_port: int, test_port: int, cidrs: list[str]
@@ -1208,7 +1442,11 @@ def test_rolling_environments_have_no_test_listener_rules_or_hook(
     synth: Synthesized, stack: str
 ) -> None:
     assert of_type(synth, stack, RULE) == {}
-    assert len(of_type(synth, stack, "AWS::ElasticLoadBalancingV2::Listener")) == 1
+    ports = {
+        v["Properties"]["Port"]
+        for v in of_type(synth, stack, "AWS::ElasticLoadBalancingV2::Listener").values()
+    }
+    assert ports == ({443, 80} if stack == STAGING else {80})  # HTTPS and its redirect, or HTTP
     assert (
         "LifecycleHooks" not in props(synth, stack, "AWS::ECS::Service")["DeploymentConfiguration"]
     )
@@ -1420,16 +1658,20 @@ def test_production_load_balancer_refuses_deletion(synth: Synthesized) -> None:
 def test_rolling_outputs_name_the_url_cluster_service_listener_and_target_group(
     synth: Synthesized,
 ) -> None:
-    outputs = {k: v["Value"] for k, v in synth.raw[STAGING]["Outputs"].items()}
-    lb = one(synth, STAGING, "AWS::ElasticLoadBalancingV2::LoadBalancer")[0]
+    outputs = {k: v["Value"] for k, v in synth.raw[QA]["Outputs"].items()}
+    lb = one(synth, QA, "AWS::ElasticLoadBalancingV2::LoadBalancer")[0]
     assert outputs == {
         "ServiceUrl": {"Fn::Join": ["", ["http://", {"Fn::GetAtt": [lb, "DNSName"]}]]},
-        "ClusterName": ref(synth, STAGING, "AWS::ECS::Cluster"),
-        "ServiceName": {"Fn::GetAtt": [one(synth, STAGING, "AWS::ECS::Service")[0], "Name"]},
-        "ListenerArn": ref(synth, STAGING, "AWS::ElasticLoadBalancingV2::Listener"),
-        "TargetGroupArn": ref(synth, STAGING, "AWS::ElasticLoadBalancingV2::TargetGroup"),
+        "ClusterName": ref(synth, QA, "AWS::ECS::Cluster"),
+        "ServiceName": {"Fn::GetAtt": [one(synth, QA, "AWS::ECS::Service")[0], "Name"]},
+        "ListenerArn": ref(synth, QA, "AWS::ElasticLoadBalancingV2::Listener"),
+        "TargetGroupArn": ref(synth, QA, "AWS::ElasticLoadBalancingV2::TargetGroup"),
         "LoadBalancerDnsName": {"Fn::GetAtt": [lb, "DNSName"]},
     }
+    # With a domain, the URL is the domain's, on the HTTPS listener.
+    staging = {k: v["Value"] for k, v in synth.raw[STAGING]["Outputs"].items()}
+    assert staging["ServiceUrl"] == "https://payments-staging.example.com"
+    assert staging["ListenerArn"] == {"Ref": https_listener(synth, STAGING)}
 
 
 def test_blue_green_outputs_add_the_test_listener_its_rules_and_the_green_group(
@@ -1442,13 +1684,13 @@ def test_blue_green_outputs_add_the_test_listener_its_rules_and_the_green_group(
         for k, v in of_type(synth, PRODUCTION, "AWS::ElasticLoadBalancingV2::Listener").items()
     }
     assert outputs == {
-        "ServiceUrl": {"Fn::Join": ["", ["http://", {"Fn::GetAtt": [lb, "DNSName"]}]]},
+        "ServiceUrl": "https://payments.example.com",
         "ClusterName": ref(synth, PRODUCTION, "AWS::ECS::Cluster"),
         "ServiceName": {"Fn::GetAtt": [one(synth, PRODUCTION, "AWS::ECS::Service")[0], "Name"]},
-        "ListenerArn": listeners[80],
+        "ListenerArn": listeners[443],
         "TargetGroupArn": ref(synth, PRODUCTION, TG, "LoadBalancerBlue"),
         "LoadBalancerDnsName": {"Fn::GetAtt": [lb, "DNSName"]},
-        "TestUrl": {"Fn::Join": ["", ["http://", {"Fn::GetAtt": [lb, "DNSName"]}, ":8080"]]},
+        "TestUrl": "https://payments.example.com:8080",
         "TestListenerArn": listeners[8080],
         "GreenTargetGroupArn": ref(synth, PRODUCTION, TG, "LoadBalancerGreen"),
         "ProductionListenerRuleArn": ref(synth, PRODUCTION, RULE, "LoadBalancerProductionRule"),
@@ -1500,6 +1742,56 @@ def test_every_cdk_nag_acknowledgement_gives_a_reason_specific_to_its_resource(
     assert {s for s in ALL if "AwsSolutions-L1" in acknowledged[s]} == set(BLUE_GREEN)
     assert not any("NetworkFlowLogs" in r for r in acknowledged[DEV])
     assert any("NetworkFlowLogs" in r for r in acknowledged[STAGING])
+
+
+@pytest.mark.parametrize("pack", COMPLIANCE_PACKS)
+def test_compliance_pack_reports_no_unacknowledged_finding(synth: Synthesized, pack: str) -> None:
+    assert synth.synth_error is None
+    assert ran(synth.report, pack)
+    assert [(f.rule, f.path) for f in findings(synth.report, pack)] == []
+
+
+@pytest.mark.parametrize("pack", PACKS)
+def test_every_acknowledgement_names_its_resource(synth: Synthesized, pack: str) -> None:
+    entries = acknowledgements(synth.report, pack)
+    assert {e.stack for e in entries} == set(ALL)
+    assert all(len(e.reason or "") >= 60 for e in entries)
+    missing = unnamed_resources(entries, Assembly(synth.outdir), ["payment-processor"])
+    assert [(e.rule, e.path, e.reason) for e in missing] == []
+
+
+def accepted(synth: Synthesized, rule: str) -> set[str]:
+    """The stacks where a compliance pack's `rule` is acknowledged (in any pack)."""
+    return {
+        e.stack
+        for pack in COMPLIANCE_PACKS
+        for e in acknowledgements(synth.report, pack)
+        if e.rule == f"{pack}-{rule}"
+    }
+
+
+def test_compliance_findings_are_accepted_only_where_the_configuration_made_them(
+    synth: Synthesized,
+) -> None:
+    plain_http = {QA, PERF, DEV, EDGE}
+    assert accepted(synth, "ALBHttpToHttpsRedirection") == plain_http
+    assert accepted(synth, "ALBWAFEnabled") == set(ALL) - set(GUARDED)
+    # Production load balancers refuse deletion; the others go with their stack.
+    assert accepted(synth, "ELBDeletionProtectionEnabled") == set(DESTROYABLE)
+    # The HTTPS environments' HTTP listener only redirects, without a certificate.
+    assert accepted(synth, "ELBv2ACMCertificateRequired") == set(ALL)
+    # Public subnets route to the internet gateway only in the VPCs deployline creates.
+    assert accepted(synth, "VPCNoUnrestrictedRouteToIGW") == set(ALL) - {DEV}
+    assert accepted(synth, "IAMNoInlinePolicy") == set(ALL)
+    # Fixed, not accepted: versioned log buckets, alarms that notify, no public address on
+    # launch, web ACLs that log.
+    for rule in (
+        "S3BucketVersioningEnabled",
+        "CloudWatchAlarmAction",
+        "VPCSubnetAutoAssignPublicIpDisabled",
+        "WAFv2LoggingEnabled",
+    ):
+        assert accepted(synth, rule) == set(), rule
 
 
 @pytest.fixture(scope="module")

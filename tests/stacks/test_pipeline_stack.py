@@ -1,8 +1,9 @@
 """PipelineStack: the delivery pipeline, its projects, roles, store, alerts and records.
 
-One app is synthesized once for the module, with cdk-nag's AwsSolutions pack. It holds the
-pipeline's own stacks (`deployline.app.pipeline_stacks`, as `build_app` makes them) of eight
-configs written in code from the example deployline.yaml:
+One app is synthesized once for the module, with cdk-nag's AwsSolutions, NIST 800-53 R5, PCI DSS
+3.2.1 and HIPAA Security packs. It holds the pipeline's own stacks
+(`deployline.app.pipeline_stacks`, as `build_app` makes them) of eight configs written in code
+from the example deployline.yaml:
 
 - example:    the example as it is (staging rolling; production blue/green after an approval);
 - three:      dev and staging rolling, production blue/green with an approval;
@@ -31,9 +32,8 @@ from typing import Any
 
 import pytest
 import yaml
-from aws_cdk import App, Validations
+from aws_cdk import App
 from aws_cdk.assertions import Match, Template
-from cdk_nag import AwsSolutionsChecks
 from cfnlint.api import lint_file
 
 from deployline import __version__, assets
@@ -42,6 +42,15 @@ from deployline.checks.api import check_assembly
 from deployline.config import DeploylineConfig, load_config, parse_config_text
 from deployline.stacks.pipeline_stack import PipelineStack
 from deployline.stacks.regional_artifacts import RegionalArtifactsStack
+from nag_reports import (  # tests/nag_reports.py
+    COMPLIANCE_PACKS,
+    Assembly,
+    Entry,
+    acknowledgements,
+    add_packs,
+    ran,
+    unnamed_resources,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deployline.yaml"
@@ -82,6 +91,7 @@ def _env(name: str, deployment: str = "rolling", approval: bool = False) -> dict
         "approval": approval,
         "container_port": 8080,
         "health_check_path": "/health",
+        "plain_http": True,  # the pipeline does not care how the service is served
     }
     if deployment == "blue_green":
         env["test_listener_port"] = 8080
@@ -159,7 +169,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     for label, config in configs().items():
         stacks[label], by_region = pipeline_stacks(app, config)
         regional.update({f"{label}:{region}": stack for region, stack in by_region.items()})
-    Validations.of(app).add_plugins(AwsSolutionsChecks())
+    add_packs(app)
     # cdk-nag findings fail the synth; the report read below says which.
     with contextlib.suppress(RuntimeError):
         app.synth()
@@ -1425,8 +1435,9 @@ def nag_entries(synth: Synth, key: str) -> list[dict[str, Any]]:
     return entries
 
 
-def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(synth: Synth) -> None:
+def test_cdk_nag_reports_no_unacknowledged_finding_in_any_pack(synth: Synth) -> None:
     assert synth.report, "cdk-nag wrote no validation report"
+    assert all(ran(synth.report, pack) for pack in COMPLIANCE_PACKS)
     violations = nag_entries(synth, "violations")
     assert not violations, "\n".join(f"{v['rule']} {v['path']}" for v in violations)
 
@@ -1441,6 +1452,40 @@ def test_every_nag_acknowledgement_has_a_reason_naming_its_resource(synth: Synth
         # Resource-specific: the reason names the function, project, role, pipeline, queue
         # or log group it is about (all carry the service's name), or the only-'*' action.
         assert any(service in reason for service in services) or "'*'" in reason, entry
+    # The compliance packs' reasons name the very resource (or its owner) they are about.
+    names = pipeline_paths(synth)
+    entries = [
+        e
+        for pack in COMPLIANCE_PACKS
+        for e in acknowledgements(synth.report, pack)
+        if e.stack in names
+    ]
+    missing: list[Entry] = unnamed_resources(entries, Assembly(synth.outdir), services)
+    assert [(e.rule, e.path, e.reason) for e in missing] == []
+
+
+def test_compliance_findings_accepted_in_the_example_pipeline_are_the_decided_ones(
+    synth: Synth,
+) -> None:
+    """What the example's pipeline stack accepts, rule by rule (each with its reason in code);
+    anything else is fixed or a new decision to make."""
+    stack = synth.stacks["example"].stack_name
+    rules = {
+        e.rule.split("-", 1)[1]
+        for pack in COMPLIANCE_PACKS
+        for e in acknowledgements(synth.report, pack)
+        if e.stack == stack
+    }
+    assert rules == {
+        "CodeBuildProjectSourceRepoUrl",  # CODEPIPELINE source: no URL to hold a credential
+        "DynamoDBInBackupPlan",  # point-in-time recovery, deletion protection, retained
+        "IAMNoInlinePolicy",  # one policy per role, scoped to ARNs
+        "LambdaConcurrency",  # reserved concurrency would drain small accounts' pool
+        "LambdaDLQ",  # synchronous callers, an on-failure destination, or a schedule
+        "LambdaInsideVPC",  # AWS APIs only
+        "S3BucketReplicationEnabled",  # artifacts are rebuilt; logs go to your log archive
+        "S3DefaultEncryptionKMS",  # S3 server access logs accept SSE-S3 only
+    }
 
 
 def test_checkov_fails_nothing_and_every_skip_has_a_reason(synth: Synth) -> None:

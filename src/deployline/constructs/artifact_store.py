@@ -8,10 +8,12 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from deployline import defaults
+from deployline.constructs import compliance
 
 
 class ArtifactStore(Construct):
-    """A versioned, KMS-encrypted, SSL-only, private bucket whose contents expire.
+    """A versioned, KMS-encrypted, SSL-only, private bucket whose contents expire, and a
+    versioned bucket for its server access logs.
 
     Attributes:
         key: the CMK (rotation on) that encrypts the bucket; pass it to the pipeline.
@@ -55,20 +57,16 @@ class ArtifactStore(Construct):
             bucket_name=defaults.bucket_name(access_logs_prefix),
             key=None,
             removal=removal,
-            versioned=False,
+            # a deleted or overwritten log stays recoverable as a noncurrent version
+            versioned=True,
             expiry_days=max(expiry_days, 90),
-            noncurrent_expiry_days=None,
+            noncurrent_expiry_days=defaults.LOG_NONCURRENT_EXPIRY_DAYS,
         )
-        reason = (
-            "this bucket only receives the server access logs of the artifact bucket; logging "
-            "access to a log bucket would need yet another log bucket"
-        )
-        defaults.skip_checkov(self.access_logs, "CKV_AWS_18", reason)
         defaults.skip_checkov(
             self.access_logs,
-            "CKV_AWS_21",
-            "S3 writes each access log object once and the lifecycle rule expires it; versions "
-            "would only keep expired logs longer",
+            "CKV_AWS_18",
+            "this bucket only receives the server access logs of the artifact bucket; logging "
+            "access to a log bucket would need yet another log bucket",
         )
         self.bucket: s3.Bucket = defaults.secure_bucket(
             self,
@@ -82,3 +80,44 @@ class ArtifactStore(Construct):
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="artifacts/",
         )
+        accept_artifact_buckets(
+            self.bucket,
+            self.access_logs,
+            bucket_label=f"{bucket_prefix}-<account>-<region>",
+            access_logs_label=f"{access_logs_prefix}-<account>-<region>",
+            expiry_days=expiry_days,
+        )
+
+
+def accept_artifact_buckets(
+    bucket: s3.IBucket,
+    access_logs: s3.IBucket,
+    *,
+    bucket_label: str,
+    access_logs_label: str,
+    expiry_days: int,
+) -> None:
+    """Record, with reasons, the compliance findings an artifact bucket and its access-log
+    bucket have by design (no replication; the log bucket S3-managed encryption)."""
+    artifacts = f"the artifact bucket {bucket_label}"
+    logs = f"the access-log bucket {access_logs_label}"
+    compliance.accept(
+        bucket,
+        "S3BucketReplicationEnabled",
+        f"{artifacts} holds what the pipeline builds from source, versioned and expiring after "
+        f"{expiry_days} days: a lost artifact is rebuilt by running the pipeline again, so a "
+        "copy in another region would hold nothing that cannot be made again",
+    )
+    compliance.accept(
+        access_logs,
+        "S3BucketReplicationEnabled",
+        f"{logs} is versioned and only S3 log delivery for {bucket_label} may write to it, so "
+        "no log is lost or replaced unseen; copying it to your organisation's log archive is a "
+        "bucket deployline cannot know of (add replication there)",
+    )
+    compliance.accept(
+        access_logs,
+        "S3DefaultEncryptionKMS",
+        f"{logs} is encrypted with S3-managed keys, the only encryption S3 server access logging "
+        "writes with (it refuses SSE-KMS target buckets)",
+    )

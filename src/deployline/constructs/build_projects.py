@@ -20,6 +20,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from deployline import defaults
+from deployline.constructs import compliance
 from deployline.constructs.pipeline_roles import acknowledge_iam5, nag_resource
 
 #: Default: a build may run 15 minutes before CodeBuild stops it.
@@ -216,6 +217,13 @@ class BuildProject(Construct):
                     log_group=self.log_group, enabled=True
                 ),
             ),
+        )
+        compliance.accept(
+            self.project,
+            "CodeBuildProjectSourceRepoUrl",
+            f"{project_name} takes its source from CodePipeline (source type CODEPIPELINE): it "
+            "has no repository URL, so no credential can sit in one; the pipeline's source "
+            "action fetches the code (a CodeStar connection, S3 or CodeCommit, never a token)",
         )
 
     def _acknowledge(self, policy: Sequence[iam.PolicyStatement], bucket: s3.IBucket) -> None:

@@ -98,7 +98,11 @@ from deployline.constructs.pipeline_settings import (
     validate_settings,
 )
 from deployline.constructs.pipeline_source import PipelineSource, PipelineSourceAction
-from deployline.constructs.runtime_function import RuntimeFunction, acknowledge_function_findings
+from deployline.constructs.runtime_function import (
+    RuntimeFunction,
+    accept_function_design,
+    acknowledge_function_findings,
+)
 from deployline.constructs.stack_delivery import CAPABILITIES, StackDelivery, invoke_statement
 from deployline.naming import Kind, Namer
 
@@ -984,18 +988,14 @@ class ContainerPipeline(Construct):
                 "is scoped to ARNs"
             },
         )
-        defaults.skip_checkov(function.function, "CKV_AWS_116", f"{invoked}: a DLQ adds nothing")
-        defaults.skip_checkov(
-            function.function,
-            "CKV_AWS_115",
-            f"{invoked}; at most one call per running action, and reserved concurrency would "
-            "take from the account's unreserved pool",
-        )
-        defaults.skip_checkov(
-            function.function,
-            "CKV_AWS_117",
-            f"{function.function_name} calls only AWS APIs and the service's public URL; it "
-            "needs no VPC access",
+        name = function.function_name
+        accept_function_design(
+            function,
+            dead_letters=f"{name}: {invoked}: a DLQ adds nothing",
+            concurrency=f"{name}: {invoked}; at most one call per running action, and reserved "
+            "concurrency would take from the account's unreserved pool",
+            network=f"{name} calls only AWS APIs and the service's public URL; it needs no VPC "
+            "access",
         )
 
     def _action_role(

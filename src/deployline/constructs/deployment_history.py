@@ -43,8 +43,10 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct, IConstruct
 
 from deployline import contract, defaults
+from deployline.constructs import compliance
 from deployline.constructs.runtime_function import (
     RuntimeFunction,
+    accept_function_design,
     acknowledge_function_findings,
     publish_metrics_statement,
 )
@@ -470,6 +472,19 @@ class DeploymentHistory(Construct):
             ),
             projection_type=dynamodb.ProjectionType.ALL,
         )
+        guards = ["point-in-time recovery (restore to any second of the last 35 days)"]
+        if deletion_protection:
+            guards.append("deletion protection")
+        if removal is RemovalPolicy.RETAIN:
+            guards.append("a retain policy (deleting the stack keeps it)")
+        compliance.accept(
+            table,
+            "DynamoDBInBackupPlan",
+            f"the history table {name} is in no AWS Backup plan: it has "
+            f"{', '.join(guards)}: DynamoDB's continuous backup, which also keeps the table "
+            "for 35 days after a delete; a backup plan would add copies in a vault for longer, "
+            "which an organisation's AWS Backup policy adds by tag where it asks for them",
+        )
         return table
 
     def _recorder(
@@ -511,25 +526,17 @@ class DeploymentHistory(Construct):
         )
         acknowledge_function_findings(recorder, metrics_namespace=self.metrics_namespace)
         name, queue = recorder.function_name, names.dead_letter_queue
-        for check, reason in (
-            (
-                "CKV_AWS_116",
-                f"{name}'s failed asynchronous invocations go to the queue {queue} through an "
-                "on-failure destination, which keeps the request and the error (a "
-                "DeadLetterConfig keeps only the request)",
-            ),
-            (
-                "CKV_AWS_115",
-                f"{name} handles one event per pipeline or ECS deployment state change, and its "
-                "conditional writes make concurrent runs safe; reserved concurrency would take "
-                "from the account's unreserved pool",
-            ),
-            (
-                "CKV_AWS_117",
-                f"{name} calls only DynamoDB, CloudWatch and CodePipeline APIs: no VPC resource",
-            ),
-        ):
-            defaults.skip_checkov(recorder.function, check, reason)
+        accept_function_design(
+            recorder,
+            dead_letters=f"{name}'s failed asynchronous invocations go to the queue {queue} "
+            "through an on-failure destination, which keeps the request and the error (a "
+            "DeadLetterConfig keeps only the request)",
+            concurrency=f"{name} handles one event per pipeline or ECS deployment state change, "
+            "and its conditional writes make concurrent runs safe; reserved concurrency would "
+            "take from the account's unreserved pool",
+            network=f"{name} calls only DynamoDB, CloudWatch and CodePipeline APIs: no VPC "
+            "resource",
+        )
         return recorder
 
     def _name_other_accounts(self, elsewhere: Sequence[DeployedEnvironment]) -> None:

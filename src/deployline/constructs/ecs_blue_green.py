@@ -28,7 +28,12 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from deployline import defaults
-from deployline.constructs.runtime_function import RuntimeFunction, acknowledge_function_findings
+from deployline.constructs import compliance
+from deployline.constructs.runtime_function import (
+    RuntimeFunction,
+    accept_function_design,
+    acknowledge_function_findings,
+)
 from deployline.naming import Kind, Namer
 
 Strategy = Literal["BLUE_GREEN", "CANARY", "LINEAR"]
@@ -160,9 +165,10 @@ class BlueGreenTraffic(Construct):
         Validations.of(role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="the Elastic Load Balancing Describe actions ECS reads listeners, rules "
-                f"and target health with support no resource-level permission; what {service}'s "
-                "deployments change is scoped to its two target groups and two listener rules",
+                reason=f"{compliance.role_label(role)}: the Elastic Load Balancing Describe "
+                "actions ECS reads listeners, rules and target health with support no "
+                f"resource-level permission; what {service}'s deployments change is scoped to "
+                "its two target groups and two listener rules",
             )
         )
         return role
@@ -329,8 +335,9 @@ class ValidationHook(Construct):
         Validations.of(self.runtime.role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason=f"{name} calls elasticloadbalancing:DescribeRules and DescribeTargetHealth "
-                "only, which support no resource-level permission; it changes nothing",
+                reason=f"{name} ({compliance.role_label(self.runtime.role)}) calls "
+                "elasticloadbalancing:DescribeRules and DescribeTargetHealth only, which support "
+                "no resource-level permission; it changes nothing",
             )
         )
         reason = (
@@ -338,18 +345,13 @@ class ValidationHook(Construct):
             "invocation rolls the deployment back, and ECS invokes again while it answers "
             "IN_PROGRESS"
         )
-        defaults.skip_checkov(self.function, "CKV_AWS_116", f"{reason}; a DLQ adds nothing")
-        defaults.skip_checkov(
-            self.function,
-            "CKV_AWS_115",
-            f"{reason}; reserved concurrency would take from the account's unreserved pool, "
-            "which new accounts cannot spare",
-        )
-        defaults.skip_checkov(
-            self.function,
-            "CKV_AWS_117",
-            f"{name} reads target health from the Elastic Load Balancing API and never connects "
-            "to the tasks: it needs no VPC access",
+        accept_function_design(
+            self.runtime,
+            dead_letters=f"{reason}; a DLQ adds nothing",
+            concurrency=f"{reason}; reserved concurrency would take from the account's "
+            "unreserved pool, which new accounts cannot spare",
+            network=f"{name} reads target health from the Elastic Load Balancing API and never "
+            "connects to the tasks: it needs no VPC access",
         )
 
 

@@ -33,6 +33,7 @@ from constructs import Construct
 
 from deployline import defaults
 from deployline.config import FARGATE_SIZES
+from deployline.constructs import compliance
 from deployline.constructs.ecs_blue_green import BlueGreenTraffic
 from deployline.naming import CONTAINER_NAME, Kind, Namer
 
@@ -488,20 +489,23 @@ class FargateWebService(Construct):
         Validations.of(self.execution_role).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
-                reason="ecr:GetAuthorizationToken has no resource-level permission; the pull "
-                "actions themselves are scoped to the pipeline's image repository",
+                reason=f"{compliance.role_label(self.execution_role)}: "
+                "ecr:GetAuthorizationToken has no resource-level permission; the pull actions "
+                "themselves are scoped to the pipeline's image repository",
             ),
             Acknowledgment(
                 id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logs_id}.Arn>:*]",
-                reason=f"ECS names the log streams of {namer.name('service')} at run time; the "
-                f"role writes only inside its own log group {namer.log_group('app')}",
+                reason=f"ECS names the log streams of {namer.name('service')} at run time; "
+                f"{compliance.role_label(self.execution_role)} writes only inside its own log "
+                f"group {namer.log_group('app')}",
             ),
         )
         Validations.of(self.task_definition).acknowledge(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-ECS2",
-                reason="the only environment variables are PORT (the container port) and the "
-                "caller's plain settings; secrets go through ECS secrets, never environment",
+                reason="the only environment variables of task family "
+                f"{namer.name('task', Kind.ECS)} are PORT (the container port) and the caller's "
+                "plain settings; secrets go through ECS secrets, never the environment",
             )
         )
         defaults.skip_checkov(

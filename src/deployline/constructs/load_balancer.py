@@ -1,12 +1,14 @@
 """The internet-facing Application Load Balancer in front of an environment's service.
 
-HTTP on `listener_port`, or HTTPS on 443 with a modern TLS policy when a certificate is given (the
-HTTP port then redirects). Blue/green environments get a second target group, a test listener,
-and on each listener a rule that forwards every path to both target groups by weight (blue 100,
-green 0 at creation): those two rules are what ECS re-weights during a deployment, test traffic
-first, then production. The listeners' own default actions only forward too, since ECS refuses
-listeners whose rules mix forward with redirect, fixed-response or authenticate actions. Invalid
-header fields are dropped; access logs go to an S3 bucket that only the load balancer may write to.
+HTTP on `listener_port`, or HTTPS on 443 with a modern TLS policy when a certificate is given or
+created (the HTTP port then redirects). With a hosted zone, the load balancer creates the
+certificate for `domain_name` (ACM, validated by DNS in that zone) and points the name at itself.
+Blue/green environments get a second target group, a test listener, and on each listener a rule
+that forwards every path to both target groups by weight (blue 100, green 0 at creation): those
+two rules are what ECS re-weights during a deployment, test traffic first, then production. The
+listeners' own default actions only forward too, since ECS refuses listeners whose rules mix
+forward with redirect, fixed-response or authenticate actions. Invalid header fields are dropped;
+access logs go to a versioned S3 bucket that only the load balancer may write to.
 """
 
 from __future__ import annotations
@@ -27,13 +29,17 @@ from aws_cdk import (
     Validations,
     region_info,
 )
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as route53_targets
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from deployline import defaults
+from deployline.constructs import compliance
 from deployline.naming import Kind, Namer, fit
 
 HTTPS_PORT = 443
@@ -44,6 +50,7 @@ _ACCESS_LOG_PREFIX = "alb"
 _ACCOUNT_REGION_LEN = 1 + 12 + 1 + 14
 _OPEN_CIDRS = {"0.0.0.0/0"}
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/(?P<id>[0-9a-f-]{36})$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 #: The priority of the blue/green rules, the only rule on each listener.
 BLUE_GREEN_RULE_PRIORITY = 1
 #: How long a stopping target drains. Default: 30 seconds.
@@ -66,6 +73,9 @@ class ServiceLoadBalancer(Construct):
         target_group: the (blue) target group the production listener forwards to.
         green_target_group: the blue/green replacement target group, else None.
         target_groups: every target group, blue first.
+        certificate: the certificate the HTTPS listeners serve (given or created), else None.
+        alias_record: the DNS record pointing domain_name at the load balancer (with a hosted
+            zone), else None.
         access_logs: the access-log bucket (SSE-S3: the only encryption ALB logging supports).
         url: `http(s)://<name>[:port]` of the production listener (a token).
         test_url: the test listener's URL, else None.
@@ -85,6 +95,7 @@ class ServiceLoadBalancer(Construct):
         listener_port: int = 80,
         certificate_arn: str | None = None,
         domain_name: str | None = None,
+        hosted_zone_id: str | None = None,
         blue_green: bool = False,
         test_listener_port: int = 8080,
         test_listener_cidrs: Sequence[str] = (),
@@ -102,9 +113,14 @@ class ServiceLoadBalancer(Construct):
             health_check_path: what the target groups request to decide a task is healthy.
             ingress_cidrs: who may reach the production (and redirect) listener.
             listener_port: the HTTP listener's port. Default: 80.
-            certificate_arn: ACM certificate; HTTPS on 443, HTTP redirects. Default: HTTP only.
+            certificate_arn: ACM certificate; HTTPS on 443, HTTP redirects. Default: the one
+                created with hosted_zone_id, else none (HTTP only).
             domain_name: the name the certificate covers; the URLs use it. Default: the ALB's
                 DNS name.
+            hosted_zone_id: the Route 53 public hosted zone (in this account) that holds
+                domain_name: an alias record points domain_name at the load balancer, and
+                without certificate_arn an ACM certificate for domain_name is created and
+                validated by DNS in that zone. Default: none (you point the name yourself).
             blue_green: add a green target group, a test listener and the two weighted rules ECS
                 shifts traffic with. Default: false.
             test_listener_port: the test listener's port (blue_green). Default: 8080.
@@ -121,12 +137,19 @@ class ServiceLoadBalancer(Construct):
             listener_port=listener_port,
             certificate_arn=certificate_arn,
             domain_name=domain_name,
+            hosted_zone_id=hosted_zone_id,
             blue_green=blue_green,
             test_listener_port=test_listener_port,
             ingress_cidrs=ingress_cidrs,
             health_check_path=health_check_path,
         )
-        https = certificate_arn is not None
+        zone = (
+            route53.HostedZone.from_hosted_zone_id(self, "HostedZone", hosted_zone_id)
+            if hosted_zone_id is not None
+            else None
+        )
+        certificate = self._certificate(certificate_arn, domain_name, zone)
+        https = certificate is not None
         production_port = HTTPS_PORT if https else listener_port
         test_cidrs = test_listener_cidrs if blue_green else ()
         self.access_logs = self._access_log_bucket(namer, access_log_expiry_days, removal)
@@ -164,18 +187,60 @@ class ServiceLoadBalancer(Construct):
             [self.green_target_group] if self.green_target_group is not None else []
         )
         self._listeners(
-            certificate_arn=certificate_arn,
+            certificate=certificate,
             listener_port=listener_port,
             production_port=production_port,
             test_listener_port=test_listener_port,
         )
-        self._acknowledge(namer, ingress_cidrs, test_cidrs, https)
+        self.alias_record = self._alias_record(zone, domain_name)
+        self._acknowledge(namer, ingress_cidrs, test_cidrs, https, deletion_protection)
         host = domain_name or self.load_balancer.load_balancer_dns_name
         scheme = "https" if https else "http"
         self.url = _url(scheme, host, production_port)
         self.test_url = _url(scheme, host, test_listener_port) if blue_green else None
 
     # ---- the pieces, in the order they are built ----------------------------------------
+
+    def _certificate(
+        self,
+        certificate_arn: str | None,
+        domain_name: str | None,
+        zone: route53.IHostedZone | None,
+    ) -> elbv2.ListenerCertificate | None:
+        """The given certificate, or one ACM issues for domain_name once the validation record
+        CloudFormation writes into the hosted zone resolves (the stack waits for it)."""
+        self.certificate: acm.ICertificate | None = None
+        if certificate_arn is not None:
+            arn = certificate_in_this_stack(certificate_arn)
+            self.certificate = acm.Certificate.from_certificate_arn(self, "Certificate", arn)
+            return elbv2.ListenerCertificate.from_arn(arn)
+        if zone is None or domain_name is None:
+            return None
+        created = acm.Certificate(
+            self,
+            "Certificate",
+            domain_name=domain_name,
+            validation=acm.CertificateValidation.from_dns(zone),
+        )
+        self.certificate = created
+        return elbv2.ListenerCertificate.from_certificate_manager(created)
+
+    def _alias_record(
+        self, zone: route53.IHostedZone | None, domain_name: str | None
+    ) -> route53.ARecord | None:
+        """domain_name (a name of the hosted zone) as an alias of the load balancer."""
+        if zone is None or domain_name is None:
+            return None
+        return route53.ARecord(
+            self,
+            "AliasRecord",
+            zone=zone,
+            record_name=f"{domain_name}.",  # fully qualified: the zone's name is not known here
+            target=route53.RecordTarget.from_alias(
+                route53_targets.LoadBalancerTarget(self.load_balancer)
+            ),
+            comment=f"deployline: {domain_name} is served by this load balancer",
+        )
 
     def _security_group(
         self,
@@ -263,19 +328,15 @@ class ServiceLoadBalancer(Construct):
     def _listeners(
         self,
         *,
-        certificate_arn: str | None,
+        certificate: elbv2.ListenerCertificate | None,
         listener_port: int,
         production_port: int,
         test_listener_port: int,
     ) -> None:
         """The production listener, the HTTP redirect (with a certificate) and the test listener
         (blue/green)."""
-        https = certificate_arn is not None
-        certificates = (
-            [elbv2.ListenerCertificate.from_arn(certificate_in_this_stack(certificate_arn))]
-            if certificate_arn
-            else None
-        )
+        https = certificate is not None
+        certificates = [certificate] if certificate is not None else None
         protocol = elbv2.ApplicationProtocol.HTTPS if https else elbv2.ApplicationProtocol.HTTP
         self.listener = self.load_balancer.add_listener(
             "Listener",
@@ -344,26 +405,15 @@ class ServiceLoadBalancer(Construct):
         ingress_cidrs: Sequence[str],
         test_listener_cidrs: Sequence[str],
         https: bool,
+        deletion_protection: bool,
     ) -> None:
         """Record, with reasons, the cdk-nag and checkov findings these resources have by design."""
-        bucket_reason = (
-            f"this bucket only receives the access logs of {namer.name('alb')}; logging "
-            "access to a log bucket would need yet another log bucket"
-        )
-        Validations.of(self.access_logs).acknowledge(
-            Acknowledgment(id="AwsSolutions::AwsSolutions-S1", reason=bucket_reason)
-        )
-        defaults.skip_checkov(self.access_logs, "CKV_AWS_18", bucket_reason)
-        defaults.skip_checkov(
-            self.access_logs,
-            "CKV_AWS_21",
-            "access logs are written once by ELB and expire with the lifecycle rule; versions "
-            "would only keep expired logs longer",
-        )
+        alb = namer.name("alb", Kind.LOAD_BALANCER)
+        self._acknowledge_access_logs(alb)
         open_cidrs = sorted(_OPEN_CIDRS & {*ingress_cidrs, *test_listener_cidrs})
         if open_cidrs:
             reason = (
-                f"{namer.name('alb')} is a public web endpoint: ingress_cidrs in deployline.yaml "
+                f"{alb} is a public web endpoint: ingress_cidrs in deployline.yaml "
                 f"admit {', '.join(open_cidrs)} on the listener ports only; narrow ingress_cidrs "
                 "to restrict it"
             )
@@ -371,15 +421,60 @@ class ServiceLoadBalancer(Construct):
                 Acknowledgment(id="AwsSolutions::AwsSolutions-EC23", reason=reason)
             )
             defaults.skip_checkov(self.security_group, "CKV_AWS_260", reason)
-        if not https:
-            reason = (
-                "no certificate_arn in deployline.yaml, so the listener serves HTTP; set "
-                "certificate_arn and domain_name to serve HTTPS on 443 (HTTP then redirects)"
+        if not deletion_protection:
+            compliance.accept(
+                self.load_balancer,
+                "ELBDeletionProtectionEnabled",
+                f"{alb} belongs to an environment that is not production and is deleted with "
+                "its stack (deployline destroy); every production load balancer refuses deletion",
             )
-            for listener in (self.listener, self.test_listener):
-                if listener is not None:
-                    defaults.skip_checkov(listener, "CKV_AWS_2", reason)
-                    defaults.skip_checkov(listener, "CKV_AWS_103", reason)
+        if https:
+            if self.redirect_listener is not None:
+                compliance.accept(
+                    self.redirect_listener,
+                    "ELBv2ACMCertificateRequired",
+                    f"the HTTP listener of {alb} serves nothing: it only redirects to HTTPS on "
+                    f"{HTTPS_PORT}, where the certificate is",
+                )
+            return
+        reason = (
+            f"{alb} serves plain HTTP because deployline.yaml says so for its environment "
+            "(plain_http: true, which deployline validate warns about); give domain_name with "
+            "hosted_zone_id or certificate_arn to serve HTTPS on 443 (HTTP then redirects)"
+        )
+        for listener in (self.listener, self.test_listener):
+            if listener is not None:
+                compliance.accept(listener, "ALBHttpToHttpsRedirection", reason)
+                compliance.accept(
+                    listener, "ELBv2ACMCertificateRequired", reason, checkov=("CKV_AWS_2",)
+                )
+                defaults.skip_checkov(listener, "CKV_AWS_103", reason)
+
+    def _acknowledge_access_logs(self, alb: str) -> None:
+        bucket = f"the access-log bucket of {alb}"
+        reason = (
+            f"{bucket} only receives that load balancer's access logs; logging access to a log "
+            "bucket would need yet another log bucket"
+        )
+        Validations.of(self.access_logs).acknowledge(
+            Acknowledgment(id="AwsSolutions::AwsSolutions-S1", reason=reason)
+        )
+        compliance.accept(
+            self.access_logs, "S3BucketLoggingEnabled", reason, checkov=("CKV_AWS_18",)
+        )
+        compliance.accept(
+            self.access_logs,
+            "S3DefaultEncryptionKMS",
+            f"{bucket} is encrypted with S3-managed keys, the only encryption Elastic Load "
+            "Balancing writes access logs with (it refuses SSE-KMS buckets)",
+        )
+        compliance.accept(
+            self.access_logs,
+            "S3BucketReplicationEnabled",
+            f"{bucket} is versioned and only ELB log delivery may write to it, so no log is "
+            "lost or replaced unseen; copying it to your organisation's log archive is a bucket "
+            "deployline cannot know of (add replication there)",
+        )
 
     @staticmethod
     def _validate(
@@ -388,6 +483,7 @@ class ServiceLoadBalancer(Construct):
         listener_port: int,
         certificate_arn: str | None,
         domain_name: str | None,
+        hosted_zone_id: str | None,
         blue_green: bool,
         test_listener_port: int,
         ingress_cidrs: Sequence[str],
@@ -405,15 +501,29 @@ class ServiceLoadBalancer(Construct):
             raise ValueError("ingress_cidrs must name at least one CIDR, got none")
         if not Token.is_unresolved(health_check_path) and not health_check_path.startswith("/"):
             raise ValueError(f"health_check_path must start with '/', got {health_check_path!r}")
-        if certificate_arn is not None and listener_port == HTTPS_PORT:
+        https = certificate_arn is not None or hosted_zone_id is not None
+        if https and listener_port == HTTPS_PORT:
             raise ValueError(
                 "listener_port is the HTTP port that redirects to HTTPS on 443; got 443"
             )
         if certificate_arn is not None and domain_name is None:
             raise ValueError("certificate_arn needs domain_name (the name the certificate covers)")
+        if hosted_zone_id is not None:
+            if domain_name is None:
+                raise ValueError(
+                    "hosted_zone_id needs domain_name (the name to certify and point at the "
+                    "load balancer)"
+                )
+            if not Token.is_unresolved(hosted_zone_id) and not _HOSTED_ZONE_ID.match(
+                hosted_zone_id
+            ):
+                raise ValueError(
+                    f"hosted_zone_id must be a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ, "
+                    f"got {hosted_zone_id!r}"
+                )
         known = not (Token.is_unresolved(listener_port) or Token.is_unresolved(test_listener_port))
         if blue_green and known:
-            taken = {listener_port, HTTPS_PORT} if certificate_arn else {listener_port}
+            taken = {listener_port, HTTPS_PORT} if https else {listener_port}
             if test_listener_port in taken:
                 raise ValueError(
                     f"test_listener_port must differ from the production ports {sorted(taken)}, "
@@ -431,9 +541,10 @@ class ServiceLoadBalancer(Construct):
             bucket_name=access_log_bucket_name(namer),
             key=None,  # ALB access logging supports SSE-S3 only
             removal=removal,
-            versioned=False,
+            # a deleted or overwritten log stays recoverable as a noncurrent version
+            versioned=True,
             expiry_days=expiry_days,
-            noncurrent_expiry_days=None,
+            noncurrent_expiry_days=defaults.LOG_NONCURRENT_EXPIRY_DAYS,
         )
         objects = bucket.arn_for_objects(f"{_ACCESS_LOG_PREFIX}/AWSLogs/{Aws.ACCOUNT_ID}/*")
         # Regions opened since August 2022 deliver through this service principal.

@@ -40,6 +40,7 @@ from constructs import Construct, IConstruct
 
 from deployline import defaults
 from deployline.config import NetworkMode
+from deployline.constructs import compliance
 from deployline.naming import Kind, Namer
 
 #: Interface endpoints every task needs in mode endpoints (the S3 gateway endpoint comes too).
@@ -213,7 +214,11 @@ class ServiceNetwork(Construct):
     def _create(
         self, vpc_cidr: str, max_azs: int, nat_gateways: int
     ) -> tuple[ec2.Vpc, ec2.SubnetType]:
-        public = ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC)
+        # No address on launch: the load balancer's nodes and NAT gateways bring their own, and
+        # tasks in mode public get theirs from the service (assign_public_ip), not the subnet.
+        public = ec2.SubnetConfiguration(
+            name="public", subnet_type=ec2.SubnetType.PUBLIC, map_public_ip_on_launch=False
+        )
         if self.mode is NetworkMode.PUBLIC:
             subnets, task_type, nats = [public], ec2.SubnetType.PUBLIC, 0
         elif self.mode is NetworkMode.PRIVATE:
@@ -235,7 +240,27 @@ class ServiceNetwork(Construct):
             restrict_default_security_group=True,
         )
         _tidy_default_security_group_provider(self)
+        self._accept_internet_routes(vpc)
         return vpc, task_type
+
+    def _accept_internet_routes(self, vpc: ec2.Vpc) -> None:
+        """A public subnet is one whose default route leads to the internet gateway; what may
+        come in is decided by the security groups (the load balancer's admits its listener ports
+        from ingress_cidrs, the tasks' only the load balancer)."""
+        holds = "the internet-facing load balancer"
+        if self.mode is NetworkMode.PUBLIC:
+            holds += " and the tasks (their security group admits only the load balancer)"
+        elif self.mode is NetworkMode.PRIVATE:
+            holds += " and the NAT gateways of the private subnets"
+        stack = Stack.of(self).stack_name
+        for index, subnet in enumerate(vpc.public_subnets, start=1):
+            compliance.accept(
+                subnet,
+                "VPCNoUnrestrictedRouteToIGW",
+                f"public subnet {index} of {stack}'s VPC holds {holds}: its route to the internet "
+                "gateway is what makes it public, and inbound traffic is limited by security "
+                "groups, not by routes",
+            )
 
     def _add_flow_logs(
         self,
@@ -287,8 +312,9 @@ class ServiceNetwork(Construct):
         Validations.of(role).acknowledge(
             Acknowledgment(
                 id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{group_id}.Arn>:*]",
-                reason="VPC flow logs name a log stream per network interface at run time; the "
-                f"role writes only inside {namer.log_group('vpc-flow-logs')}",
+                reason="VPC flow logs name a log stream per network interface at run time; "
+                f"{compliance.role_label(role)} writes only inside "
+                f"{namer.log_group('vpc-flow-logs')}",
             )
         )
         flow_log = ec2.CfnFlowLog(

@@ -298,38 +298,21 @@ class Notifications(Construct):
         )
         publishers = PUBLISHERS if subscribed else ("events.amazonaws.com",)
         for service in publishers:
-            key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid=_KEY_SIDS[service],
-                    principals=[iam.ServicePrincipal(service)],
-                    actions=["kms:GenerateDataKey*", "kms:Decrypt"],
-                    resources=["*"],  # a key policy's resource is always the key itself
-                    conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
-                )
-            )
+            allow_publisher_to_use_key(key, service)
         return key
 
     def _own_topic(
         self, namer: Namer, emails: Sequence[str], https_endpoint: str | None
     ) -> sns.Topic:
-        topic = sns.Topic(
+        return subscribed_topic(
             self,
             "Topic",
-            topic_name=namer.name("alerts", Kind.SNS_TOPIC),
-            display_name=f"deployline {namer.service}"[:100],
-            master_key=self.key,
-            enforce_ssl=True,
-            signature_version="2",
+            name=namer.name("alerts", Kind.SNS_TOPIC),
+            display_name=f"deployline {namer.service}",
+            key=self.key,
+            emails=emails,
+            https_endpoint=https_endpoint,
         )
-        for email in emails:
-            topic.add_subscription(subscriptions.EmailSubscription(email))
-        if https_endpoint is not None:
-            topic.add_subscription(
-                subscriptions.UrlSubscription(
-                    https_endpoint, protocol=sns.SubscriptionProtocol.HTTPS
-                )
-            )
-        return topic
 
     def _existing_topic(self, topic_arn: str) -> sns.ITopic:
         """The existing topic, its ARN given as the default of a CloudFormation parameter (as
@@ -543,23 +526,13 @@ class Notifications(Construct):
 
     @staticmethod
     def _allow_publishers(topic: sns.Topic, from_rules: dict[str, object]) -> None:
-        partition, account, region = Aws.PARTITION, Aws.ACCOUNT_ID, Aws.REGION
+        account = Aws.ACCOUNT_ID
         for sid, service, conditions in (
             ("AllowEventBridgeRules", "events.amazonaws.com", from_rules),
             (
                 "AllowCodeStarNotifications",
                 "codestar-notifications.amazonaws.com",
                 {"StringEquals": {"aws:SourceAccount": account}},
-            ),
-            (
-                "AllowCloudWatchAlarms",
-                "cloudwatch.amazonaws.com",
-                {
-                    "StringEquals": {"aws:SourceAccount": account},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:{partition}:cloudwatch:{region}:{account}:alarm:*"
-                    },
-                },
             ),
         ):
             topic.add_to_resource_policy(
@@ -571,3 +544,71 @@ class Notifications(Construct):
                     conditions=conditions,
                 )
             )
+        allow_alarms_to_publish(topic)
+
+
+# ---- topics other constructs share ---------------------------------------------------------------
+
+
+def subscribed_topic(
+    scope: Construct,
+    id: str,
+    *,
+    name: str,
+    display_name: str,
+    key: kms.IKey,
+    emails: Sequence[str] = (),
+    https_endpoint: str | None = None,
+) -> sns.Topic:
+    """An SNS topic encrypted with `key`, refusing plain HTTP, with `emails` (each confirms by
+    e-mail) and `https_endpoint` subscribed. The key must let the topic's publishers use it
+    (`allow_publisher_to_use_key`)."""
+    topic = sns.Topic(
+        scope,
+        id,
+        topic_name=name,
+        display_name=display_name[:100],
+        master_key=key,
+        enforce_ssl=True,
+        signature_version="2",
+    )
+    for email in emails:
+        topic.add_subscription(subscriptions.EmailSubscription(email))
+    if https_endpoint is not None:
+        topic.add_subscription(
+            subscriptions.UrlSubscription(https_endpoint, protocol=sns.SubscriptionProtocol.HTTPS)
+        )
+    return topic
+
+
+def allow_publisher_to_use_key(key: kms.IKey, service: str) -> None:
+    """Let AWS service `service` (one of PUBLISHERS), in this account only, encrypt messages for
+    a topic with `key`."""
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=_KEY_SIDS[service],
+            principals=[iam.ServicePrincipal(service)],
+            actions=["kms:GenerateDataKey*", "kms:Decrypt"],
+            resources=["*"],  # a key policy's resource is always the key itself
+            conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+        )
+    )
+
+
+def allow_alarms_to_publish(topic: sns.Topic) -> None:
+    """Let the CloudWatch alarms of this account and region publish to `topic`."""
+    partition, account, region = Aws.PARTITION, Aws.ACCOUNT_ID, Aws.REGION
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowCloudWatchAlarms",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": account},
+                "ArnLike": {
+                    "aws:SourceArn": f"arn:{partition}:cloudwatch:{region}:{account}:alarm:*"
+                },
+            },
+        )
+    )

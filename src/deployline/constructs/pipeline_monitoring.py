@@ -44,6 +44,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from deployline import defaults
+from deployline.constructs import compliance
 from deployline.constructs.deployment_history import (
     METRICS_NAMESPACE,
     DeploymentHistory,
@@ -51,6 +52,7 @@ from deployline.constructs.deployment_history import (
 from deployline.constructs.notifications import Notifications
 from deployline.constructs.runtime_function import (
     RuntimeFunction,
+    accept_function_design,
     acknowledge_function_findings,
     publish_metrics_statement,
 )
@@ -255,22 +257,13 @@ class PipelineMonitoring(Construct):
         )
         acknowledge_function_findings(self.watchdog, metrics_namespace=namespace)
         watchdog = self.watchdog.function_name
-        defaults.skip_checkov(
-            self.watchdog.function,
-            "CKV_AWS_116",
-            f"a schedule runs {watchdog} and a missed run is superseded by the next one "
-            "(no retries): there is nothing to keep in a DLQ",
-        )
-        defaults.skip_checkov(
-            self.watchdog.function,
-            "CKV_AWS_115",
-            f"{watchdog} runs once per schedule tick; reserved concurrency would take from the "
-            "account's unreserved pool",
-        )
-        defaults.skip_checkov(
-            self.watchdog.function,
-            "CKV_AWS_117",
-            f"{watchdog} calls only the CodePipeline and CloudWatch APIs: no VPC resource",
+        accept_function_design(
+            self.watchdog,
+            dead_letters=f"a schedule runs {watchdog} and a missed run is superseded by the next "
+            "one (no retries): there is nothing to keep in a DLQ",
+            concurrency=f"{watchdog} runs once per schedule tick; reserved concurrency would take "
+            "from the account's unreserved pool",
+            network=f"{watchdog} calls only the CodePipeline and CloudWatch APIs: no VPC resource",
         )
         # A missed run is superseded by the next one: no Lambda-side retries.
         self.watchdog.function.configure_async_invoke(
@@ -592,6 +585,14 @@ class PipelineMonitoring(Construct):
             alarm.add_alarm_action(cw_actions.SnsAction(topic))
             if ok_action:
                 alarm.add_ok_action(cw_actions.SnsAction(topic))
+        if not self._topics:
+            compliance.accept(
+                alarm,
+                "CloudWatchAlarmAction",
+                f"{name} has no action because deployline.yaml names nobody to notify (no "
+                "notifications.emails, https_endpoint or sns_topic_arn; deployline validate "
+                "warns): its state shows on the dashboard and in the console",
+            )
         self.alarms.append(alarm)
         return alarm
 

@@ -20,6 +20,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from deployline import defaults
+from deployline.constructs import compliance
 
 
 class ActionRole(Construct):
@@ -194,11 +195,15 @@ def acknowledge_iam5(construct: Construct, findings: Mapping[str, str]) -> None:
 
     `findings` maps the finding's detail (`"Resource::*"`, `"Action::s3:GetObject*"`,
     `"Resource::<Bucket.Arn>/*"`) to a reason that names the resource and why the wildcard is
-    the narrowest grant AWS allows. A reason must not be empty.
+    the narrowest grant AWS allows. A reason must not be empty. When `construct` is a role whose
+    name the reason does not mention, the reason is said of that role.
     """
+    label = compliance.role_label(construct) if isinstance(construct, iam.Role) else None
     rules = []
     for detail, reason in findings.items():
         if not reason.strip():
             raise ValueError(f"the acknowledgement of IAM5[{detail}] needs a reason, got ''")
+        if label is not None and label.removeprefix("role ") not in reason:
+            reason = f"{label}: {reason}"
         rules.append(Acknowledgment(id=f"AwsSolutions::AwsSolutions-IAM5[{detail}]", reason=reason))
     Validations.of(construct).acknowledge(*rules)

@@ -33,6 +33,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from deployline import defaults
+from deployline.constructs import compliance
 from deployline.constructs.pipeline_roles import ActionRole, EventsRole, write_artifacts
 from deployline.naming import Kind, Namer
 
@@ -286,6 +287,14 @@ class PipelineSourceAction(Construct):
                     raise TypeError(f"{bucket.node.path} has no CfnBucket to enable EventBridge on")
                 cfn_bucket.add_property_override(
                     "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+                )
+                compliance.accept(
+                    bucket,
+                    "S3BucketReplicationEnabled",
+                    f"the source bucket {namer.bucket_prefix('source')}-<account>-<region> holds "
+                    "copies of the source you upload, versioned: your repository or build "
+                    "system keeps the original, so a copy in another region would hold nothing "
+                    "that cannot be uploaded again",
                 )
             self.bucket = bucket
             read_source = [

@@ -14,6 +14,7 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from deployline.constructs import compliance
 from deployline.naming import Limit, Namer
 
 UPSTREAM = "public.ecr.aws"
@@ -65,7 +66,8 @@ class PublicEcrPullThroughCache(Construct):
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:"
                 f"<AWS::Region>:<AWS::AccountId>:repository/{self.prefix}/*]",
                 reason="ECR creates one cache repository per upstream image under the prefix "
-                f"{self.prefix}/ at the first pull; the role reaches only that prefix",
+                f"{self.prefix}/ at the first pull; {compliance.role_label(role)} reaches only "
+                "that prefix",
             )
         )
 

@@ -28,6 +28,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from deployline import defaults
+from deployline.constructs import compliance
 from deployline.naming import Kind, Namer
 
 #: The Python runtime every deployline function runs on. Default: Python 3.13.
@@ -199,8 +200,8 @@ def acknowledge_function_findings(
     rules = [
         Acknowledgment(
             id=f"AwsSolutions::AwsSolutions-IAM5[Resource::<{logs_id}.Arn>:*]",
-            reason=f"{name} writes log streams that Lambda names at run time, only inside its "
-            "own log group",
+            reason=f"{name} ({compliance.role_label(function.role)}) writes log streams that "
+            "Lambda names at run time, only inside its own log group",
         ),
         Acknowledgment(
             id="AwsSolutions::AwsSolutions-L1",
@@ -213,8 +214,8 @@ def acknowledge_function_findings(
             Acknowledgment(
                 id="AwsSolutions::AwsSolutions-IAM5[Resource::*]",
                 reason="cloudwatch:PutMetricData supports no resource-level permission; "
-                f"{name} may publish only to namespace {metrics_namespace!r} "
-                "(condition cloudwatch:namespace)",
+                f"{name} ({compliance.role_label(function.role)}) may publish only to namespace "
+                f"{metrics_namespace!r} (condition cloudwatch:namespace)",
             )
         )
     Validations.of(function).acknowledge(*rules)
@@ -223,3 +224,25 @@ def acknowledge_function_findings(
     cfn_function = function.function.node.default_child
     if isinstance(cfn_function, CfnResource):
         cfn_function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+
+
+def accept_function_design(
+    function: RuntimeFunction, *, dead_letters: str, concurrency: str, network: str
+) -> None:
+    """Record why `function` has no dead-letter queue, no reserved concurrency and no VPC, each
+    with its reason (cdk-nag LambdaDLQ, LambdaConcurrency and LambdaInsideVPC of the compliance
+    packs; checkov CKV_AWS_116, CKV_AWS_115 and CKV_AWS_117). Each reason names the function.
+
+    Reserved concurrency is never set on deployline's functions: it takes from the account's
+    unreserved pool, and a deploy fails when that pool would drop below its minimum (accounts
+    whose concurrency quota is still the new-account default cannot spare any).
+    """
+    name = function.function_name
+    for rule, check, reason in (
+        ("LambdaDLQ", "CKV_AWS_116", dead_letters),
+        ("LambdaConcurrency", "CKV_AWS_115", concurrency),
+        ("LambdaInsideVPC", "CKV_AWS_117", network),
+    ):
+        if name not in reason:
+            raise ValueError(f"the {rule} reason of {name} must name the function, got {reason!r}")
+        compliance.accept(function.function, rule, reason, checkov=(check,))

@@ -2,7 +2,9 @@
 
 Every environment hands their names to ECS as deployment alarms (ROLLBACK_ON_ALARM): a firing
 alarm rolls the deployment back, during the traffic shift and the bake time alike. One set per
-target group, so a blue/green deployment's new tasks are judged on their own traffic.
+target group, so a blue/green deployment's new tasks are judged on their own traffic. Each alarm
+also notifies the given topics when it fires and when it recovers, whether or not a deployment is
+running.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from collections.abc import Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from deployline.naming import Kind, Namer
@@ -40,6 +44,7 @@ class ServiceAlarms(Construct):
         p99_latency: Duration = DEFAULT_P99_LATENCY,
         unhealthy_hosts: int = 1,
         evaluation_minutes: int = 3,
+        topics: Sequence[sns.ITopic] = (),
     ) -> None:
         """
         Args:
@@ -51,6 +56,9 @@ class ServiceAlarms(Construct):
             unhealthy_hosts: this many unhealthy targets or more breach. Default: 1.
             evaluation_minutes: consecutive breaching minutes before the alarm fires.
                 Default: 3.
+            topics: topics notified when an alarm fires (ALARM) and recovers (OK), in the
+                alarms' own account and region. Default: none (the alarms only roll
+                deployments back).
         """
         super().__init__(scope, id)
         if not target_groups:
@@ -112,6 +120,10 @@ class ServiceAlarms(Construct):
                 minutes,
             )
         self.alarm_names = [alarm.alarm_name for alarm in self.alarms]
+        for alarm in self.alarms:
+            for topic in topics:
+                alarm.add_alarm_action(cw_actions.SnsAction(topic))
+                alarm.add_ok_action(cw_actions.SnsAction(topic))
 
     def _add_alarm(
         self,

@@ -1,5 +1,6 @@
-"""One environment of the service: network, load balancer, ECS Fargate service, alarms and, for
-blue/green environments, the traffic shifting ECS does itself and its validation hook.
+"""One environment of the service: network, load balancer (and its web ACL), ECS Fargate service,
+alarms that notify the team and, for blue/green environments, the traffic shifting ECS does itself
+and its validation hook.
 
 CloudFormation owns what runs. The image arrives as the stack parameter `ImageTag`
 (`deployline.contract.IMAGE_TAG_PARAMETER`): empty (the default) runs the placeholder image, a tag
@@ -30,6 +31,8 @@ from constructs import Construct
 
 from deployline import contract, defaults
 from deployline.config import DeploylineConfig, DeploymentType, EnvironmentConfig, NetworkMode
+from deployline.constructs import compliance
+from deployline.constructs.alarm_topic import AlarmTopic
 from deployline.constructs.deployment_event_bus import deployment_event_bus_arn
 from deployline.constructs.deployment_event_forwarder import DeploymentEventForwarder
 from deployline.constructs.ecs_blue_green import BlueGreenTraffic, ValidationHook
@@ -39,7 +42,8 @@ from deployline.constructs.network import ExistingVpc, ServiceNetwork
 from deployline.constructs.public_image_cache import PublicEcrPullThroughCache
 from deployline.constructs.service_alarms import ServiceAlarms
 from deployline.constructs.service_image import IMAGE_TAG_PATTERN, ServiceImage
-from deployline.naming import Namer
+from deployline.constructs.web_firewall import WebFirewall, waf_log_group_name
+from deployline.naming import Kind, Namer
 
 
 def placeholder_image_command(image: str, container_port: int) -> list[str] | None:
@@ -73,7 +77,8 @@ class EnvironmentStack(Stack):
         namer: names for this environment (`{service}-{type}-{env}`).
         image_tag: the `ImageTag` stack parameter.
         image: the image choice (placeholder or `repository_uri:<ImageTag>`).
-        key: the environment's CMK (rotation on): logs and the hook's environment.
+        key: the environment's CMK (rotation on): logs, the alarm topic and the hook's
+            environment.
         network: the VPC and subnets.
         front: the load balancer construct (listeners, target groups, blue/green rules).
         load_balancer: the ALB.
@@ -82,8 +87,10 @@ class EnvironmentStack(Stack):
         target_groups: the target groups (blue first).
         service_url: `http(s)://<name>[:port]` of the production listener (a token).
         test_url: the test listener's URL (blue/green), else None.
-        alarms: the alarms that roll deployments back (ECS deployment alarms): a ServiceAlarms
-            with `.alarms` and `.alarm_names`.
+        firewall: the WAF web ACL in front of the load balancer (`waf`), else None.
+        alarm_topic: the topics the alarms notify (an AlarmTopic: `.topic`, `.topics`).
+        alarms: the alarms that roll deployments back (ECS deployment alarms) and notify the
+            team: a ServiceAlarms with `.alarms` and `.alarm_names`.
         blue_green: how ECS shifts traffic (blue/green), else None.
         hook: the POST_TEST_TRAFFIC_SHIFT validation hook (blue/green), else None.
         hook_function: its function (blue/green), else None.
@@ -138,6 +145,8 @@ class EnvironmentStack(Stack):
         self.key = self._key()
         self.network = self._network()
         self.front = self._load_balancer()
+        self.firewall = self._firewall()
+        self.alarm_topic = self._alarm_topic()
         self.alarms = self._alarms()
         cache = self._public_image_cache()
         self.image = self._image(repository_name, registry_account, registry_region, cache)
@@ -147,6 +156,7 @@ class EnvironmentStack(Stack):
         self.event_forwarder = self._forward_deployment_events()
         self._outputs()
         self._accept_literal_environment(registry_account, registry_region)
+        compliance.accept_inline_policies(self)
 
     # ---- attributes callers read ------------------------------------------------------
 
@@ -214,7 +224,8 @@ class EnvironmentStack(Stack):
             self,
             "EnvironmentKey",
             alias=namer.name("key"),
-            description=f"deployline: encrypts the logs of {self._config.service} in {env.name}",
+            description=f"deployline: encrypts the logs and alarm topic of {self._config.service} "
+            f"in {env.name}",
             removal=self._removal,
             pending_window=Duration.days(7 if destroy else 30),
         )
@@ -224,6 +235,7 @@ class EnvironmentStack(Stack):
             [
                 f"{logs}/deployline/{namer.base}/{namer.env}/*",
                 f"{logs}/aws/lambda/{namer.base}-*-{namer.env}",
+                *([f"{logs}{waf_log_group_name(namer)}"] if self._config.waf(env) else []),
             ],
         )
         return key
@@ -272,6 +284,7 @@ class EnvironmentStack(Stack):
             listener_port=env.listener_port,
             certificate_arn=env.certificate_arn,
             domain_name=env.domain_name,
+            hosted_zone_id=env.hosted_zone_id,
             blue_green=self.is_blue_green,
             test_listener_port=env.effective_test_listener_port,
             test_listener_cidrs=env.test_listener_cidrs if self.is_blue_green else (),
@@ -279,6 +292,48 @@ class EnvironmentStack(Stack):
             access_log_expiry_days=env.access_log_expiry_days,
             deletion_protection=self.is_production,
             removal=self._removal,
+        )
+
+    def _firewall(self) -> WebFirewall | None:
+        """The web ACL in front of the load balancer (config.waf: production by default)."""
+        env = self.environment_config
+        if self._config.waf(env):
+            return WebFirewall(
+                self,
+                "Firewall",
+                namer=self.namer,
+                resource_arn=self.load_balancer.load_balancer_arn,
+                key=self.key,
+                log_retention_days=env.log_retention_days,
+                removal=self._removal,
+            )
+        choice = (
+            "says waf: false for it"
+            if env.waf is False
+            else "leaves waf unset (a web ACL guards production only)"
+        )
+        compliance.accept(
+            self.load_balancer,
+            "ALBWAFEnabled",
+            f"{self.namer.name('alb', Kind.LOAD_BALANCER)} has no web ACL: {env.name} is "
+            f"{'production' if self.is_production else 'not production'} and deployline.yaml "
+            f"{choice}; its security group admits the listener ports only, and the pipeline "
+            "tests and scans every release before it (waf: true adds AWS managed rules)",
+        )
+        return None
+
+    def _alarm_topic(self) -> AlarmTopic:
+        """Where the alarms notify the team: the environment's own topic, which the addresses
+        of notifications subscribe to, and sns_topic_arn where the alarms can reach it."""
+        alerts = self._config.notifications
+        return AlarmTopic(
+            self,
+            "AlarmTopic",
+            namer=self.namer,
+            key=self.key,
+            emails=list(alerts.emails),
+            https_endpoint=alerts.https_endpoint,
+            existing_topic_arn=self._config.alarm_topic_arn(self.environment_config),
         )
 
     def _alarms(self) -> ServiceAlarms:
@@ -293,6 +348,7 @@ class EnvironmentStack(Stack):
             p99_latency=Duration.millis(thresholds.p99_latency_ms),
             unhealthy_hosts=thresholds.unhealthy_hosts,
             evaluation_minutes=thresholds.evaluation_minutes,
+            topics=self.alarm_topic.topics,
         )
 
     def _public_image_cache(self) -> PublicEcrPullThroughCache | None:

@@ -33,6 +33,7 @@ from deployline.config import (
     GitHubSource,
     S3Source,
 )
+from deployline.constructs import compliance
 from deployline.constructs.artifact_store import ArtifactStore
 from deployline.constructs.bootstrap import BootstrapEnvironment
 from deployline.constructs.build_projects import TestReportGroupNames
@@ -186,6 +187,7 @@ class PipelineStack(Stack):
         self.repository = self.container_pipeline.repository
         self._monitoring(removal)
         self._outputs()
+        compliance.accept_inline_policies(self)
 
     def _regional_buckets(self, stores: Sequence[RegionalArtifacts]) -> dict[str, s3.IBucket]:
         """The other regions' artifact buckets, by name (they live in stacks of their own

@@ -20,6 +20,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from deployline import defaults
+from deployline.constructs.artifact_store import accept_artifact_buckets
 from deployline.naming import Kind, Namer, fit
 
 
@@ -102,9 +103,10 @@ class RegionalArtifactsStack(Stack):
             bucket_name=regional_bucket_name(namer, "access-logs", self.account, region),
             key=None,
             removal=removal,
-            versioned=False,
+            # a deleted or overwritten log stays recoverable as a noncurrent version
+            versioned=True,
             expiry_days=max(expiry_days, 90),
-            noncurrent_expiry_days=None,
+            noncurrent_expiry_days=defaults.LOG_NONCURRENT_EXPIRY_DAYS,
         )
         self.bucket = defaults.secure_bucket(
             self,
@@ -120,6 +122,13 @@ class RegionalArtifactsStack(Stack):
         )
         self._admit(readers, foreign_readers)
         self._explain(namer)
+        accept_artifact_buckets(
+            self.bucket,
+            self.access_logs,
+            bucket_label=bucket_name,
+            access_logs_label=regional_bucket_name(namer, "access-logs", self.account, region),
+            expiry_days=expiry_days,
+        )
         self.artifacts = RegionalArtifacts(
             region=region,
             bucket_name=bucket_name,
@@ -152,12 +161,6 @@ class RegionalArtifactsStack(Stack):
             f"bucket in {self.region}; logging access to a log bucket would need yet another"
         )
         defaults.skip_checkov(self.access_logs, "CKV_AWS_18", reason)
-        defaults.skip_checkov(
-            self.access_logs,
-            "CKV_AWS_21",
-            "S3 writes each access log object once and the lifecycle rule expires it; versions "
-            "would only keep expired logs longer",
-        )
 
 
 def regional_bucket_name(namer: Namer, type_: str, account: str, region: str) -> str:
