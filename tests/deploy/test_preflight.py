@@ -3,6 +3,7 @@ unconfirmed alert e-mails (moto never leaves a subscription pending, so SNS is s
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -13,7 +14,12 @@ from deployline.config import parse_config_text
 from deployline.deploy.assembly import Placement
 from deployline.deploy.aws import Aws
 from deployline.deploy.cdk import CDK_CLI_VERSION
-from deployline.deploy.preflight import alert_topic_arn, bootstrap_command, check_subscriptions
+from deployline.deploy.preflight import (
+    alert_topic_arn,
+    bootstrap_command,
+    check_existing_topic,
+    check_subscriptions,
+)
 
 from .conftest import ACCOUNT, REGION, ROOT, Moto
 
@@ -104,3 +110,115 @@ def test_the_bootstrap_command_names_qualifier_trust_and_profile_only_when_neede
         "--trust-for-lookup 222222222222 --cloudformation-execution-policies "
         "arn:aws:iam::aws:policy/AdministratorAccess --profile tooling"
     )
+
+
+# ---- notifications.sns_topic_arn: the team's existing topic --------------------------------
+
+
+def with_topic(arn: str) -> Any:
+    data = {**EXAMPLE, "notifications": {"sns_topic_arn": arn}}
+    return parse_config_text(yaml.safe_dump(data))
+
+
+def publish_statement(*services: str, topic: str) -> dict[str, Any]:
+    return {
+        "Effect": "Allow",
+        "Principal": {"Service": list(services)},
+        "Action": "sns:Publish",
+        "Resource": topic,
+        "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT}},
+    }
+
+
+def test_a_missing_existing_topic_is_a_warning_that_names_the_field(moto: Moto) -> None:
+    arn = f"arn:aws:sns:{REGION}:{ACCOUNT}:no-such-topic"
+    (check,) = check_existing_topic(with_topic(arn), Aws(), moto.client("sns"))
+    assert (check.ok, check.blocking) == (False, False)
+    assert "does not exist" in check.detail and "notifications.sns_topic_arn" in (check.fix or "")
+
+
+def test_the_default_topic_policy_lets_alarms_publish_but_not_eventbridge(moto: Moto) -> None:
+    arn = moto.client("sns").create_topic(Name="ops-default")["TopicArn"]
+    (check,) = check_existing_topic(with_topic(arn), Aws(), moto.client("sns"))
+    assert (check.ok, check.blocking) == (False, False)
+    assert "EventBridge" in check.detail and "CloudWatch" not in check.detail
+    assert "events.amazonaws.com" in (check.fix or "")
+    assert "cloudwatch.amazonaws.com" not in (check.fix or "")
+
+
+def test_a_policy_for_both_services_passes_and_one_for_neither_names_both(moto: Moto) -> None:
+    sns = moto.client("sns")
+    good = sns.create_topic(Name="ops-good")["TopicArn"]
+    services = ("events.amazonaws.com", "cloudwatch.amazonaws.com")
+    policy = {"Version": "2012-10-17", "Statement": [publish_statement(*services, topic=good)]}
+    sns.set_topic_attributes(
+        TopicArn=good, AttributeName="Policy", AttributeValue=json.dumps(policy)
+    )
+    (check,) = check_existing_topic(with_topic(good), Aws(), sns)
+    assert check.ok, check
+
+    other = sns.create_topic(Name="ops-other")["TopicArn"]
+    # right services, wrong topic: the statement grants another resource
+    policy = {"Version": "2012-10-17", "Statement": [publish_statement(*services, topic=good)]}
+    sns.set_topic_attributes(
+        TopicArn=other, AttributeName="Policy", AttributeValue=json.dumps(policy)
+    )
+    (check,) = check_existing_topic(with_topic(other), Aws(), sns)
+    assert not check.ok
+    assert "EventBridge" in check.detail and "CloudWatch alarms" in check.detail
+
+
+def test_a_key_that_keeps_eventbridge_and_cloudwatch_out_is_a_warning(moto: Moto) -> None:
+    sns, kms = moto.client("sns"), moto.client("kms")
+    key = kms.create_key(Description="ops alerts")["KeyMetadata"]["KeyId"]
+    arn = sns.create_topic(Name="ops-encrypted", Attributes={"KmsMasterKeyId": key})["TopicArn"]
+    services = ("events.amazonaws.com", "cloudwatch.amazonaws.com")
+    policy = {"Version": "2012-10-17", "Statement": [publish_statement(*services, topic=arn)]}
+    sns.set_topic_attributes(
+        TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(policy)
+    )
+    topic_check, key_check = check_existing_topic(with_topic(arn), Aws(), sns, kms)
+    assert topic_check.ok
+    # moto's default key policy admits the account's root only
+    assert (key_check.ok, key_check.blocking) == (False, False)
+    assert "EventBridge" in key_check.detail and "CloudWatch alarms" in key_check.detail
+
+    kms.put_key_policy(
+        KeyId=key,
+        PolicyName="default",
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                        "Action": "kms:*",
+                        "Resource": "*",
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": list(services)},
+                        "Action": ["kms:GenerateDataKey*", "kms:Decrypt"],
+                        "Resource": "*",
+                    },
+                ],
+            }
+        ),
+    )
+    _, key_check = check_existing_topic(with_topic(arn), Aws(), sns, kms)
+    assert key_check.ok, key_check
+
+
+def test_the_aws_managed_sns_key_can_never_carry_these_alerts(moto: Moto) -> None:
+    sns = moto.client("sns")
+    arn = sns.create_topic(Name="ops-managed", Attributes={"KmsMasterKeyId": "alias/aws/sns"})[
+        "TopicArn"
+    ]
+    checks = check_existing_topic(with_topic(arn), Aws(), sns)
+    assert not checks[-1].ok and "alias/aws/sns" in checks[-1].detail
+    assert "customer managed key" in (checks[-1].fix or "")
+
+
+def test_no_existing_topic_means_no_check(moto: Moto) -> None:
+    assert check_existing_topic(CONFIG, Aws()) == []

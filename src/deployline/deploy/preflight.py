@@ -10,10 +10,16 @@
    the handshake in the console).
 4. E-mail subscriptions of the alert topic that were never confirmed (a warning: alerts to that
    address are dropped until it is).
+5. The existing topic of `notifications.sns_topic_arn`, when the pipeline stack is deployed: it
+   exists, its policy lets EventBridge publish (and CloudWatch alarms, when the policy names
+   principals at all), and a customer managed key that encrypts it lets both use the key
+   (warnings: AWS accepts the rules and alarms either way, then drops every alert unseen).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -99,6 +105,7 @@ def run_preflight(
         result.add(check_connection(config, config.source, aws, connection_client))
     if deploys_pipeline:
         result.checks.extend(check_subscriptions(config, aws))
+        result.checks.extend(check_existing_topic(config, aws))
     return result
 
 
@@ -400,3 +407,169 @@ def check_subscriptions(config: DeploylineConfig, aws: Aws, sns: Any = None) -> 
         )
         for address in pending
     ]
+
+
+# ---- the team's existing topic ------------------------------------------------------------
+
+#: Who publishes deployline's alerts to notifications.sns_topic_arn, and with what.
+_PUBLISHERS = {
+    "events.amazonaws.com": "EventBridge (the pipeline's failure, approval and deploy alerts)",
+    "cloudwatch.amazonaws.com": "CloudWatch alarms (stuck runs, failed builds and deploys)",
+}
+_KEY_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+
+
+def check_existing_topic(
+    config: DeploylineConfig, aws: Aws, sns: Any = None, kms: Any = None
+) -> list[Check]:
+    """Warnings when `notifications.sns_topic_arn` would drop deployline's alerts: no such topic,
+    a topic policy that does not let EventBridge (or CloudWatch alarms) publish, or a key that
+    does not let them encrypt. `sns` and `kms` (Default: clients in the topic's region) read the
+    topic's attributes and its key's policy."""
+    topic = config.notifications.sns_topic_arn
+    if not topic:
+        return []
+    name = "existing alert topic"
+    region = topic.split(":")[3]
+    try:
+        attributes = (sns or aws.client("sns", region=region)).get_topic_attributes(TopicArn=topic)[
+            "Attributes"
+        ]
+    except Exception as exc:
+        if error_code(exc) in {"NotFound", "NotFoundException"}:
+            return [
+                Check(
+                    name,
+                    False,
+                    f"notifications.sns_topic_arn names {topic}, which does not exist: every "
+                    "alert sent to it is dropped",
+                    "create the topic, or correct notifications.sns_topic_arn in deployline.yaml",
+                    blocking=False,
+                )
+            ]
+        return [_error(name, exc, f"reading {topic}", blocking=False)]
+    checks = [_topic_policy_check(topic, attributes.get("Policy"))]
+    key = attributes.get("KmsMasterKeyId")
+    if key:
+        checks.append(_topic_key_check(topic, key, region, aws, kms))
+    return checks
+
+
+def _topic_policy_check(topic: str, policy_text: str | None) -> Check:
+    statements = _statements(policy_text)
+    missing = [
+        service
+        for service in _PUBLISHERS
+        if not _allows(statements, service, ("sns:Publish",), topic)
+        # CloudWatch alarms of the topic's own account publish under the default topic policy
+        # (every principal of the owner account); EventBridge needs its service principal.
+        and not (service == "cloudwatch.amazonaws.com" and _allows_any_principal(statements))
+    ]
+    if not missing:
+        return Check(
+            "existing alert topic policy",
+            True,
+            "lets EventBridge and CloudWatch alarms publish",
+            blocking=False,
+        )
+    return Check(
+        "existing alert topic policy",
+        False,
+        f"the policy of {topic} does not let "
+        + " nor ".join(_PUBLISHERS[s] for s in missing)
+        + " publish: AWS drops those alerts",
+        "add to the topic policy a statement allowing sns:Publish on the topic to the service "
+        f"principal(s) {', '.join(missing)}, with aws:SourceAccount set to the pipeline's "
+        "account (the README's Alerts section shows it)",
+        blocking=False,
+    )
+
+
+def _topic_key_check(topic: str, key: str, region: str, aws: Aws, kms: Any) -> Check:
+    name = "existing alert topic key"
+    if key.lower() in {"alias/aws/sns", "arn:aws:kms:alias/aws/sns"} or key.endswith(
+        ":alias/aws/sns"
+    ):
+        return Check(
+            name,
+            False,
+            f"{topic} is encrypted with the AWS managed key alias/aws/sns, whose policy AWS "
+            "keeps closed to EventBridge and CloudWatch: AWS drops every alert",
+            "encrypt the topic with a customer managed key whose policy lets "
+            "events.amazonaws.com and cloudwatch.amazonaws.com use kms:GenerateDataKey* and "
+            "kms:Decrypt",
+            blocking=False,
+        )
+    try:
+        client = kms or aws.client("kms", region=region)
+        key_id = client.describe_key(KeyId=key)["KeyMetadata"]["KeyId"]
+        policy = client.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]
+    except Exception as exc:
+        return _error(
+            name, exc, f"reading the policy of {key}, which encrypts {topic}", blocking=False
+        )
+    statements = _statements(policy)
+    missing = [s for s in _PUBLISHERS if not _allows(statements, s, _KEY_ACTIONS, "*")]
+    if not missing:
+        return Check(
+            name, True, f"{key} lets EventBridge and CloudWatch alarms use it", blocking=False
+        )
+    return Check(
+        name,
+        False,
+        f"{key}, which encrypts {topic}, does not let "
+        + " nor ".join(_PUBLISHERS[s] for s in missing)
+        + " use it: AWS drops those alerts",
+        f"add to the key policy a statement allowing {', '.join(missing)} "
+        "kms:GenerateDataKey* and kms:Decrypt",
+        blocking=False,
+    )
+
+
+def _statements(policy_text: str | None) -> list[dict[str, Any]]:
+    try:
+        document = json.loads(policy_text or "{}")
+    except ValueError:
+        return []
+    found = document.get("Statement", []) if isinstance(document, dict) else []
+    found = [found] if isinstance(found, dict) else found
+    return [s for s in found if isinstance(s, dict) and s.get("Effect") == "Allow"]
+
+
+def _listed(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [v for v in value or [] if isinstance(v, str)]
+
+
+def _matches(patterns: list[str], value: str) -> bool:
+    return any(fnmatch.fnmatchcase(value.lower(), p.lower()) for p in patterns)
+
+
+def _allows(
+    statements: list[dict[str, Any]], service: str, actions: Sequence[str], resource: str
+) -> bool:
+    """Does an Allow statement give `service` every one of `actions` on `resource`? Conditions
+    are the owner's to judge (aws:SourceAccount narrows, it does not deny deployline)."""
+    for statement in statements:
+        principal = statement.get("Principal")
+        services = _listed(principal.get("Service")) if isinstance(principal, dict) else []
+        if principal != "*" and service not in services:
+            continue
+        granted = _listed(statement.get("Action"))
+        if not all(_matches(granted, action) for action in actions):
+            continue
+        if resource == "*" or _matches(_listed(statement.get("Resource")), resource):
+            return True
+    return False
+
+
+def _allows_any_principal(statements: list[dict[str, Any]]) -> bool:
+    """Does an Allow statement admit every AWS principal (the default topic policy, narrowed to
+    the owner account by AWS:SourceOwner)?"""
+    return any(
+        (
+            s.get("Principal") == "*"
+            or (isinstance(s.get("Principal"), dict) and "*" in _listed(s["Principal"].get("AWS")))
+        )
+        and _matches(_listed(s.get("Action")), "sns:Publish")
+        for s in statements
+    )
