@@ -11,13 +11,14 @@ import yaml
 from botocore.stub import Stubber
 
 from deployline.config import parse_config_text
-from deployline.deploy.assembly import Placement
+from deployline.deploy.assembly import Placement, StackArtifact
 from deployline.deploy.aws import Aws
 from deployline.deploy.cdk import CDK_CLI_VERSION
 from deployline.deploy.preflight import (
     alert_topic_arn,
     bootstrap_command,
     check_existing_topic,
+    check_hosted_zones,
     check_subscriptions,
 )
 
@@ -222,3 +223,82 @@ def test_the_aws_managed_sns_key_can_never_carry_these_alerts(moto: Moto) -> Non
 
 def test_no_existing_topic_means_no_check(moto: Moto) -> None:
     assert check_existing_topic(CONFIG, Aws()) == []
+
+
+# ---- hosted zones: where the certificate is validated and the alias lands ------------------
+
+
+def env_stack(name: str) -> StackArtifact:
+    return StackArtifact(
+        artifact_id=name,
+        stack_name=name,
+        template_file=ROOT / "unused.template.json",
+        placement=Placement(None, None),
+        requires_bootstrap_version=6,
+        bootstrap_version_parameter=None,
+        deploy_role_arn=None,
+        lookup_role_arn=None,
+    )
+
+
+ZONE_ID = "Z0123456789ABCDEFGHIJ"  # Route 53's form; moto's IDs are not, so they are mapped
+
+
+def with_zone(zone_id: str = ZONE_ID) -> Any:
+    data = yaml.safe_load((ROOT / "deployline.yaml").read_text())
+    for env in data["environments"]:
+        env["hosted_zone_id"] = zone_id
+    return parse_config_text(yaml.safe_dump(data))
+
+
+class Route53As:
+    """moto's Route 53, answering for ZONE_ID about the zone `moto_id`."""
+
+    def __init__(self, client: Any, moto_id: str) -> None:
+        self.client, self.moto_id = client, moto_id
+
+    def get_hosted_zone(self, Id: str) -> Any:
+        return self.client.get_hosted_zone(Id=self.moto_id if Id == ZONE_ID else Id)
+
+
+def zones(moto: Moto, moto_id: str, config: Any = None) -> list[Any]:
+    stacks = [env_stack("payment-processor-service-staging")]  # production is not deployed
+    route53 = Route53As(moto.client("route53"), moto_id)
+    return check_hosted_zones(config or with_zone(), stacks, Aws(), lambda stack: route53)
+
+
+def new_zone(moto: Moto, name: str, *, private: bool = False) -> str:
+    kwargs: dict[str, Any] = {"Name": name, "CallerReference": name + str(private)}
+    if private:
+        vpc = moto.client("ec2").create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        kwargs["HostedZoneConfig"] = {"PrivateZone": True}
+        kwargs["VPC"] = {"VPCRegion": REGION, "VPCId": vpc}
+    zone_id: str = moto.client("route53").create_hosted_zone(**kwargs)["HostedZone"]["Id"]
+    return zone_id.rsplit("/", 1)[-1]
+
+
+def test_a_public_zone_that_holds_the_domain_passes(moto: Moto) -> None:
+    (check,) = zones(moto, new_zone(moto, "example.com"))
+    assert check.ok, check
+    assert check.detail == "example.com (public) holds payments-staging.example.com"
+
+
+def test_a_missing_zone_fails_naming_the_field(moto: Moto) -> None:
+    (check,) = zones(moto, "Z0000000000NOSUCHZONE")
+    assert (check.ok, check.blocking) == (False, True)
+    assert check.detail.startswith("environments[0].hosted_zone_id: no hosted zone")
+    assert "list-hosted-zones-by-name" in (check.fix or "")
+
+
+def test_a_zone_of_another_domain_fails(moto: Moto) -> None:
+    (check,) = zones(moto, new_zone(moto, "example.org"))
+    assert not check.ok
+    assert "zone example.org cannot hold payments-staging.example.com" in check.detail
+    # a name that merely ends in the zone's text is not in the zone
+    (check,) = zones(moto, new_zone(moto, "ample.com"))
+    assert not check.ok
+
+
+def test_a_private_zone_fails_since_acm_validates_through_public_dns(moto: Moto) -> None:
+    (check,) = zones(moto, new_zone(moto, "example.com", private=True))
+    assert not check.ok and "private zone" in check.detail

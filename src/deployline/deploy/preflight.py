@@ -10,7 +10,10 @@
    the handshake in the console).
 4. E-mail subscriptions of the alert topic that were never confirmed (a warning: alerts to that
    address are dropped until it is).
-5. The existing topic of `notifications.sns_topic_arn`, when the pipeline stack is deployed: it
+5. For each environment deployed with `hosted_zone_id`: the zone exists in the environment's
+   account, is public, and holds `domain_name` (otherwise the certificate's DNS validation never
+   completes and the first deploy waits hours for it before failing).
+6. The existing topic of `notifications.sns_topic_arn`, when the pipeline stack is deployed: it
    exists, its policy lets EventBridge publish (and CloudWatch alarms, when the policy names
    principals at all), and a customer managed key that encrypts it lets both use the key
    (warnings: AWS accepts the rules and alarms either way, then drops every alert unseen).
@@ -96,8 +99,12 @@ def run_preflight(
         return result
     if not result.add(check_account(config, stacks, aws)).ok:
         return result
+    ready: list[StackArtifact] = []  # where the bootstrap (and its lookup role) is in place
     for placement, group in _by_placement(stacks, aws).items():
-        result.checks.extend(check_bootstrap(config, placement, group, aws))
+        checks = check_bootstrap(config, placement, group, aws)
+        result.checks.extend(checks)
+        ready.extend(group if all(c.ok for c in checks) else [])
+    result.checks.extend(check_hosted_zones(config, ready, aws))
     deploys_pipeline = pipeline_stack is not None and any(
         s.stack_name == pipeline_stack for s in stacks
     )
@@ -407,6 +414,72 @@ def check_subscriptions(config: DeploylineConfig, aws: Aws, sns: Any = None) -> 
         )
         for address in pending
     ]
+
+
+# ---- hosted zones -------------------------------------------------------------------------
+
+
+def check_hosted_zones(
+    config: DeploylineConfig,
+    stacks: Sequence[StackArtifact],
+    aws: Aws,
+    route53: Callable[[StackArtifact], Any] | None = None,
+) -> list[Check]:
+    """For each environment stack deployed with `hosted_zone_id`: the zone exists, is public and
+    holds `domain_name`. `route53` (Default: a client where the stack goes, as its bootstrap
+    lookup role) makes the client for a stack."""
+    by_name = {s.stack_name: s for s in stacks}
+    checks: list[Check] = []
+    for index, env in enumerate(config.environments):
+        stack = by_name.get(Namer(config.service, env.name, config.naming.prefix).stack_name())
+        if stack is None or not env.hosted_zone_id or not env.domain_name:
+            continue
+        field = f"environments[{index}].hosted_zone_id"
+        name = f"hosted zone of {env.name}"
+        try:
+            client = (
+                route53(stack) if route53 else aws.stack_client("route53", stack, role="lookup")
+            )
+            zone = client.get_hosted_zone(Id=env.hosted_zone_id)["HostedZone"]
+        except Exception as exc:
+            if error_code(exc) in {"NoSuchHostedZone", "InvalidInput"}:
+                checks.append(
+                    Check(
+                        name,
+                        False,
+                        f"{field}: no hosted zone {env.hosted_zone_id} in the account "
+                        f"{env.name} deploys to",
+                        f"give the ID of the public zone that holds {env.domain_name} "
+                        "(`aws route53 list-hosted-zones-by-name`)",
+                    )
+                )
+            else:
+                checks.append(_error(name, exc, f"reading hosted zone {env.hosted_zone_id}"))
+            continue
+        checks.append(_zone_holds(zone, env.domain_name, field, name))
+    return checks
+
+
+def _zone_holds(zone: dict[str, Any], domain: str, field: str, name: str) -> Check:
+    zone_name = zone["Name"].rstrip(".").lower()
+    wanted = domain.rstrip(".").lower()
+    if zone.get("Config", {}).get("PrivateZone"):
+        return Check(
+            name,
+            False,
+            f"{field}: {zone_name} is a private zone; ACM validates the certificate through "
+            "public DNS, so it would never be issued",
+            f"give the ID of the public zone that holds {wanted}",
+        )
+    if wanted != zone_name and not wanted.endswith("." + zone_name):
+        return Check(
+            name,
+            False,
+            f"{field}: zone {zone_name} cannot hold {wanted}, so the certificate's validation "
+            "record and the alias would land in the wrong zone",
+            f"give the ID of the zone of {wanted}, or a domain_name under {zone_name}",
+        )
+    return Check(name, True, f"{zone_name} (public) holds {wanted}")
 
 
 # ---- the team's existing topic ------------------------------------------------------------
