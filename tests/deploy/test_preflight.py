@@ -17,6 +17,7 @@ from deployline.deploy.cdk import CDK_CLI_VERSION
 from deployline.deploy.preflight import (
     alert_topic_arn,
     bootstrap_command,
+    check_alarm_subscriptions,
     check_existing_topic,
     check_hosted_zones,
     check_subscriptions,
@@ -302,3 +303,25 @@ def test_a_zone_of_another_domain_fails(moto: Moto) -> None:
 def test_a_private_zone_fails_since_acm_validates_through_public_dns(moto: Moto) -> None:
     (check,) = zones(moto, new_zone(moto, "example.com", private=True))
     assert not check.ok and "private zone" in check.detail
+
+
+def test_each_environments_alarm_topic_asks_its_own_confirmation(moto: Moto) -> None:
+    alarms = f"arn:aws:sns:{REGION}:{ACCOUNT}:payment-processor-alarms-staging"
+    client = boto3.client("sns", region_name=REGION)
+    stubber = Stubber(client)
+    pending = {**subscription("payments-oncall@example.com", "PendingConfirmation")}
+    stubber.add_response(
+        "list_subscriptions_by_topic",
+        {"Subscriptions": [{**pending, "TopicArn": alarms}]},
+        {"TopicArn": alarms},
+    )
+    stubber.activate()
+    stacks = [env_stack("payment-processor-service-staging")]
+    (check,) = check_alarm_subscriptions(CONFIG, stacks, Aws(), lambda stack: client)
+    assert (check.name, check.ok, check.blocking) == (
+        "e-mail subscription payments-oncall@example.com (staging alarms)",
+        False,
+        False,
+    )
+    assert f"--topic-arn {alarms} " in (check.fix or "")
+    stubber.assert_no_pending_responses()

@@ -8,8 +8,8 @@
 3. For a GitHub source, when the pipeline stack is deployed: the connection ARN's SSM parameter
    exists and the connection is AVAILABLE (a new connection stays PENDING until someone finishes
    the handshake in the console).
-4. E-mail subscriptions of the alert topic that were never confirmed (a warning: alerts to that
-   address are dropped until it is).
+4. E-mail subscriptions of the alert topic, and of each deployed environment's alarm topic, that
+   were never confirmed (a warning: alerts to that address are dropped until it is).
 5. For each environment deployed with `hosted_zone_id`: the zone exists in the environment's
    account, is public, and holds `domain_name` (otherwise the certificate's DNS validation never
    completes and the first deploy waits hours for it before failing).
@@ -105,6 +105,7 @@ def run_preflight(
         result.checks.extend(checks)
         ready.extend(group if all(c.ok for c in checks) else [])
     result.checks.extend(check_hosted_zones(config, ready, aws))
+    result.checks.extend(check_alarm_subscriptions(config, ready, aws))
     deploys_pipeline = pipeline_stack is not None and any(
         s.stack_name == pipeline_stack for s in stacks
     )
@@ -368,43 +369,91 @@ def alert_topic_arn(config: DeploylineConfig, *, partition: str, account: str, r
 
 
 def check_subscriptions(config: DeploylineConfig, aws: Aws, sns: Any = None) -> list[Check]:
-    """A warning per e-mail address that never confirmed its subscription. `sns` (Default: a
-    client in the pipeline's region) lists the topic's subscriptions."""
+    """A warning per e-mail address that never confirmed its subscription to the pipeline's
+    alert topic. `sns` (Default: a client in the pipeline's region) lists the subscriptions."""
     if not config.notifications.emails:
         return []
     region = config.pipeline.region or aws.region
     topic = alert_topic_arn(
         config, partition=aws.identity.partition, account=aws.identity.account, region=region
     )
-    try:
-        pages = (sns or aws.client("sns", region=region)).get_paginator(
-            "list_subscriptions_by_topic"
+    return _pending_subscriptions(
+        "e-mail subscriptions",
+        topic,
+        lambda: sns or aws.client("sns", region=region),
+        created="the alert topic is created by this deploy; AWS then e-mails each address in "
+        "notifications.emails a link to confirm",
+    )
+
+
+def check_alarm_subscriptions(
+    config: DeploylineConfig,
+    stacks: Sequence[StackArtifact],
+    aws: Aws,
+    sns: Callable[[StackArtifact], Any] | None = None,
+) -> list[Check]:
+    """The same for each deployed environment's own alarm topic (`{service}-alarms-{env}`, in
+    the environment's account and region), each address confirming once per topic. `sns`
+    (Default: a client where the stack goes, as its bootstrap lookup role) per stack."""
+    if not config.notifications.emails:
+        return []
+    by_name = {s.stack_name: s for s in stacks}
+    checks: list[Check] = []
+    for env in config.environments:
+        namer = Namer(config.service, env.name, config.naming.prefix)
+        stack = by_name.get(namer.stack_name())
+        if stack is None:
+            continue
+        where = aws.placement(stack)
+        topic = (
+            f"arn:{aws.identity.partition}:sns:{where.region}:{where.account}:"
+            f"{namer.name('alarms', Kind.SNS_TOPIC)}"
         )
+        checks.extend(
+            _pending_subscriptions(
+                f"e-mail subscriptions ({env.name} alarms)",
+                topic,
+                _stack_client(aws, stack, sns),
+                created=f"{env.name}'s alarm topic is created by this deploy; AWS then e-mails "
+                "each address a link to confirm (once per topic)",
+                suffix=f" ({env.name} alarms)",
+            )
+        )
+    return checks
+
+
+def _stack_client(
+    aws: Aws, stack: StackArtifact, sns: Callable[[StackArtifact], Any] | None
+) -> Callable[[], Any]:
+    def client() -> Any:
+        return sns(stack) if sns else aws.stack_client("sns", stack, role="lookup")
+
+    return client
+
+
+def _pending_subscriptions(
+    name: str, topic: str, client: Callable[[], Any], *, created: str, suffix: str = ""
+) -> list[Check]:
+    region = topic.split(":")[3]
+    try:
+        pages = client().get_paginator("list_subscriptions_by_topic")
         subscriptions = [
             s for page in pages.paginate(TopicArn=topic) for s in page["Subscriptions"]
         ]
     except Exception as exc:
         if error_code(exc) in {"NotFound", "NotFoundException"}:
-            return [
-                Check(
-                    "e-mail subscriptions",
-                    True,
-                    "the alert topic is created by this deploy; AWS then e-mails each address "
-                    "in notifications.emails a link to confirm",
-                    blocking=False,
-                )
-            ]
-        return [_error("e-mail subscriptions", exc, f"listing {topic}", blocking=False)]
+            return [Check(name, True, created, blocking=False)]
+        return [_error(name, exc, f"listing {topic}", blocking=False)]
     pending = sorted(
         s["Endpoint"]
         for s in subscriptions
         if s.get("Protocol") == "email" and s.get("SubscriptionArn") == "PendingConfirmation"
     )
     if not pending:
-        return [Check("e-mail subscriptions", True, "confirmed", blocking=False)]
+        return [Check(name, True, "confirmed", blocking=False)]
     return [
         Check(
-            f"e-mail subscription {address}",
+            f"e-mail subscription {address}{suffix}",
             False,
             "not confirmed: alerts to this address are dropped",
             "confirm the e-mail from AWS Notifications; to have it sent again: `aws sns "
