@@ -1012,3 +1012,33 @@ def test_replaced_artifacts_cannot_outlive_the_artifacts() -> None:
     line, field, message = only_problem(text)
     assert (line, field) == (16, "pipeline.noncurrent_expiry_days")
     assert message.startswith("7 days is longer than artifact_expiry_days (3)")
+
+
+def test_a_certificate_of_another_region_or_account_is_refused_where_known() -> None:
+    def with_certificate(arn: str, placement: str = "") -> str:
+        served = MINIMAL.replace(STAGING + "    plain_http: true\n", STAGING)
+        text = _set(
+            served,
+            STAGING,
+            f"    certificate_arn: {arn}\n    domain_name: orders.example.com\n",
+        )
+        return text + placement
+
+    cert = "arn:aws:acm:{}:{}:certificate/0123abcd-0123-4567-89ab-0123456789ab"
+    home = "pipeline:\n  account: '111111111111'\n  region: eu-west-1\n"
+    # environment-agnostic: nothing to compare with (the preflight reads the certificate)
+    assert parse_config_text(with_certificate(cert.format("us-east-1", "222222222222")))
+    assert parse_config_text(with_certificate(cert.format("eu-west-1", "111111111111"), home))
+    line, field, message = only_problem(
+        with_certificate(cert.format("us-east-1", "111111111111"), home)
+    )
+    assert (line, field) == (9, "environments[0].certificate_arn")
+    assert message.startswith(
+        "the certificate is in region us-east-1, but 'staging' runs in region eu-west-1, and a "
+        "load balancer uses certificates of its own account and region only; request or "
+        "import the certificate for orders.example.com in eu-west-1"
+    )
+    (_, field, message) = only_problem(
+        with_certificate(cert.format("eu-west-1", "999999999999"), home)
+    )
+    assert "certificate is in account 999999999999" in message

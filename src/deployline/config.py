@@ -1347,6 +1347,28 @@ class DeploylineConfig(_Model):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _certificates_beside_their_load_balancers(self) -> DeploylineConfig:
+        """A load balancer uses ACM certificates of its own account and region only."""
+        for index, env in enumerate(self.environments):
+            if env.certificate_arn is None:
+                continue
+            _, _, _, region, account, _ = env.certificate_arn.split(":", 5)
+            for what, theirs, ours in (
+                ("region", region, self.region_of(env)),
+                ("account", account, self.account_of(env)),
+            ):
+                if ours is not None and theirs != ours:
+                    _refuse_at(
+                        ("environments", index, "certificate_arn"),
+                        f"the certificate is in {what} {theirs}, but {env.name!r} runs in "
+                        f"{what} {ours}, and a load balancer uses certificates of its own "
+                        f"account and region only; request or import the certificate for "
+                        f"{env.domain_name or 'domain_name'} in {ours} (or give hosted_zone_id "
+                        "instead and let deployline create it)",
+                    )
+        return self
+
     # ---- derived views ------------------------------------------------------------------
 
     def is_production(self, env: EnvironmentConfig) -> bool:

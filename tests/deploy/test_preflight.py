@@ -18,6 +18,7 @@ from deployline.deploy.preflight import (
     alert_topic_arn,
     bootstrap_command,
     check_alarm_subscriptions,
+    check_certificates,
     check_existing_topic,
     check_hosted_zones,
     check_subscriptions,
@@ -325,3 +326,88 @@ def test_each_environments_alarm_topic_asks_its_own_confirmation(moto: Moto) -> 
     )
     assert f"--topic-arn {alarms} " in (check.fix or "")
     stubber.assert_no_pending_responses()
+
+
+# ---- certificate_arn: issued, and for domain_name ----------------------------------------
+
+
+def self_signed(*names: str) -> tuple[bytes, bytes]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        .sign(key, hashes.SHA256())
+    )
+    return (
+        certificate.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ),
+    )
+
+
+def certificates(moto: Moto, arn: str) -> list[Any]:
+    data = yaml.safe_load((ROOT / "deployline.yaml").read_text())
+    staging = data["environments"][0]
+    staging.pop("hosted_zone_id", None)
+    staging["certificate_arn"] = arn
+    config = parse_config_text(yaml.safe_dump(data))
+    stacks = [env_stack("payment-processor-service-staging")]
+    acm = moto.client("acm")
+    return check_certificates(config, stacks, Aws(), lambda stack: acm)
+
+
+def imported(moto: Moto, *names: str) -> str:
+    body, key = self_signed(*names)
+    arn: str = moto.client("acm").import_certificate(Certificate=body, PrivateKey=key)[
+        "CertificateArn"
+    ]
+    return arn
+
+
+def test_an_issued_certificate_for_the_domain_or_its_wildcard_passes(moto: Moto) -> None:
+    (check,) = certificates(moto, imported(moto, "payments-staging.example.com"))
+    assert check.ok, check
+    (check,) = certificates(moto, imported(moto, "*.example.com"))
+    assert check.ok, check
+
+
+def test_a_certificate_for_other_names_fails_naming_them(moto: Moto) -> None:
+    # a wildcard covers one label only
+    (check,) = certificates(moto, imported(moto, "*.staging.example.com", "example.com"))
+    assert (check.ok, check.blocking) == (False, True)
+    assert check.detail == (
+        "environments[0].certificate_arn: the certificate covers *.staging.example.com, "
+        "example.com, not payments-staging.example.com; browsers would refuse the service"
+    )
+
+
+def test_a_certificate_still_pending_validation_fails(moto: Moto) -> None:
+    arn = moto.client("acm").request_certificate(
+        DomainName="payments-staging.example.com", ValidationMethod="DNS"
+    )["CertificateArn"]
+    (check,) = certificates(moto, arn)
+    assert not check.ok and "not ISSUED" in check.detail, check
+
+
+def test_a_certificate_that_does_not_exist_fails(moto: Moto) -> None:
+    arn = f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0123abcd-0123-4567-89ab-0123456789ab"
+    (check,) = certificates(moto, arn)
+    assert not check.ok and "no certificate" in check.detail

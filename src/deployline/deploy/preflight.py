@@ -13,6 +13,8 @@
 5. For each environment deployed with `hosted_zone_id`: the zone exists in the environment's
    account, is public, and holds `domain_name` (otherwise the certificate's DNS validation never
    completes and the first deploy waits hours for it before failing).
+   With `certificate_arn`: the certificate is ISSUED and covers `domain_name` (a load balancer
+   refuses any other, and CloudFormation fails the stack on it).
 6. The existing topic of `notifications.sns_topic_arn`, when the pipeline stack is deployed: it
    exists, its policy lets EventBridge publish (and CloudWatch alarms, when the policy names
    principals at all), and a customer managed key that encrypts it lets both use the key
@@ -105,6 +107,7 @@ def run_preflight(
         result.checks.extend(checks)
         ready.extend(group if all(c.ok for c in checks) else [])
     result.checks.extend(check_hosted_zones(config, ready, aws))
+    result.checks.extend(check_certificates(config, ready, aws))
     result.checks.extend(check_alarm_subscriptions(config, ready, aws))
     deploys_pipeline = pipeline_stack is not None and any(
         s.stack_name == pipeline_stack for s in stacks
@@ -529,6 +532,78 @@ def _zone_holds(zone: dict[str, Any], domain: str, field: str, name: str) -> Che
             f"give the ID of the zone of {wanted}, or a domain_name under {zone_name}",
         )
     return Check(name, True, f"{zone_name} (public) holds {wanted}")
+
+
+def check_certificates(
+    config: DeploylineConfig,
+    stacks: Sequence[StackArtifact],
+    aws: Aws,
+    acm: Callable[[StackArtifact], Any] | None = None,
+) -> list[Check]:
+    """For each environment stack deployed with `certificate_arn`: the certificate is ISSUED
+    and covers `domain_name`. `acm` (Default: a client where the stack goes, as its bootstrap
+    lookup role) makes the client for a stack."""
+    by_name = {s.stack_name: s for s in stacks}
+    checks: list[Check] = []
+    for index, env in enumerate(config.environments):
+        stack = by_name.get(Namer(config.service, env.name, config.naming.prefix).stack_name())
+        if stack is None or not env.certificate_arn or not env.domain_name:
+            continue
+        field = f"environments[{index}].certificate_arn"
+        name = f"certificate of {env.name}"
+        try:
+            client = acm(stack) if acm else aws.stack_client("acm", stack, role="lookup")
+            certificate = client.describe_certificate(CertificateArn=env.certificate_arn)[
+                "Certificate"
+            ]
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                checks.append(
+                    Check(
+                        name,
+                        False,
+                        f"{field}: no certificate {env.certificate_arn} where {env.name} deploys",
+                        "request or import the certificate in the environment's account and "
+                        "region (`aws acm list-certificates`), or give hosted_zone_id instead",
+                    )
+                )
+            else:
+                checks.append(_error(name, exc, f"reading {env.certificate_arn}"))
+            continue
+        checks.append(_certificate_covers(certificate, env.domain_name, field, name))
+    return checks
+
+
+def _certificate_covers(certificate: dict[str, Any], domain: str, field: str, name: str) -> Check:
+    status = certificate.get("Status", "UNKNOWN")
+    names = [certificate.get("DomainName", ""), *certificate.get("SubjectAlternativeNames", [])]
+    wanted = domain.rstrip(".").lower()
+    if status != "ISSUED":
+        return Check(
+            name,
+            False,
+            f"{field}: the certificate is {status}, not ISSUED; a load balancer takes issued "
+            "certificates only",
+            "finish its validation (`aws acm describe-certificate` shows the DNS record to "
+            "create) or request a new one",
+        )
+    if not any(_dns_name_covers(n.lower(), wanted) for n in names if n):
+        return Check(
+            name,
+            False,
+            f"{field}: the certificate covers {', '.join(sorted(set(names)))}, not {wanted}; "
+            "browsers would refuse the service",
+            f"give a certificate for {wanted}, or change domain_name",
+        )
+    return Check(name, True, f"ISSUED, covers {wanted}")
+
+
+def _dns_name_covers(pattern: str, name: str) -> bool:
+    """A certificate name covers `name` exactly, or as a wildcard for one label."""
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return pattern == name
 
 
 # ---- the team's existing topic ------------------------------------------------------------
