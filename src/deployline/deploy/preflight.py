@@ -26,11 +26,12 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from deployline.config import DeploylineConfig, GitHubSource
+from deployline.config import DeploylineConfig, EnvironmentConfig, GitHubSource
 from deployline.contract import DEFAULT_BOOTSTRAP_QUALIFIER
 from deployline.deploy.assembly import Placement, StackArtifact, substitute
 from deployline.deploy.aws import Aws, AwsError, describe
@@ -393,20 +394,15 @@ def check_alarm_subscriptions(
     config: DeploylineConfig,
     stacks: Sequence[StackArtifact],
     aws: Aws,
-    sns: Callable[[StackArtifact], Any] | None = None,
+    sns: ClientFor | None = None,
 ) -> list[Check]:
     """The same for each deployed environment's own alarm topic (`{service}-alarms-{env}`, in
     the environment's account and region), each address confirming once per topic. `sns`
     (Default: a client where the stack goes, as its bootstrap lookup role) per stack."""
     if not config.notifications.emails:
         return []
-    by_name = {s.stack_name: s for s in stacks}
     checks: list[Check] = []
-    for env in config.environments:
-        namer = Namer(config.service, env.name, config.naming.prefix)
-        stack = by_name.get(namer.stack_name())
-        if stack is None:
-            continue
+    for _, env, namer, stack in _deployed_environments(config, stacks):
         where = aws.placement(stack)
         topic = (
             f"arn:{aws.identity.partition}:sns:{where.region}:{where.account}:"
@@ -416,7 +412,7 @@ def check_alarm_subscriptions(
             _pending_subscriptions(
                 f"e-mail subscriptions ({env.name} alarms)",
                 topic,
-                _stack_client(aws, stack, sns),
+                partial(_lookup_client, aws, stack, "sns", sns),
                 created=f"{env.name}'s alarm topic is created by this deploy; AWS then e-mails "
                 "each address a link to confirm (once per topic)",
                 suffix=f" ({env.name} alarms)",
@@ -425,13 +421,26 @@ def check_alarm_subscriptions(
     return checks
 
 
-def _stack_client(
-    aws: Aws, stack: StackArtifact, sns: Callable[[StackArtifact], Any] | None
-) -> Callable[[], Any]:
-    def client() -> Any:
-        return sns(stack) if sns else aws.stack_client("sns", stack, role="lookup")
+#: Makes the client for a service where a stack goes (tests hand in moto's or a stub).
+ClientFor = Callable[[StackArtifact], Any]
 
-    return client
+
+def _deployed_environments(
+    config: DeploylineConfig, stacks: Sequence[StackArtifact]
+) -> Iterator[tuple[int, EnvironmentConfig, Namer, StackArtifact]]:
+    """(index in deployline.yaml, environment, its namer, its stack) for each environment whose
+    stack is among `stacks`."""
+    by_name = {s.stack_name: s for s in stacks}
+    for index, env in enumerate(config.environments):
+        namer = Namer(config.service, env.name, config.naming.prefix)
+        stack = by_name.get(namer.stack_name())
+        if stack is not None:
+            yield index, env, namer, stack
+
+
+def _lookup_client(aws: Aws, stack: StackArtifact, service: str, make: ClientFor | None) -> Any:
+    """`make(stack)`, else a client where `stack` goes, as its bootstrap lookup role."""
+    return make(stack) if make else aws.stack_client(service, stack, role="lookup")
 
 
 def _pending_subscriptions(
@@ -475,23 +484,19 @@ def check_hosted_zones(
     config: DeploylineConfig,
     stacks: Sequence[StackArtifact],
     aws: Aws,
-    route53: Callable[[StackArtifact], Any] | None = None,
+    route53: ClientFor | None = None,
 ) -> list[Check]:
     """For each environment stack deployed with `hosted_zone_id`: the zone exists, is public and
     holds `domain_name`. `route53` (Default: a client where the stack goes, as its bootstrap
     lookup role) makes the client for a stack."""
-    by_name = {s.stack_name: s for s in stacks}
     checks: list[Check] = []
-    for index, env in enumerate(config.environments):
-        stack = by_name.get(Namer(config.service, env.name, config.naming.prefix).stack_name())
-        if stack is None or not env.hosted_zone_id or not env.domain_name:
+    for index, env, _, stack in _deployed_environments(config, stacks):
+        if not env.hosted_zone_id or not env.domain_name:
             continue
         field = f"environments[{index}].hosted_zone_id"
         name = f"hosted zone of {env.name}"
         try:
-            client = (
-                route53(stack) if route53 else aws.stack_client("route53", stack, role="lookup")
-            )
+            client = _lookup_client(aws, stack, "route53", route53)
             zone = client.get_hosted_zone(Id=env.hosted_zone_id)["HostedZone"]
         except Exception as exc:
             if error_code(exc) in {"NoSuchHostedZone", "InvalidInput"}:
@@ -538,21 +543,19 @@ def check_certificates(
     config: DeploylineConfig,
     stacks: Sequence[StackArtifact],
     aws: Aws,
-    acm: Callable[[StackArtifact], Any] | None = None,
+    acm: ClientFor | None = None,
 ) -> list[Check]:
     """For each environment stack deployed with `certificate_arn`: the certificate is ISSUED
     and covers `domain_name`. `acm` (Default: a client where the stack goes, as its bootstrap
     lookup role) makes the client for a stack."""
-    by_name = {s.stack_name: s for s in stacks}
     checks: list[Check] = []
-    for index, env in enumerate(config.environments):
-        stack = by_name.get(Namer(config.service, env.name, config.naming.prefix).stack_name())
-        if stack is None or not env.certificate_arn or not env.domain_name:
+    for index, env, _, stack in _deployed_environments(config, stacks):
+        if not env.certificate_arn or not env.domain_name:
             continue
         field = f"environments[{index}].certificate_arn"
         name = f"certificate of {env.name}"
         try:
-            client = acm(stack) if acm else aws.stack_client("acm", stack, role="lookup")
+            client = _lookup_client(aws, stack, "acm", acm)
             certificate = client.describe_certificate(CertificateArn=env.certificate_arn)[
                 "Certificate"
             ]
