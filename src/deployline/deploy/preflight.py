@@ -489,32 +489,48 @@ def check_hosted_zones(
     """For each environment stack deployed with `hosted_zone_id`: the zone exists, is public and
     holds `domain_name`. `route53` (Default: a client where the stack goes, as its bootstrap
     lookup role) makes the client for a stack."""
-    checks: list[Check] = []
-    for index, env, _, stack in _deployed_environments(config, stacks):
-        if not env.hosted_zone_id or not env.domain_name:
-            continue
-        field = f"environments[{index}].hosted_zone_id"
-        name = f"hosted zone of {env.name}"
-        try:
-            client = _lookup_client(aws, stack, "route53", route53)
-            zone = client.get_hosted_zone(Id=env.hosted_zone_id)["HostedZone"]
-        except Exception as exc:
-            if error_code(exc) in {"NoSuchHostedZone", "InvalidInput"}:
-                checks.append(
-                    Check(
-                        name,
-                        False,
-                        f"{field}: no hosted zone {env.hosted_zone_id} in the account "
-                        f"{env.name} deploys to",
-                        f"give the ID of the public zone that holds {env.domain_name} "
-                        "(`aws route53 list-hosted-zones-by-name`)",
-                    )
-                )
-            else:
-                checks.append(_error(name, exc, f"reading hosted zone {env.hosted_zone_id}"))
-            continue
-        checks.append(_zone_holds(zone, env.domain_name, field, name))
-    return checks
+    return [
+        _hosted_zone_check(index, env, partial(_lookup_client, aws, stack, "route53", route53))
+        for index, env, _, stack in _deployed_environments(config, stacks)
+        if env.hosted_zone_id and env.domain_name
+    ]
+
+
+def _hosted_zone_check(index: int, env: EnvironmentConfig, client: Callable[[], Any]) -> Check:
+    assert env.hosted_zone_id and env.domain_name
+    zone_id, domain = env.hosted_zone_id, env.domain_name
+    field, name = f"environments[{index}].hosted_zone_id", f"hosted zone of {env.name}"
+    return _read_and_judge(
+        name,
+        lambda: client().get_hosted_zone(Id=zone_id)["HostedZone"],
+        lambda zone: _zone_holds(zone, domain, field, name),
+        missing={"NoSuchHostedZone", "InvalidInput"},
+        absent=Check(
+            name,
+            False,
+            f"{field}: no hosted zone {zone_id} in the account {env.name} deploys to",
+            f"give the ID of the public zone that holds {domain} "
+            "(`aws route53 list-hosted-zones-by-name`)",
+        ),
+        doing=f"reading hosted zone {zone_id}",
+    )
+
+
+def _read_and_judge(
+    name: str,
+    read: Callable[[], Any],
+    judge: Callable[[Any], Check],
+    *,
+    missing: set[str],
+    absent: Check,
+    doing: str,
+) -> Check:
+    """`judge(read())`; `absent` when AWS answers one of the `missing` error codes."""
+    try:
+        found = read()
+    except Exception as exc:
+        return absent if error_code(exc) in missing else _error(name, exc, doing)
+    return judge(found)
 
 
 def _zone_holds(zone: dict[str, Any], domain: str, field: str, name: str) -> Check:
@@ -548,33 +564,31 @@ def check_certificates(
     """For each environment stack deployed with `certificate_arn`: the certificate is ISSUED
     and covers `domain_name`. `acm` (Default: a client where the stack goes, as its bootstrap
     lookup role) makes the client for a stack."""
-    checks: list[Check] = []
-    for index, env, _, stack in _deployed_environments(config, stacks):
-        if not env.certificate_arn or not env.domain_name:
-            continue
-        field = f"environments[{index}].certificate_arn"
-        name = f"certificate of {env.name}"
-        try:
-            client = _lookup_client(aws, stack, "acm", acm)
-            certificate = client.describe_certificate(CertificateArn=env.certificate_arn)[
-                "Certificate"
-            ]
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                checks.append(
-                    Check(
-                        name,
-                        False,
-                        f"{field}: no certificate {env.certificate_arn} where {env.name} deploys",
-                        "request or import the certificate in the environment's account and "
-                        "region (`aws acm list-certificates`), or give hosted_zone_id instead",
-                    )
-                )
-            else:
-                checks.append(_error(name, exc, f"reading {env.certificate_arn}"))
-            continue
-        checks.append(_certificate_covers(certificate, env.domain_name, field, name))
-    return checks
+    return [
+        _certificate_check(index, env, partial(_lookup_client, aws, stack, "acm", acm))
+        for index, env, _, stack in _deployed_environments(config, stacks)
+        if env.certificate_arn and env.domain_name
+    ]
+
+
+def _certificate_check(index: int, env: EnvironmentConfig, client: Callable[[], Any]) -> Check:
+    assert env.certificate_arn and env.domain_name
+    arn, domain = env.certificate_arn, env.domain_name
+    field, name = f"environments[{index}].certificate_arn", f"certificate of {env.name}"
+    return _read_and_judge(
+        name,
+        lambda: client().describe_certificate(CertificateArn=arn)["Certificate"],
+        lambda certificate: _certificate_covers(certificate, domain, field, name),
+        missing={"ResourceNotFoundException"},
+        absent=Check(
+            name,
+            False,
+            f"{field}: no certificate {arn} where {env.name} deploys",
+            "request or import the certificate in the environment's account and region "
+            "(`aws acm list-certificates`), or give hosted_zone_id instead",
+        ),
+        doing=f"reading {arn}",
+    )
 
 
 def _certificate_covers(certificate: dict[str, Any], domain: str, field: str, name: str) -> Check:
