@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import clients
+from .jobs import ParameterError, Parameters
 
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$")
 _REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
@@ -36,6 +37,21 @@ def check_region(value: str) -> str:
     if not _REGION.match(value):
         raise AccountError(f"region must be an AWS region name like eu-west-1, got {value!r}")
     return value
+
+
+def placement_parameters(params: Parameters) -> tuple[str | None, str | None]:
+    """UserParameters' optional `region` and `role_arn`, checked: where a job function reads
+    an environment, and as whom. Raises ParameterError naming the key and the fix."""
+    region = params.string("region", None, nullable=True)
+    role_arn = params.string("role_arn", None, nullable=True)
+    try:
+        if region is not None:
+            check_region(region)
+        if role_arn is not None:
+            check_role_arn(role_arn)
+    except AccountError as exc:
+        raise ParameterError(f"{params.action}: UserParameters.{exc}") from None
+    return region, role_arn
 
 
 def client_factory(

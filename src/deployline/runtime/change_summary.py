@@ -93,15 +93,7 @@ class SummaryParams:
     @classmethod
     def parse(cls, raw: str | None) -> SummaryParams:
         params = Parameters(raw, action=ACTION, example=_EXAMPLE, known=_KEYS)
-        region = params.string("region", None, nullable=True)
-        role_arn = params.string("role_arn", None, nullable=True)
-        try:
-            if region is not None:
-                accounts.check_region(region)
-            if role_arn is not None:
-                accounts.check_role_arn(role_arn)
-        except accounts.AccountError as exc:
-            raise ParameterError(f"{ACTION}: UserParameters.{exc}") from None
+        region, role_arn = accounts.placement_parameters(params)
         return cls(
             stack_name=params.string("stack_name"),
             change_set_name=params.string("change_set_name"),

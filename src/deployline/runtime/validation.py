@@ -134,15 +134,7 @@ class ValidationParams:
                 f"{ACTION}: UserParameters.health_path must start with '/', got "
                 f"{json.dumps(health_path)}"
             )
-        region = params.string("region", None, nullable=True)
-        role_arn = params.string("role_arn", None, nullable=True)
-        try:
-            if region is not None:
-                accounts.check_region(region)
-            if role_arn is not None:
-                accounts.check_role_arn(role_arn)
-        except accounts.AccountError as exc:
-            raise ParameterError(f"{ACTION}: UserParameters.{exc}") from None
+        region, role_arn = accounts.placement_parameters(params)
         return cls(
             cluster=params.string("cluster", ""),
             service=params.string("service", ""),
