@@ -51,9 +51,9 @@ fuzz: $(VENV)/.dev  ## fuzz deployline.yaml: no traceback, no hang, every accept
 	DEPLOYLINE_FUZZ_SCALE=$(FUZZ_SCALE) DEPLOYLINE_FUZZ_EXAMPLES=$(FUZZ_APPS) \
 		$(PY) -m pytest tests/test_config_fuzz.py -p no:cacheprovider
 
-lint: $(VENV)/.dev
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+lint: $(VENV)/.dev  ## ruff (pinned) and mypy --strict
+	$(VENV)/bin/ruff check src tests tools bench
+	$(VENV)/bin/ruff format --check src tests tools bench
 	$(VENV)/bin/mypy
 
 bench: $(VENV)/.dev  ## time deployline beside its peers, in one run, and print ratios

@@ -6,8 +6,8 @@ import sys
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "14,16,18,19,20,21,23")
 
-from aws_cdk import App, Stack  # noqa: E402
-from aws_cdk import aws_s3 as s3  # noqa: E402
+from aws_cdk import App, Stack
+from aws_cdk import aws_s3 as s3
 
 app = App(outdir=sys.argv[1] if len(sys.argv) > 1 else "cdk.out.floor")
 stack = Stack(app, "Floor")

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import time_commands  # noqa: E402
+from timing import time_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 2.0
@@ -39,11 +39,17 @@ def main(argv: list[str] | None = None) -> int:
             {
                 names["ours"]: lambda i: [*synth, "--out", str(scratch / f"dl-{i}")],
                 names["ours_on"]: lambda i: [
-                    *synth, "--cfn-validation", "--out", str(scratch / f"dv-{i}")
+                    *synth,
+                    "--cfn-validation",
+                    "--out",
+                    str(scratch / f"dv-{i}"),
                 ],
                 names["floor"]: lambda i: [*floor_app, str(scratch / f"fl-{i}")],
                 names["floor_off"]: lambda i: [
-                    "env", "CDK_VALIDATION=false", *floor_app, str(scratch / f"fo-{i}")
+                    "env",
+                    "CDK_VALIDATION=false",
+                    *floor_app,
+                    str(scratch / f"fo-{i}"),
                 ],
             },
             runs=args.runs,

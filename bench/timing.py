@@ -35,6 +35,7 @@ def time_commands(
     load from elsewhere hits every command alike. A callable gets the run number (fresh paths).
     Non-zero exits are accepted (a checker exits 1 on findings); a command that cannot start
     raises."""
+
     def argv(spec: Sequence[str] | Callable[[int], Sequence[str]], i: int) -> list[str]:
         return list(spec(i) if callable(spec) else spec)
 
@@ -48,8 +49,7 @@ def time_commands(
             proc = subprocess.run(argv(spec, i), cwd=cwd, env=env, capture_output=True, check=False)
             elapsed = time.perf_counter() - start
             if proc.returncode not in (0, 1):
-                raise RuntimeError(
-                    f"{name} exited {proc.returncode}: {proc.stderr.decode(errors='replace')[-800:]}"
-                )
+                tail = proc.stderr.decode(errors="replace")[-800:]
+                raise RuntimeError(f"{name} exited {proc.returncode}: {tail}")
             results[name].append(elapsed)
     return {name: Timing(name, values) for name, values in results.items()}
