@@ -25,6 +25,7 @@ cfn-exec role; validation and the change summary read the target account through
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from aws_cdk import Aws, CfnCapabilities
 from aws_cdk import aws_codepipeline as codepipeline
@@ -132,18 +133,26 @@ class StackDelivery(Construct):
             )
         else:
             deploy = actions.CloudFormationCreateUpdateStackAction(
-                action_name=contract.DEPLOY_ACTION,
-                stack_name=target.stack_name,
-                template_path=template,
-                parameter_overrides=overrides,
-                admin_permissions=False,
-                role=self.deploy_role,
-                deployment_role=self.execution_role,
-                cfn_capabilities=CAPABILITIES,
-                region=self._region,
-                run_order=1,
+                action_name=contract.DEPLOY_ACTION, **self._template_action(template, overrides)
             )
         self._add_deploy_stage(deploy, validation, image_uri)
+
+    def _template_action(
+        self, template: codepipeline.ArtifactPath, overrides: dict[str, str] | None
+    ) -> dict[str, Any]:
+        """What a CloudFormation action that takes the template (deploy, or plan a change set)
+        is given: the stack, the template and its parameters, the roles, the region."""
+        return {
+            "stack_name": self.target.stack_name,
+            "template_path": template,
+            "parameter_overrides": overrides,
+            "admin_permissions": False,
+            "role": self.deploy_role,
+            "deployment_role": self.execution_role,
+            "cfn_capabilities": CAPABILITIES,
+            "region": self._region,
+            "run_order": 1,
+        }
 
     # ---- approval ------------------------------------------------------------------------
 
@@ -159,16 +168,8 @@ class StackDelivery(Construct):
         stage = contract.approve_stage_name(target.name)
         plan = actions.CloudFormationCreateReplaceChangeSetAction(
             action_name=contract.PLAN_ACTION,
-            stack_name=target.stack_name,
             change_set_name=CHANGE_SET_NAME,
-            template_path=template,
-            parameter_overrides=overrides,
-            admin_permissions=False,
-            role=self.deploy_role,
-            deployment_role=self.execution_role,
-            cfn_capabilities=CAPABILITIES,
-            region=self._region,
-            run_order=1,
+            **self._template_action(template, overrides),
         )
         namespace = changes_namespace(target.name)
         summary = actions.LambdaInvokeAction(
