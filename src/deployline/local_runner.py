@@ -43,7 +43,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, BinaryIO, Literal
 
 import typer
 from pathspec import GitIgnoreSpec, PathSpec
@@ -54,6 +54,7 @@ from deployline.config import ConfigError, DeploylineConfig, load_config
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.status import Status
 
     from deployline.runtime.security_gate import GateVerdict
 
@@ -561,6 +562,10 @@ def source_version(workdir: Path) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+#: `on_event(kind, index, exit_code, elapsed)`, see `execute`.
+EventCallback = Callable[[str, int, int | None, float], None]
+
+
 def execute(
     steps: Sequence[stage_defs.Step],
     *,
@@ -568,7 +573,7 @@ def execute(
     env: Mapping[str, str],
     logdir: Path,
     timeout_seconds: float | None = None,
-    on_event: Callable[[str, int, int | None, float], None] | None = None,
+    on_event: EventCallback | None = None,
 ) -> list[StepOutcome]:
     """Run `steps` in order in one bash shell (shared `cd` and variables, as in CodeBuild),
     stopping at the first that fails. Each step's output goes to `logdir/<n>.log` and into its
@@ -576,87 +581,149 @@ def execute(
     second while a step runs, "tick". Default: no timeout, no events."""
     logdir.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
-    script = _script(steps, logdir, write_fd)
     script_path = logdir / "stage.sh"
-    script_path.write_text(script, encoding="utf-8")
+    script_path.write_text(_script(steps, logdir, write_fd), encoding="utf-8")
     bash = shutil.which("bash", path=env.get("PATH")) or shutil.which("bash") or "/bin/bash"
-    started_at: dict[int, float] = {}
-    ended: dict[int, tuple[int, float]] = {}
+    markers = _Markers(on_event)
     deadline = time.monotonic() + timeout_seconds if timeout_seconds else None
-    timed_out = False
-    shell_log = (logdir / "shell.log").open("wb")
-    proc = subprocess.Popen(
-        [bash, "--noprofile", "--norc", str(script_path)],
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=shell_log,
-        stderr=subprocess.STDOUT,
-        pass_fds=(write_fd,),
-        start_new_session=True,
+    with (logdir / "shell.log").open("wb") as shell_log:
+        proc = subprocess.Popen(
+            [bash, "--noprofile", "--norc", str(script_path)],
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=shell_log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+        )
+        os.close(write_fd)
+        try:
+            with os.fdopen(read_fd, "rb", buffering=0) as reader:
+                timed_out = _follow(proc, reader, markers, deadline)
+        finally:
+            if proc.poll() is None:
+                _kill_group(proc)
+            proc.wait()
+    return _outcomes(
+        steps,
+        logdir,
+        markers,
+        shell_status=proc.returncode,
+        timed_out=timed_out,
+        timeout_seconds=timeout_seconds,
     )
-    os.close(write_fd)
-    buffer = b""
-    current: int | None = None
-    try:
-        with os.fdopen(read_fd, "rb", buffering=0) as reader:
-            open_pipe = True
-            while True:
-                if open_pipe:
-                    ready, _, _ = select.select([reader], [], [], 0.5)
-                    if ready:
-                        chunk = reader.read(4096)
-                        if not chunk:
-                            open_pipe = False
-                        buffer += chunk
-                        while b"\n" in buffer:
-                            line, buffer = buffer.split(b"\n", 1)
-                            current = _handle_marker(line, started_at, ended, on_event, current)
-                else:
-                    time.sleep(0.1)
-                if current is not None and on_event is not None:
-                    on_event("tick", current, None, time.monotonic() - started_at[current])
-                if proc.poll() is not None and not open_pipe:
-                    break
-                if proc.poll() is not None and open_pipe:
-                    # bash is gone; a grandchild may still hold the pipe: stop reading soon.
-                    ready, _, _ = select.select([reader], [], [], 0.2)
-                    if not ready:
-                        break
-                if deadline is not None and time.monotonic() > deadline:
-                    timed_out = True
-                    _kill_group(proc)
-                    break
-    finally:
-        if proc.poll() is None:
+
+
+class _Markers:
+    """What the stage's shell reports on its marker pipe ("start N", "end N STATUS"): when each
+    step started and ended, and which one runs now; passed on to `on_event` as it comes."""
+
+    def __init__(self, on_event: EventCallback | None) -> None:
+        self.on_event = on_event
+        self.started_at: dict[int, float] = {}
+        self.ended: dict[int, tuple[int, float]] = {}  # index: (exit status, seconds)
+        self.current: int | None = None
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            self._marker(line.decode("ascii", "replace").split())
+
+    def tick(self) -> None:
+        if self.current is not None:
+            elapsed = time.monotonic() - self.started_at[self.current]
+            self._emit("tick", self.current, None, elapsed)
+
+    def _marker(self, parts: list[str]) -> None:
+        now = time.monotonic()
+        if len(parts) == 2 and parts[0] == "start" and parts[1].isdigit():
+            index = int(parts[1])
+            self.started_at[index] = now
+            self._emit("start", index, None, 0.0)
+            self.current = index
+        elif len(parts) == 3 and parts[0] == "end" and parts[1].isdigit():
+            index = int(parts[1])
+            code = int(parts[2]) if parts[2].lstrip("-").isdigit() else 1
+            elapsed = now - self.started_at.get(index, now)
+            self.ended[index] = (code, elapsed)
+            self._emit("end", index, code, elapsed)
+            self.current = None
+
+    def _emit(self, kind: str, index: int, code: int | None, elapsed: float) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, index, code, elapsed)
+
+
+def _follow(
+    proc: subprocess.Popen[bytes], reader: BinaryIO, markers: _Markers, deadline: float | None
+) -> bool:
+    """Read the markers until the shell has ended and nothing more comes, or until the deadline
+    (then stop the shell and all it started). True when the deadline stopped it."""
+    open_pipe = True
+    while True:
+        if open_pipe:
+            open_pipe = _read_markers(reader, markers, timeout=0.5)
+        else:
+            time.sleep(0.1)
+        markers.tick()
+        # bash is gone; a grandchild may still hold the pipe: stop reading soon
+        if proc.poll() is not None and (not open_pipe or not _readable(reader, 0.2)):
+            return False
+        if deadline is not None and time.monotonic() > deadline:
             _kill_group(proc)
-        proc.wait()
-        shell_log.close()
+            return True
+
+
+def _read_markers(reader: BinaryIO, markers: _Markers, *, timeout: float) -> bool:
+    """Feed what the pipe gives within `timeout` to `markers`; False once the pipe is closed."""
+    if not _readable(reader, timeout):
+        return True
+    chunk = reader.read(4096)
+    markers.feed(chunk)
+    return bool(chunk)
+
+
+def _readable(reader: BinaryIO, timeout: float) -> bool:
+    ready, _, _ = select.select([reader], [], [], timeout)
+    return bool(ready)
+
+
+def _outcomes(
+    steps: Sequence[stage_defs.Step],
+    logdir: Path,
+    markers: _Markers,
+    *,
+    shell_status: int,
+    timed_out: bool,
+    timeout_seconds: float | None,
+) -> list[StepOutcome]:
+    """Each step's outcome: passed or failed by its exit status; "not run" after the first
+    failure; failed with a note when it started and never ended (the timeout stopped the shell,
+    or the command ended it with `exit`: then the shell's own output is added)."""
     outcomes: list[StepOutcome] = []
-    stopped = False
     for index, step in enumerate(steps):
-        log = _read_log(logdir / f"{index}.log")
-        if stopped or index not in started_at:
+        if index not in markers.started_at or any(o.status == "failed" for o in outcomes):
             outcomes.append(StepOutcome(step.name, step.command, "not run"))
             continue
-        if index in ended:
-            code, seconds = ended[index]
+        log = _read_log(logdir / f"{index}.log")
+        if index in markers.ended:
+            code, seconds = markers.ended[index]
             status: StepStatus = "passed" if code == 0 else "failed"
             outcomes.append(StepOutcome(step.name, step.command, status, seconds, code, "", log))
-            stopped = code != 0
             continue
-        seconds = time.monotonic() - started_at[index]
-        exit_code: int | None = proc.returncode
+        seconds = time.monotonic() - markers.started_at[index]
+        exit_code: int | None = None
         if timed_out:
             note = f"timed out after {(timeout_seconds or 0) / 60:g} minutes (the stage's timeout)"
-            exit_code = None
         else:
-            note = f"the command ended the shell (exit {exit_code})"
+            exit_code, note = shell_status, f"the command ended the shell (exit {shell_status})"
             log += _read_log(logdir / "shell.log")
         outcomes.append(
             StepOutcome(step.name, step.command, "failed", seconds, exit_code, note, log)
         )
-        stopped = True
     return outcomes
 
 
@@ -674,32 +741,6 @@ def _script(steps: Sequence[stage_defs.Step], logdir: Path, fd: int) -> str:
             '[ "$__dl_rc" -eq 0 ] || exit "$__dl_rc"',
         ]
     return "\n".join(lines) + "\n"
-
-
-def _handle_marker(
-    line: bytes,
-    started_at: dict[int, float],
-    ended: dict[int, tuple[int, float]],
-    on_event: Callable[[str, int, int | None, float], None] | None,
-    current: int | None,
-) -> int | None:
-    parts = line.decode("ascii", "replace").split()
-    now = time.monotonic()
-    if len(parts) == 2 and parts[0] == "start" and parts[1].isdigit():
-        index = int(parts[1])
-        started_at[index] = now
-        if on_event is not None:
-            on_event("start", index, None, 0.0)
-        return index
-    if len(parts) == 3 and parts[0] == "end" and parts[1].isdigit():
-        index = int(parts[1])
-        code = int(parts[2]) if parts[2].lstrip("-").isdigit() else 1
-        elapsed = now - started_at.get(index, now)
-        ended[index] = (code, elapsed)
-        if on_event is not None:
-            on_event("end", index, code, elapsed)
-        return None
-    return current
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -778,82 +819,32 @@ def run_local(
     from rich.console import Console
 
     console = console or Console(stderr=True)
-    try:
-        choice = StageChoice(stage)
-    except ValueError:
-        raise LocalRunError(
-            f"unknown stage {stage!r}; choose one of {[s.value for s in StageChoice]}"
-        ) from None
+    choice = _stage_choice(stage)
     config = load_config(config_path)
     skips = _check_skips(choice, config, skip_scanners)
-    root = (workdir or find_workdir(config_path)).resolve()
-    if not root.is_dir():
-        raise LocalRunError(f"--workdir {root} is not a directory")
+    root = _source_root(workdir, config_path)
     stage_def = _stage(choice, config)
     env_in = dict(base_env if base_env is not None else os.environ)
-
-    notes: list[str] = []
-    needs_docker = any(
-        s.needs_docker and not s.pipeline_only and s.scanner not in skips for s in stage_def.steps
-    )
-    has_docker = docker if docker is not None else (needs_docker and docker_available(env_in))
-    if needs_docker and not has_docker:
-        notes.append(f"{NO_DOCKER}: steps that need one are skipped (start Docker to run them)")
+    has_docker, notes = _docker_here(stage_def, skips, docker, env_in)
     if choice is StageChoice.SCAN:
         _check_path_scanners(config, skips, env_in)
-
-    out_dir = reports_dir or Path(tempfile.mkdtemp(prefix=f"deployline-{choice}-reports-"))
-    out_dir = out_dir.resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in (*_collected_names(stage_def), VERDICT_FILE):
-        (out_dir / name).unlink(missing_ok=True)
+    out_dir = _fresh_reports_dir(reports_dir, choice, stage_def)
 
     scratch = Path(tempfile.mkdtemp(prefix=f"deployline-{choice}-"))
     try:
-        src = scratch / "src"
-        src.mkdir()
-        with console.status("Copying the repository into a scratch directory"):
-            files = source_files(root, exclude=[out_dir])
-            copied = copy_tree(root, src, files)
-        console.print(f"[dim]Copied {copied} files from {root} into {src}[/]", highlight=False)
+        src = _copy_source(root, scratch / "src", out_dir, console)
         with console.status("Creating a fresh virtualenv"):
             venv_bin = make_venv(venv_dir.resolve() if venv_dir else scratch / "venv")
         env = stage_environment(src=src, venv_bin=venv_bin, base=env_in)
         version = source_version(root)
         env["CODEBUILD_RESOLVED_SOURCE_VERSION"] = version
-        env.pop(stage_defs.REPOSITORY_URI, None)
-        env.pop(stage_defs.IMAGE_TAG, None)
-        local_repo = f"{_LOCAL_REPOSITORY}/{config.service}"
-        if choice is StageChoice.BUILD:
-            env[stage_defs.REPOSITORY_URI] = local_repo
-        elif choice is StageChoice.SCAN and "trivy" in config.security.scanners and has_docker:
-            image = f"{local_repo}:{_tag(version)}"
-            if _local_image_exists(image, env):
-                env[stage_defs.REPOSITORY_URI] = local_repo
-                env["TRIVY_IMAGE_SRC"] = "docker"
-            else:
-                notes.append(
-                    f"no local image {image}: the image scan is skipped "
-                    "(run `deployline run-local build` first)"
-                )
-
+        notes += _image_variables(env, choice, config, version=version, has_docker=has_docker)
         planned = plan(stage_def, docker=has_docker, skip_scanners=skips)
         outcomes = _run_planned(
             planned, src=src, env=env, logdir=scratch / "logs", stage=stage_def, console=console
         )
-        failed = next((o for o in outcomes if o.status == "failed"), None)
         collected, missing = _collect(stage_def, src, out_dir)
-        verdict = None
-        exit_code = EXIT_FAILED if failed else EXIT_PASSED
-        if choice is StageChoice.SCAN and failed is None:
-            verdict = _evaluate(config, out_dir, skips)
-            (out_dir / VERDICT_FILE).write_text(
-                json.dumps(verdict.to_dict(), indent=2, default=str) + "\n", encoding="utf-8"
-            )
-            exit_code = EXIT_PASSED if verdict.passed else EXIT_FAILED
-        if exit_code == EXIT_PASSED and any(o.note == NO_DOCKER for o in outcomes):
-            exit_code = EXIT_INCOMPLETE
-        kept = scratch if keep else None
+        verdict, exit_code = _judge(choice, config, outcomes, out_dir, skips)
     finally:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -866,9 +857,115 @@ def run_local(
         steps=tuple(outcomes),
         verdict=verdict,
         skipped_scanners=tuple(skips),
-        scratch=kept,
+        scratch=scratch if keep else None,
         notes=tuple(notes),
     )
+
+
+def _stage_choice(stage: StageChoice | str) -> StageChoice:
+    try:
+        return StageChoice(stage)
+    except ValueError:
+        raise LocalRunError(
+            f"unknown stage {stage!r}; choose one of {[s.value for s in StageChoice]}"
+        ) from None
+
+
+def _source_root(workdir: Path | None, config_path: Path) -> Path:
+    root = (workdir or find_workdir(config_path)).resolve()
+    if not root.is_dir():
+        raise LocalRunError(f"--workdir {root} is not a directory")
+    return root
+
+
+def _docker_here(
+    stage: stage_defs.Stage, skips: Collection[str], docker: bool | None, env: Mapping[str, str]
+) -> tuple[bool, list[str]]:
+    """Whether the steps that need Docker run here (`docker info` is asked only when a step
+    needs it and `docker` is None), with the note that says so when they cannot."""
+    needs_docker = any(
+        s.needs_docker and not s.pipeline_only and s.scanner not in skips for s in stage.steps
+    )
+    has_docker = docker if docker is not None else (needs_docker and docker_available(env))
+    if needs_docker and not has_docker:
+        return has_docker, [
+            f"{NO_DOCKER}: steps that need one are skipped (start Docker to run them)"
+        ]
+    return has_docker, []
+
+
+def _fresh_reports_dir(
+    reports_dir: Path | None, choice: StageChoice, stage: stage_defs.Stage
+) -> Path:
+    """The reports directory (a new one by default), without the files a previous run left."""
+    out_dir = reports_dir or Path(tempfile.mkdtemp(prefix=f"deployline-{choice}-reports-"))
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (*_collected_names(stage), VERDICT_FILE):
+        (out_dir / name).unlink(missing_ok=True)
+    return out_dir
+
+
+def _copy_source(root: Path, src: Path, reports_dir: Path, console: Console) -> Path:
+    """Copy the repository (minus the reports directory) into `src`, a new directory."""
+    src.mkdir()
+    with console.status("Copying the repository into a scratch directory"):
+        files = source_files(root, exclude=[reports_dir])
+        copied = copy_tree(root, src, files)
+    console.print(f"[dim]Copied {copied} files from {root} into {src}[/]", highlight=False)
+    return src
+
+
+def _image_variables(
+    env: dict[str, str],
+    choice: StageChoice,
+    config: DeploylineConfig,
+    *,
+    version: str,
+    has_docker: bool,
+) -> list[str]:
+    """Point the image variables of `env` at the local repository: where build puts the image,
+    and the image scan scans when Docker has it. Returns the note when it does not."""
+    env.pop(stage_defs.REPOSITORY_URI, None)
+    env.pop(stage_defs.IMAGE_TAG, None)
+    local_repo = f"{_LOCAL_REPOSITORY}/{config.service}"
+    if choice is StageChoice.BUILD:
+        env[stage_defs.REPOSITORY_URI] = local_repo
+    if choice is not StageChoice.SCAN or "trivy" not in config.security.scanners or not has_docker:
+        return []
+    image = f"{local_repo}:{_tag(version)}"
+    if not _local_image_exists(image, env):
+        return [
+            f"no local image {image}: the image scan is skipped "
+            "(run `deployline run-local build` first)"
+        ]
+    env[stage_defs.REPOSITORY_URI] = local_repo
+    env["TRIVY_IMAGE_SRC"] = "docker"
+    return []
+
+
+def _judge(
+    choice: StageChoice,
+    config: DeploylineConfig,
+    outcomes: Sequence[StepOutcome],
+    out_dir: Path,
+    skips: Sequence[str],
+) -> tuple[GateVerdict | None, int]:
+    """The security gate's verdict (scan, when no step failed: written next to the reports) and
+    the exit status: failed when a step or the gate failed, incomplete when nothing failed but a
+    step was skipped for want of Docker."""
+    failed = any(o.status == "failed" for o in outcomes)
+    verdict = None
+    exit_code = EXIT_FAILED if failed else EXIT_PASSED
+    if choice is StageChoice.SCAN and not failed:
+        verdict = _evaluate(config, out_dir, skips)
+        (out_dir / VERDICT_FILE).write_text(
+            json.dumps(verdict.to_dict(), indent=2, default=str) + "\n", encoding="utf-8"
+        )
+        exit_code = EXIT_PASSED if verdict.passed else EXIT_FAILED
+    if exit_code == EXIT_PASSED and any(o.note == NO_DOCKER for o in outcomes):
+        exit_code = EXIT_INCOMPLETE
+    return verdict, exit_code
 
 
 def _stage(choice: StageChoice, config: DeploylineConfig) -> stage_defs.Stage:
@@ -973,79 +1070,92 @@ def _run_planned(
     stage: stage_defs.Stage,
     console: Console,
 ) -> list[StepOutcome]:
+    """Run the steps planned to run, showing each step's line as the run reaches it, and the
+    full output of the one that failed."""
     to_run = [p.step for p in planned if p.run]
-    total = len(planned)
-    position = {id(p.step): i for i, p in enumerate(planned)}
-    due = [0]  # the next planned position whose line has not been printed
+    lines = _StepLines(console, planned, to_run, logdir)
+    ran: list[StepOutcome] = []
+    if to_run:
+        with console.status("") as status:
+            lines.status = status
+            ran = execute(
+                to_run,
+                cwd=src,
+                env=env,
+                logdir=logdir,
+                timeout_seconds=stage.timeout_minutes * 60,
+                on_event=lines.on_event,
+            )
+    by_step = {id(step): outcome for step, outcome in zip(to_run, ran, strict=True)}
+    outcomes = [
+        by_step[id(p.step)]
+        if p.run
+        else StepOutcome(p.step.name, p.step.command, "skipped", note=p.note)
+        for p in planned
+    ]
+    failed = next((o for o in outcomes if o.status == "failed"), None)
+    if failed is None:
+        lines.skipped_until(len(planned))
+    else:
+        _show_failure(console, planned, failed)
+    return outcomes
 
-    def print_skips(upto: int) -> None:
-        while due[0] < upto:
-            p = planned[due[0]]
+
+class _StepLines:
+    """One console line per planned step, in plan order (a skipped step's line when the run gets
+    past it), and, while a step runs, a status line with the last line of its output."""
+
+    def __init__(
+        self,
+        console: Console,
+        planned: Sequence[PlannedStep],
+        to_run: Sequence[stage_defs.Step],
+        logdir: Path,
+    ) -> None:
+        self.console = console
+        self.status: Status | None = None
+        self._planned = planned
+        self._to_run = to_run
+        self._logdir = logdir
+        self._position = {id(p.step): i for i, p in enumerate(planned)}
+        self._due = 0  # the next planned position whose line has not been printed
+
+    def skipped_until(self, upto: int) -> None:
+        """Print the lines of the skipped steps before position `upto` not printed yet."""
+        total = len(self._planned)
+        while self._due < upto:
+            p = self._planned[self._due]
             if not p.run:
-                _print_step(console, due[0], total, p.step.name, "skipped", note=p.note)
-            due[0] += 1
+                _print_step(self.console, self._due, total, p.step.name, "skipped", note=p.note)
+            self._due += 1
 
-    if not to_run:
-        print_skips(total)
-        return [StepOutcome(p.step.name, p.step.command, "skipped", note=p.note) for p in planned]
-
-    with console.status("") as status:
-
-        def on_event(kind: str, index: int, code: int | None, elapsed: float) -> None:
-            step = to_run[index]
-            number = position[id(step)]
-            if kind == "start":
-                print_skips(number)
-                due[0] = number + 1
-            if kind == "end":
-                _print_step(
-                    console,
-                    number,
-                    total,
-                    step.name,
-                    "passed" if code == 0 else "failed",
-                    seconds=elapsed,
-                )
-                return
-            tail = _tail(logdir / f"{index}.log")
-            status.update(
+    def on_event(self, kind: str, index: int, code: int | None, elapsed: float) -> None:
+        """`execute`'s events: `index` counts the steps that run."""
+        step = self._to_run[index]
+        number, total = self._position[id(step)], len(self._planned)
+        if kind == "start":
+            self.skipped_until(number)
+            self._due = number + 1
+        if kind == "end":
+            status = "passed" if code == 0 else "failed"
+            _print_step(self.console, number, total, step.name, status, seconds=elapsed)
+        elif self.status is not None:
+            tail = _tail(self._logdir / f"{index}.log")
+            self.status.update(
                 f"[{number + 1}/{total}] {_escape(step.name)} [dim]{elapsed:.0f}s[/]"
                 + (f"  [dim]{_escape(tail)}[/]" if tail else "")
             )
 
-        ran = execute(
-            to_run,
-            cwd=src,
-            env=env,
-            logdir=logdir,
-            timeout_seconds=stage.timeout_minutes * 60,
-            on_event=on_event,
-        )
-    by_step = {id(step): outcome for step, outcome in zip(to_run, ran, strict=True)}
-    outcomes = []
-    for p in planned:
-        if p.run:
-            outcomes.append(by_step[id(p.step)])
-        else:
-            outcomes.append(StepOutcome(p.step.name, p.step.command, "skipped", note=p.note))
-    failed = next((o for o in outcomes if o.status == "failed"), None)
-    if failed is None:
-        print_skips(total)
-    else:
-        if failed.note:
-            _print_step(
-                console,
-                _position_of(planned, failed),
-                total,
-                failed.name,
-                "failed",
-                note=failed.note,
-            )
-        console.rule(f"[red]output of the failing step: {_escape(failed.name)}", style="red")
-        console.print(f"$ {failed.command}", markup=False, highlight=False)
-        console.out(failed.output.rstrip("\n") or "(no output)", highlight=False)
-        console.rule(style="red")
-    return outcomes
+
+def _show_failure(console: Console, planned: Sequence[PlannedStep], failed: StepOutcome) -> None:
+    """The failing step's line when it carries a note (a timeout), then its full output."""
+    if failed.note:
+        number = _position_of(planned, failed)
+        _print_step(console, number, len(planned), failed.name, "failed", note=failed.note)
+    console.rule(f"[red]output of the failing step: {_escape(failed.name)}", style="red")
+    console.print(f"$ {failed.command}", markup=False, highlight=False)
+    console.out(failed.output.rstrip("\n") or "(no output)", highlight=False)
+    console.rule(style="red")
 
 
 def _position_of(planned: Sequence[PlannedStep], outcome: StepOutcome) -> int:
