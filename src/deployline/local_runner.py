@@ -27,9 +27,10 @@ separate binary) is an error, never a silent pass; with
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import json
 import os
+import posixpath
+import re
 import select
 import shlex
 import shutil
@@ -38,19 +39,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, BinaryIO, Literal
 
 import typer
+from pathspec import GitIgnoreSpec, PathSpec
+from pathspec.pattern import RegexPattern
 
 from deployline import stages as stage_defs
 from deployline.config import ConfigError, DeploylineConfig, load_config
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.status import Status
 
     from deployline.runtime.security_gate import GateVerdict
 
@@ -259,8 +263,9 @@ def find_workdir(config_path: Path) -> Path:
 
 def source_files(workdir: Path, *, exclude: Collection[Path] = ()) -> list[Path]:
     """Relative paths of the files to copy: git's view when `workdir` is in a repository
-    (tracked and untracked, minus ignored), else a walk minus .gitignore/.dockerignore patterns
-    and DEFAULT_EXCLUDES. Paths under `exclude` (absolute) are left out."""
+    (tracked and untracked, minus ignored), else a walk minus what DEFAULT_EXCLUDES, the
+    .gitignore files (read as git reads them) and the top .dockerignore (read as docker reads
+    it) leave out. Paths under `exclude` (absolute) are left out."""
     excluded = [p.resolve() for p in exclude]
     files = _git_files(workdir)
     if files is None:
@@ -297,39 +302,199 @@ def _git_files(workdir: Path) -> list[Path] | None:
     return [Path(n) for n in sorted(names) if (workdir / n).is_file() or (workdir / n).is_symlink()]
 
 
-def _ignore_patterns(workdir: Path) -> list[str]:
-    patterns = list(DEFAULT_EXCLUDES)
-    for name in (".gitignore", ".dockerignore"):
-        path = workdir / name
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                line = line.strip()
-                if line and not line.startswith(("#", "!")):
-                    patterns.append(line.strip("/").removeprefix("**/"))
-    return patterns
-
-
-def _ignored(rel: str, patterns: Sequence[str]) -> bool:
-    parts = rel.split("/")
-    for pattern in patterns:
-        if fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(rel, pattern + "/*"):
-            return True
-        if "/" not in pattern and any(fnmatch.fnmatch(part, pattern) for part in parts):
-            return True
-    return False
+# --------------------------------------------------------------------------------------------
+# Which files the scratch copy takes when there is no git
+# --------------------------------------------------------------------------------------------
+#
+# .gitignore is read as git reads it (pathspec's GitIgnoreSpec): every .gitignore from the top
+# down, each relative to its own directory, a deeper file's patterns after (so over) a higher
+# one's; DEFAULT_EXCLUDES come first, as git's core.excludesFile would, so a `!` can overrule
+# them. Like git, the walk never looks inside an ignored directory, so nothing in it can be
+# re-included; the last pattern that matches a path itself decides (one that matched only a
+# parent directory, and was overruled there, does not).
+#
+# The top-level .dockerignore is read as docker's pattern matcher reads it (moby/patternmatcher,
+# Go filepath.Match plus `**`): each pattern is relative to the top, with no implicit `**/`
+# (`foo` is ./foo only); `/` and `./` prefixes and a trailing `/` are cleaned away (so `build/`
+# also matches a file called build); a pattern that matches a directory matches all inside it;
+# `!` re-includes, even inside an excluded directory; the last matching line wins; `#` starts a
+# comment only in the first column. A lone `!` or a pattern that does not compile (an unclosed
+# `[`) stops the run, as it stops docker build. A path is left out when either file leaves it
+# out: a .dockerignore `!` never brings back what .gitignore ignores. A .dockerignore below the
+# top (a build context in a subdirectory) is not read.
 
 
 def _walk_files(workdir: Path) -> list[Path]:
-    patterns = _ignore_patterns(workdir)
-    out: list[Path] = []
-    for root, dirs, files in os.walk(workdir):
-        rel_root = Path(root).relative_to(workdir)
-        dirs[:] = sorted(d for d in dirs if not _ignored((rel_root / d).as_posix(), patterns))
-        for name in sorted(files):
-            rel = rel_root / name
-            if not _ignored(rel.as_posix(), patterns):
-                out.append(rel)
-    return out
+    docker = _DockerIgnore.read(workdir)
+    top = _GitIgnores(list(DEFAULT_EXCLUDES)).entering(workdir, "")
+    return sorted(Path(rel) for rel in _walk(workdir, "", top, docker))
+
+
+def _walk(workdir: Path, rel_dir: str, rules: _GitIgnores, docker: _DockerIgnore) -> Iterator[str]:
+    """The files to copy under `rel_dir` ("" or "a/b/"), in no particular order."""
+    with os.scandir(workdir / rel_dir) as scan:
+        entries = list(scan)
+    for entry in entries:
+        rel = rel_dir + entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if not rules.ignores(rel, directory=True) and not docker.prunes(rel):
+                yield from _walk(workdir, rel + "/", rules.entering(workdir, rel), docker)
+        # a symlink, even to a directory, is copied as a link (as git records it)
+        elif (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and not (
+            rules.ignores(rel, directory=False) or docker.excludes(rel)
+        ):
+            yield rel
+
+
+class _GitIgnores:
+    """The .gitignore patterns in force in one directory, rewritten relative to the top."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        self._files = GitIgnoreSpec.from_lines(lines)
+        # a directory is checked as a plain path, so a directory-only pattern (`build/`) loses
+        # its slash here; checked with the slash, pathspec would let `*` outrank `!*/`
+        self._dirs = GitIgnoreSpec.from_lines([_directory_pattern(line) for line in lines])
+
+    def entering(self, workdir: Path, rel_dir: str) -> _GitIgnores:
+        """The patterns in force in `rel_dir`: these, then its own .gitignore's, if any."""
+        path = workdir / rel_dir / ".gitignore"
+        if not path.is_file():
+            return self
+        text = path.read_text(encoding="utf-8", errors="replace")
+        added = [_relative_to_top(line, rel_dir) for line in text.splitlines()]
+        return _GitIgnores(self.lines + [line for line in added if _parses(line)])
+
+    def ignores(self, rel: str, *, directory: bool) -> bool:
+        spec = self._dirs if directory else self._files
+        return spec.check_file(rel).include is True
+
+
+def _strip_trailing_spaces(line: str) -> str:
+    """git drops trailing spaces unless the last one is escaped with a backslash."""
+    stripped = line.rstrip(" ")
+    return stripped + " " if stripped != line and stripped.endswith("\\") else stripped
+
+
+def _relative_to_top(line: str, rel_dir: str) -> str:
+    """A line of the .gitignore in `rel_dir` as a pattern of the top directory's .gitignore:
+    a pattern with a slash before its end is anchored to `rel_dir`, one without matches at any
+    depth below it. Comments and blank lines come back empty."""
+    line = _strip_trailing_spaces(line)
+    if not rel_dir or not line or line.startswith("#"):
+        return "" if line.startswith("#") else line
+    negate, body = line.startswith("!"), line.removeprefix("!")
+    anchored = "/" in body.rstrip("/")
+    body = body.removeprefix("/")
+    if not body:
+        return ""
+    prefix = "".join("\\" + c if c in "\\*?[]!# " else c for c in rel_dir)
+    return ("!" if negate else "") + prefix + ("/" if anchored else "/**/") + body
+
+
+def _directory_pattern(line: str) -> str:
+    """`line` with the trailing slash of a directory-only pattern removed."""
+    line = _strip_trailing_spaces(line)
+    if line.endswith("/") and not line.startswith("#") and line.strip("!/"):
+        return line[:-1]
+    return line
+
+
+def _parses(line: str) -> bool:
+    """git skips a pattern it cannot read (a lone `!`, a trailing backslash); so do we."""
+    try:
+        GitIgnoreSpec.from_lines([line, _directory_pattern(line)])
+    except (ValueError, re.error):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class _DockerIgnore:
+    """The top-level .dockerignore, as docker's pattern matcher reads it."""
+
+    spec: PathSpec[RegexPattern] | None = None
+    exceptions: bool = False
+
+    @classmethod
+    def read(cls, workdir: Path) -> _DockerIgnore:
+        path = workdir / ".dockerignore"
+        if not path.is_file():
+            return cls()
+        patterns = []
+        text = path.read_text(encoding="utf-8-sig", errors="replace")
+        for number, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if raw.startswith("#") or not line:
+                continue
+            exception = line.startswith("!")
+            pattern = _go_clean(line.removeprefix("!").strip())
+            if exception and not pattern:
+                raise LocalRunError(f'{path}:{number}: illegal exclusion pattern "!"')
+            try:
+                regex = re.compile(_docker_regex(pattern))
+            except re.error as exc:
+                raise LocalRunError(
+                    f"{path}:{number}: docker refuses the pattern {line!r} ({exc})"
+                ) from None
+            patterns.append(RegexPattern(regex, include=not exception))
+        has_exceptions = any(p.include is False for p in patterns)
+        return cls(PathSpec(patterns), has_exceptions)
+
+    def excludes(self, rel: str) -> bool:
+        return self.spec is not None and self.spec.check_file(rel).include is True
+
+    def prunes(self, rel_dir: str) -> bool:
+        """Whether nothing under `rel_dir` can be copied: it is excluded, and no `!` could
+        bring back a file inside it."""
+        return not self.exceptions and self.excludes(rel_dir)
+
+
+def _go_clean(pattern: str) -> str:
+    """Go's filepath.Clean, then the leading `/` docker drops ("" stays "")."""
+    if not pattern:
+        return ""
+    cleaned = posixpath.normpath(pattern)
+    if cleaned.startswith("//"):  # POSIX keeps two leading slashes; Go does not
+        cleaned = "/" + cleaned.lstrip("/")
+    return cleaned[1:] if len(cleaned) > 1 and cleaned.startswith("/") else cleaned
+
+
+def _docker_regex(pattern: str) -> str:
+    """The regular expression docker's pattern matcher makes of a cleaned pattern (`*` and `?`
+    stop at `/`, `**` spans directories, `[...]` is a class, `\\` escapes), extended so that a
+    path also matches when one of its parent directories does."""
+    body, kind, i = "", "exact", 0
+    while i < len(pattern):
+        first, ch = i == 0, pattern[i]
+        i += 1
+        if ch == "*" and pattern[i : i + 1] == "*":
+            i += 2 if pattern[i + 1 : i + 2] == "/" else 1
+            if i < len(pattern):
+                body, kind = body + "(.*/)?", "regexp"
+            elif kind == "exact":
+                kind = "prefix"
+            else:
+                body, kind = body + ".*", "regexp"
+            kind = "suffix" if first else kind
+        elif ch in "*?":
+            body, kind = body + ("[^/]*" if ch == "*" else "[^/]"), "regexp"
+        elif ch == "\\" and i < len(pattern):
+            body, kind, i = body + "\\" + pattern[i], "regexp", i + 1
+        elif ch in "[]":
+            body, kind = body + ch, "regexp"
+        elif ch in ".+()|{}$":
+            body += "\\" + ch
+        else:
+            body += ch  # as docker does: the rest, `^` and class ranges included, is regex
+    if kind == "exact":
+        body = re.escape(pattern)
+    elif kind == "prefix":
+        body = re.escape(pattern[:-2]) + ".*"
+    elif kind == "suffix":
+        rest = pattern[2:]
+        body = "(.*/)?" + re.escape(rest[1:]) if rest.startswith("/") else ".*" + re.escape(rest)
+    return f"^(?:{body})(?:/.*)?$"
 
 
 def copy_tree(workdir: Path, dest: Path, files: Sequence[Path]) -> int:
@@ -397,6 +562,10 @@ def source_version(workdir: Path) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+#: `on_event(kind, index, exit_code, elapsed)`, see `execute`.
+EventCallback = Callable[[str, int, int | None, float], None]
+
+
 def execute(
     steps: Sequence[stage_defs.Step],
     *,
@@ -404,7 +573,7 @@ def execute(
     env: Mapping[str, str],
     logdir: Path,
     timeout_seconds: float | None = None,
-    on_event: Callable[[str, int, int | None, float], None] | None = None,
+    on_event: EventCallback | None = None,
 ) -> list[StepOutcome]:
     """Run `steps` in order in one bash shell (shared `cd` and variables, as in CodeBuild),
     stopping at the first that fails. Each step's output goes to `logdir/<n>.log` and into its
@@ -412,87 +581,149 @@ def execute(
     second while a step runs, "tick". Default: no timeout, no events."""
     logdir.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
-    script = _script(steps, logdir, write_fd)
     script_path = logdir / "stage.sh"
-    script_path.write_text(script, encoding="utf-8")
+    script_path.write_text(_script(steps, logdir, write_fd), encoding="utf-8")
     bash = shutil.which("bash", path=env.get("PATH")) or shutil.which("bash") or "/bin/bash"
-    started_at: dict[int, float] = {}
-    ended: dict[int, tuple[int, float]] = {}
+    markers = _Markers(on_event)
     deadline = time.monotonic() + timeout_seconds if timeout_seconds else None
-    timed_out = False
-    shell_log = (logdir / "shell.log").open("wb")
-    proc = subprocess.Popen(
-        [bash, "--noprofile", "--norc", str(script_path)],
-        cwd=cwd,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=shell_log,
-        stderr=subprocess.STDOUT,
-        pass_fds=(write_fd,),
-        start_new_session=True,
+    with (logdir / "shell.log").open("wb") as shell_log:
+        proc = subprocess.Popen(
+            [bash, "--noprofile", "--norc", str(script_path)],
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=shell_log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+        )
+        os.close(write_fd)
+        try:
+            with os.fdopen(read_fd, "rb", buffering=0) as reader:
+                timed_out = _follow(proc, reader, markers, deadline)
+        finally:
+            if proc.poll() is None:
+                _kill_group(proc)
+            proc.wait()
+    return _outcomes(
+        steps,
+        logdir,
+        markers,
+        shell_status=proc.returncode,
+        timed_out=timed_out,
+        timeout_seconds=timeout_seconds,
     )
-    os.close(write_fd)
-    buffer = b""
-    current: int | None = None
-    try:
-        with os.fdopen(read_fd, "rb", buffering=0) as reader:
-            open_pipe = True
-            while True:
-                if open_pipe:
-                    ready, _, _ = select.select([reader], [], [], 0.5)
-                    if ready:
-                        chunk = reader.read(4096)
-                        if not chunk:
-                            open_pipe = False
-                        buffer += chunk
-                        while b"\n" in buffer:
-                            line, buffer = buffer.split(b"\n", 1)
-                            current = _handle_marker(line, started_at, ended, on_event, current)
-                else:
-                    time.sleep(0.1)
-                if current is not None and on_event is not None:
-                    on_event("tick", current, None, time.monotonic() - started_at[current])
-                if proc.poll() is not None and not open_pipe:
-                    break
-                if proc.poll() is not None and open_pipe:
-                    # bash is gone; a grandchild may still hold the pipe: stop reading soon.
-                    ready, _, _ = select.select([reader], [], [], 0.2)
-                    if not ready:
-                        break
-                if deadline is not None and time.monotonic() > deadline:
-                    timed_out = True
-                    _kill_group(proc)
-                    break
-    finally:
-        if proc.poll() is None:
+
+
+class _Markers:
+    """What the stage's shell reports on its marker pipe ("start N", "end N STATUS"): when each
+    step started and ended, and which one runs now; passed on to `on_event` as it comes."""
+
+    def __init__(self, on_event: EventCallback | None) -> None:
+        self.on_event = on_event
+        self.started_at: dict[int, float] = {}
+        self.ended: dict[int, tuple[int, float]] = {}  # index: (exit status, seconds)
+        self.current: int | None = None
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        while b"\n" in self._buffer:
+            line, self._buffer = self._buffer.split(b"\n", 1)
+            self._marker(line.decode("ascii", "replace").split())
+
+    def tick(self) -> None:
+        if self.current is not None:
+            elapsed = time.monotonic() - self.started_at[self.current]
+            self._emit("tick", self.current, None, elapsed)
+
+    def _marker(self, parts: list[str]) -> None:
+        now = time.monotonic()
+        if len(parts) == 2 and parts[0] == "start" and parts[1].isdigit():
+            index = int(parts[1])
+            self.started_at[index] = now
+            self._emit("start", index, None, 0.0)
+            self.current = index
+        elif len(parts) == 3 and parts[0] == "end" and parts[1].isdigit():
+            index = int(parts[1])
+            code = int(parts[2]) if parts[2].lstrip("-").isdigit() else 1
+            elapsed = now - self.started_at.get(index, now)
+            self.ended[index] = (code, elapsed)
+            self._emit("end", index, code, elapsed)
+            self.current = None
+
+    def _emit(self, kind: str, index: int, code: int | None, elapsed: float) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, index, code, elapsed)
+
+
+def _follow(
+    proc: subprocess.Popen[bytes], reader: BinaryIO, markers: _Markers, deadline: float | None
+) -> bool:
+    """Read the markers until the shell has ended and nothing more comes, or until the deadline
+    (then stop the shell and all it started). True when the deadline stopped it."""
+    open_pipe = True
+    while True:
+        if open_pipe:
+            open_pipe = _read_markers(reader, markers, timeout=0.5)
+        else:
+            time.sleep(0.1)
+        markers.tick()
+        # bash is gone; a grandchild may still hold the pipe: stop reading soon
+        if proc.poll() is not None and (not open_pipe or not _readable(reader, 0.2)):
+            return False
+        if deadline is not None and time.monotonic() > deadline:
             _kill_group(proc)
-        proc.wait()
-        shell_log.close()
+            return True
+
+
+def _read_markers(reader: BinaryIO, markers: _Markers, *, timeout: float) -> bool:
+    """Feed what the pipe gives within `timeout` to `markers`; False once the pipe is closed."""
+    if not _readable(reader, timeout):
+        return True
+    chunk = reader.read(4096)
+    markers.feed(chunk)
+    return bool(chunk)
+
+
+def _readable(reader: BinaryIO, timeout: float) -> bool:
+    ready, _, _ = select.select([reader], [], [], timeout)
+    return bool(ready)
+
+
+def _outcomes(
+    steps: Sequence[stage_defs.Step],
+    logdir: Path,
+    markers: _Markers,
+    *,
+    shell_status: int,
+    timed_out: bool,
+    timeout_seconds: float | None,
+) -> list[StepOutcome]:
+    """Each step's outcome: passed or failed by its exit status; "not run" after the first
+    failure; failed with a note when it started and never ended (the timeout stopped the shell,
+    or the command ended it with `exit`: then the shell's own output is added)."""
     outcomes: list[StepOutcome] = []
-    stopped = False
     for index, step in enumerate(steps):
-        log = _read_log(logdir / f"{index}.log")
-        if stopped or index not in started_at:
+        if index not in markers.started_at or any(o.status == "failed" for o in outcomes):
             outcomes.append(StepOutcome(step.name, step.command, "not run"))
             continue
-        if index in ended:
-            code, seconds = ended[index]
+        log = _read_log(logdir / f"{index}.log")
+        if index in markers.ended:
+            code, seconds = markers.ended[index]
             status: StepStatus = "passed" if code == 0 else "failed"
             outcomes.append(StepOutcome(step.name, step.command, status, seconds, code, "", log))
-            stopped = code != 0
             continue
-        seconds = time.monotonic() - started_at[index]
-        exit_code: int | None = proc.returncode
+        seconds = time.monotonic() - markers.started_at[index]
+        exit_code: int | None = None
         if timed_out:
             note = f"timed out after {(timeout_seconds or 0) / 60:g} minutes (the stage's timeout)"
-            exit_code = None
         else:
-            note = f"the command ended the shell (exit {exit_code})"
+            exit_code, note = shell_status, f"the command ended the shell (exit {shell_status})"
             log += _read_log(logdir / "shell.log")
         outcomes.append(
             StepOutcome(step.name, step.command, "failed", seconds, exit_code, note, log)
         )
-        stopped = True
     return outcomes
 
 
@@ -510,32 +741,6 @@ def _script(steps: Sequence[stage_defs.Step], logdir: Path, fd: int) -> str:
             '[ "$__dl_rc" -eq 0 ] || exit "$__dl_rc"',
         ]
     return "\n".join(lines) + "\n"
-
-
-def _handle_marker(
-    line: bytes,
-    started_at: dict[int, float],
-    ended: dict[int, tuple[int, float]],
-    on_event: Callable[[str, int, int | None, float], None] | None,
-    current: int | None,
-) -> int | None:
-    parts = line.decode("ascii", "replace").split()
-    now = time.monotonic()
-    if len(parts) == 2 and parts[0] == "start" and parts[1].isdigit():
-        index = int(parts[1])
-        started_at[index] = now
-        if on_event is not None:
-            on_event("start", index, None, 0.0)
-        return index
-    if len(parts) == 3 and parts[0] == "end" and parts[1].isdigit():
-        index = int(parts[1])
-        code = int(parts[2]) if parts[2].lstrip("-").isdigit() else 1
-        elapsed = now - started_at.get(index, now)
-        ended[index] = (code, elapsed)
-        if on_event is not None:
-            on_event("end", index, code, elapsed)
-        return None
-    return current
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -614,82 +819,32 @@ def run_local(
     from rich.console import Console
 
     console = console or Console(stderr=True)
-    try:
-        choice = StageChoice(stage)
-    except ValueError:
-        raise LocalRunError(
-            f"unknown stage {stage!r}; choose one of {[s.value for s in StageChoice]}"
-        ) from None
+    choice = _stage_choice(stage)
     config = load_config(config_path)
     skips = _check_skips(choice, config, skip_scanners)
-    root = (workdir or find_workdir(config_path)).resolve()
-    if not root.is_dir():
-        raise LocalRunError(f"--workdir {root} is not a directory")
+    root = _source_root(workdir, config_path)
     stage_def = _stage(choice, config)
     env_in = dict(base_env if base_env is not None else os.environ)
-
-    notes: list[str] = []
-    needs_docker = any(
-        s.needs_docker and not s.pipeline_only and s.scanner not in skips for s in stage_def.steps
-    )
-    has_docker = docker if docker is not None else (needs_docker and docker_available(env_in))
-    if needs_docker and not has_docker:
-        notes.append(f"{NO_DOCKER}: steps that need one are skipped (start Docker to run them)")
+    has_docker, notes = _docker_here(stage_def, skips, docker, env_in)
     if choice is StageChoice.SCAN:
         _check_path_scanners(config, skips, env_in)
-
-    out_dir = reports_dir or Path(tempfile.mkdtemp(prefix=f"deployline-{choice}-reports-"))
-    out_dir = out_dir.resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in (*_collected_names(stage_def), VERDICT_FILE):
-        (out_dir / name).unlink(missing_ok=True)
+    out_dir = _fresh_reports_dir(reports_dir, choice, stage_def)
 
     scratch = Path(tempfile.mkdtemp(prefix=f"deployline-{choice}-"))
     try:
-        src = scratch / "src"
-        src.mkdir()
-        with console.status("Copying the repository into a scratch directory"):
-            files = source_files(root, exclude=[out_dir])
-            copied = copy_tree(root, src, files)
-        console.print(f"[dim]Copied {copied} files from {root} into {src}[/]", highlight=False)
+        src = _copy_source(root, scratch / "src", out_dir, console)
         with console.status("Creating a fresh virtualenv"):
             venv_bin = make_venv(venv_dir.resolve() if venv_dir else scratch / "venv")
         env = stage_environment(src=src, venv_bin=venv_bin, base=env_in)
         version = source_version(root)
         env["CODEBUILD_RESOLVED_SOURCE_VERSION"] = version
-        env.pop(stage_defs.REPOSITORY_URI, None)
-        env.pop(stage_defs.IMAGE_TAG, None)
-        local_repo = f"{_LOCAL_REPOSITORY}/{config.service}"
-        if choice is StageChoice.BUILD:
-            env[stage_defs.REPOSITORY_URI] = local_repo
-        elif choice is StageChoice.SCAN and "trivy" in config.security.scanners and has_docker:
-            image = f"{local_repo}:{_tag(version)}"
-            if _local_image_exists(image, env):
-                env[stage_defs.REPOSITORY_URI] = local_repo
-                env["TRIVY_IMAGE_SRC"] = "docker"
-            else:
-                notes.append(
-                    f"no local image {image}: the image scan is skipped "
-                    "(run `deployline run-local build` first)"
-                )
-
+        notes += _image_variables(env, choice, config, version=version, has_docker=has_docker)
         planned = plan(stage_def, docker=has_docker, skip_scanners=skips)
         outcomes = _run_planned(
             planned, src=src, env=env, logdir=scratch / "logs", stage=stage_def, console=console
         )
-        failed = next((o for o in outcomes if o.status == "failed"), None)
         collected, missing = _collect(stage_def, src, out_dir)
-        verdict = None
-        exit_code = EXIT_FAILED if failed else EXIT_PASSED
-        if choice is StageChoice.SCAN and failed is None:
-            verdict = _evaluate(config, out_dir, skips)
-            (out_dir / VERDICT_FILE).write_text(
-                json.dumps(verdict.to_dict(), indent=2, default=str) + "\n", encoding="utf-8"
-            )
-            exit_code = EXIT_PASSED if verdict.passed else EXIT_FAILED
-        if exit_code == EXIT_PASSED and any(o.note == NO_DOCKER for o in outcomes):
-            exit_code = EXIT_INCOMPLETE
-        kept = scratch if keep else None
+        verdict, exit_code = _judge(choice, config, outcomes, out_dir, skips)
     finally:
         if not keep:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -702,9 +857,115 @@ def run_local(
         steps=tuple(outcomes),
         verdict=verdict,
         skipped_scanners=tuple(skips),
-        scratch=kept,
+        scratch=scratch if keep else None,
         notes=tuple(notes),
     )
+
+
+def _stage_choice(stage: StageChoice | str) -> StageChoice:
+    try:
+        return StageChoice(stage)
+    except ValueError:
+        raise LocalRunError(
+            f"unknown stage {stage!r}; choose one of {[s.value for s in StageChoice]}"
+        ) from None
+
+
+def _source_root(workdir: Path | None, config_path: Path) -> Path:
+    root = (workdir or find_workdir(config_path)).resolve()
+    if not root.is_dir():
+        raise LocalRunError(f"--workdir {root} is not a directory")
+    return root
+
+
+def _docker_here(
+    stage: stage_defs.Stage, skips: Collection[str], docker: bool | None, env: Mapping[str, str]
+) -> tuple[bool, list[str]]:
+    """Whether the steps that need Docker run here (`docker info` is asked only when a step
+    needs it and `docker` is None), with the note that says so when they cannot."""
+    needs_docker = any(
+        s.needs_docker and not s.pipeline_only and s.scanner not in skips for s in stage.steps
+    )
+    has_docker = docker if docker is not None else (needs_docker and docker_available(env))
+    if needs_docker and not has_docker:
+        return has_docker, [
+            f"{NO_DOCKER}: steps that need one are skipped (start Docker to run them)"
+        ]
+    return has_docker, []
+
+
+def _fresh_reports_dir(
+    reports_dir: Path | None, choice: StageChoice, stage: stage_defs.Stage
+) -> Path:
+    """The reports directory (a new one by default), without the files a previous run left."""
+    out_dir = reports_dir or Path(tempfile.mkdtemp(prefix=f"deployline-{choice}-reports-"))
+    out_dir = out_dir.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (*_collected_names(stage), VERDICT_FILE):
+        (out_dir / name).unlink(missing_ok=True)
+    return out_dir
+
+
+def _copy_source(root: Path, src: Path, reports_dir: Path, console: Console) -> Path:
+    """Copy the repository (minus the reports directory) into `src`, a new directory."""
+    src.mkdir()
+    with console.status("Copying the repository into a scratch directory"):
+        files = source_files(root, exclude=[reports_dir])
+        copied = copy_tree(root, src, files)
+    console.print(f"[dim]Copied {copied} files from {root} into {src}[/]", highlight=False)
+    return src
+
+
+def _image_variables(
+    env: dict[str, str],
+    choice: StageChoice,
+    config: DeploylineConfig,
+    *,
+    version: str,
+    has_docker: bool,
+) -> list[str]:
+    """Point the image variables of `env` at the local repository: where build puts the image,
+    and the image scan scans when Docker has it. Returns the note when it does not."""
+    env.pop(stage_defs.REPOSITORY_URI, None)
+    env.pop(stage_defs.IMAGE_TAG, None)
+    local_repo = f"{_LOCAL_REPOSITORY}/{config.service}"
+    if choice is StageChoice.BUILD:
+        env[stage_defs.REPOSITORY_URI] = local_repo
+    if choice is not StageChoice.SCAN or "trivy" not in config.security.scanners or not has_docker:
+        return []
+    image = f"{local_repo}:{_tag(version)}"
+    if not _local_image_exists(image, env):
+        return [
+            f"no local image {image}: the image scan is skipped "
+            "(run `deployline run-local build` first)"
+        ]
+    env[stage_defs.REPOSITORY_URI] = local_repo
+    env["TRIVY_IMAGE_SRC"] = "docker"
+    return []
+
+
+def _judge(
+    choice: StageChoice,
+    config: DeploylineConfig,
+    outcomes: Sequence[StepOutcome],
+    out_dir: Path,
+    skips: Sequence[str],
+) -> tuple[GateVerdict | None, int]:
+    """The security gate's verdict (scan, when no step failed: written next to the reports) and
+    the exit status: failed when a step or the gate failed, incomplete when nothing failed but a
+    step was skipped for want of Docker."""
+    failed = any(o.status == "failed" for o in outcomes)
+    verdict = None
+    exit_code = EXIT_FAILED if failed else EXIT_PASSED
+    if choice is StageChoice.SCAN and not failed:
+        verdict = _evaluate(config, out_dir, skips)
+        (out_dir / VERDICT_FILE).write_text(
+            json.dumps(verdict.to_dict(), indent=2, default=str) + "\n", encoding="utf-8"
+        )
+        exit_code = EXIT_PASSED if verdict.passed else EXIT_FAILED
+    if exit_code == EXIT_PASSED and any(o.note == NO_DOCKER for o in outcomes):
+        exit_code = EXIT_INCOMPLETE
+    return verdict, exit_code
 
 
 def _stage(choice: StageChoice, config: DeploylineConfig) -> stage_defs.Stage:
@@ -809,79 +1070,92 @@ def _run_planned(
     stage: stage_defs.Stage,
     console: Console,
 ) -> list[StepOutcome]:
+    """Run the steps planned to run, showing each step's line as the run reaches it, and the
+    full output of the one that failed."""
     to_run = [p.step for p in planned if p.run]
-    total = len(planned)
-    position = {id(p.step): i for i, p in enumerate(planned)}
-    due = [0]  # the next planned position whose line has not been printed
+    lines = _StepLines(console, planned, to_run, logdir)
+    ran: list[StepOutcome] = []
+    if to_run:
+        with console.status("") as status:
+            lines.status = status
+            ran = execute(
+                to_run,
+                cwd=src,
+                env=env,
+                logdir=logdir,
+                timeout_seconds=stage.timeout_minutes * 60,
+                on_event=lines.on_event,
+            )
+    by_step = {id(step): outcome for step, outcome in zip(to_run, ran, strict=True)}
+    outcomes = [
+        by_step[id(p.step)]
+        if p.run
+        else StepOutcome(p.step.name, p.step.command, "skipped", note=p.note)
+        for p in planned
+    ]
+    failed = next((o for o in outcomes if o.status == "failed"), None)
+    if failed is None:
+        lines.skipped_until(len(planned))
+    else:
+        _show_failure(console, planned, failed)
+    return outcomes
 
-    def print_skips(upto: int) -> None:
-        while due[0] < upto:
-            p = planned[due[0]]
+
+class _StepLines:
+    """One console line per planned step, in plan order (a skipped step's line when the run gets
+    past it), and, while a step runs, a status line with the last line of its output."""
+
+    def __init__(
+        self,
+        console: Console,
+        planned: Sequence[PlannedStep],
+        to_run: Sequence[stage_defs.Step],
+        logdir: Path,
+    ) -> None:
+        self.console = console
+        self.status: Status | None = None
+        self._planned = planned
+        self._to_run = to_run
+        self._logdir = logdir
+        self._position = {id(p.step): i for i, p in enumerate(planned)}
+        self._due = 0  # the next planned position whose line has not been printed
+
+    def skipped_until(self, upto: int) -> None:
+        """Print the lines of the skipped steps before position `upto` not printed yet."""
+        total = len(self._planned)
+        while self._due < upto:
+            p = self._planned[self._due]
             if not p.run:
-                _print_step(console, due[0], total, p.step.name, "skipped", note=p.note)
-            due[0] += 1
+                _print_step(self.console, self._due, total, p.step.name, "skipped", note=p.note)
+            self._due += 1
 
-    if not to_run:
-        print_skips(total)
-        return [StepOutcome(p.step.name, p.step.command, "skipped", note=p.note) for p in planned]
-
-    with console.status("") as status:
-
-        def on_event(kind: str, index: int, code: int | None, elapsed: float) -> None:
-            step = to_run[index]
-            number = position[id(step)]
-            if kind == "start":
-                print_skips(number)
-                due[0] = number + 1
-            if kind == "end":
-                _print_step(
-                    console,
-                    number,
-                    total,
-                    step.name,
-                    "passed" if code == 0 else "failed",
-                    seconds=elapsed,
-                )
-                return
-            tail = _tail(logdir / f"{index}.log")
-            status.update(
+    def on_event(self, kind: str, index: int, code: int | None, elapsed: float) -> None:
+        """`execute`'s events: `index` counts the steps that run."""
+        step = self._to_run[index]
+        number, total = self._position[id(step)], len(self._planned)
+        if kind == "start":
+            self.skipped_until(number)
+            self._due = number + 1
+        if kind == "end":
+            status = "passed" if code == 0 else "failed"
+            _print_step(self.console, number, total, step.name, status, seconds=elapsed)
+        elif self.status is not None:
+            tail = _tail(self._logdir / f"{index}.log")
+            self.status.update(
                 f"[{number + 1}/{total}] {_escape(step.name)} [dim]{elapsed:.0f}s[/]"
                 + (f"  [dim]{_escape(tail)}[/]" if tail else "")
             )
 
-        ran = execute(
-            to_run,
-            cwd=src,
-            env=env,
-            logdir=logdir,
-            timeout_seconds=stage.timeout_minutes * 60,
-            on_event=on_event,
-        )
-    by_step = {id(step): outcome for step, outcome in zip(to_run, ran, strict=True)}
-    outcomes = []
-    for p in planned:
-        if p.run:
-            outcomes.append(by_step[id(p.step)])
-        else:
-            outcomes.append(StepOutcome(p.step.name, p.step.command, "skipped", note=p.note))
-    failed = next((o for o in outcomes if o.status == "failed"), None)
-    if failed is None:
-        print_skips(total)
-    else:
-        if failed.note:
-            _print_step(
-                console,
-                _position_of(planned, failed),
-                total,
-                failed.name,
-                "failed",
-                note=failed.note,
-            )
-        console.rule(f"[red]output of the failing step: {_escape(failed.name)}", style="red")
-        console.print(f"$ {failed.command}", markup=False, highlight=False)
-        console.out(failed.output.rstrip("\n") or "(no output)", highlight=False)
-        console.rule(style="red")
-    return outcomes
+
+def _show_failure(console: Console, planned: Sequence[PlannedStep], failed: StepOutcome) -> None:
+    """The failing step's line when it carries a note (a timeout), then its full output."""
+    if failed.note:
+        number = _position_of(planned, failed)
+        _print_step(console, number, len(planned), failed.name, "failed", note=failed.note)
+    console.rule(f"[red]output of the failing step: {_escape(failed.name)}", style="red")
+    console.print(f"$ {failed.command}", markup=False, highlight=False)
+    console.out(failed.output.rstrip("\n") or "(no output)", highlight=False)
+    console.rule(style="red")
 
 
 def _position_of(planned: Sequence[PlannedStep], outcome: StepOutcome) -> int:
