@@ -3,9 +3,8 @@
 The commands come from `deployline.stages`, the same definition the CodeBuild buildspecs come
 from. They run like CodeBuild runs them:
 
-- in a scratch copy of the repository (tracked and untracked files, minus what .gitignore
-  excludes; without git, minus .gitignore/.dockerignore patterns and the usual caches), so the
-  user's tree is never modified;
+- in a scratch copy of the repository (the files `deployline.source_tree` finds: tracked and
+  untracked, minus what .gitignore excludes), so the user's tree is never modified;
 - in a fresh virtualenv put first on PATH (like CodeBuild's clean container): the stage's own
   `pip install` commands install there;
 - in one bash shell, so a `cd` or a variable set by one command is seen by the next; the first
@@ -29,8 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import posixpath
-import re
 import select
 import shlex
 import shutil
@@ -39,18 +36,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO, Literal
 
 import typer
-from pathspec import GitIgnoreSpec, PathSpec
-from pathspec.pattern import RegexPattern
 
 from deployline import stages as stage_defs
 from deployline.config import ConfigError, DeploylineConfig, load_config
+from deployline.source_tree import source_files
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -77,27 +73,6 @@ PATH_SCANNERS: Mapping[str, str] = {
     ),
 }
 
-#: Directories never copied into the scratch tree when the workdir is not a git repository.
-DEFAULT_EXCLUDES = (
-    ".git",
-    ".hg",
-    ".svn",
-    ".venv",
-    "venv",
-    "env",
-    "node_modules",
-    "__pycache__",
-    "*.pyc",
-    ".pytest_cache",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".tox",
-    ".nox",
-    ".hypothesis",
-    "cdk.out",
-    ".coverage",
-    "htmlcov",
-)
 #: Variables of the developer's shell that would leak into a clean build.
 _DROPPED_ENV = (
     "VIRTUAL_ENV",
@@ -259,242 +234,6 @@ def find_workdir(config_path: Path) -> Path:
         if result.returncode == 0 and result.stdout.strip():
             return Path(result.stdout.strip())
     return start
-
-
-def source_files(workdir: Path, *, exclude: Collection[Path] = ()) -> list[Path]:
-    """Relative paths of the files to copy: git's view when `workdir` is in a repository
-    (tracked and untracked, minus ignored), else a walk minus what DEFAULT_EXCLUDES, the
-    .gitignore files (read as git reads them) and the top .dockerignore (read as docker reads
-    it) leave out. Paths under `exclude` (absolute) are left out."""
-    excluded = [p.resolve() for p in exclude]
-    files = _git_files(workdir)
-    if files is None:
-        files = _walk_files(workdir)
-    out = []
-    for rel in files:
-        absolute = (workdir / rel).resolve()
-        if any(absolute == e or e in absolute.parents for e in excluded):
-            continue
-        out.append(rel)
-    return out
-
-
-def _git_files(workdir: Path) -> list[Path] | None:
-    git = shutil.which("git")
-    if git is None:
-        return None
-    inside = subprocess.run(
-        [git, "-C", str(workdir), "rev-parse", "--is-inside-work-tree"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if inside.returncode != 0 or inside.stdout.strip() != "true":
-        return None
-    listed = subprocess.run(
-        [git, "-C", str(workdir), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=False,
-    )
-    if listed.returncode != 0:
-        return None
-    names = {n for n in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if n}
-    return [Path(n) for n in sorted(names) if (workdir / n).is_file() or (workdir / n).is_symlink()]
-
-
-# --------------------------------------------------------------------------------------------
-# Which files the scratch copy takes when there is no git
-# --------------------------------------------------------------------------------------------
-#
-# .gitignore is read as git reads it (pathspec's GitIgnoreSpec): every .gitignore from the top
-# down, each relative to its own directory, a deeper file's patterns after (so over) a higher
-# one's; DEFAULT_EXCLUDES come first, as git's core.excludesFile would, so a `!` can overrule
-# them. Like git, the walk never looks inside an ignored directory, so nothing in it can be
-# re-included; the last pattern that matches a path itself decides (one that matched only a
-# parent directory, and was overruled there, does not).
-#
-# The top-level .dockerignore is read as docker's pattern matcher reads it (moby/patternmatcher,
-# Go filepath.Match plus `**`): each pattern is relative to the top, with no implicit `**/`
-# (`foo` is ./foo only); `/` and `./` prefixes and a trailing `/` are cleaned away (so `build/`
-# also matches a file called build); a pattern that matches a directory matches all inside it;
-# `!` re-includes, even inside an excluded directory; the last matching line wins; `#` starts a
-# comment only in the first column. A lone `!` or a pattern that does not compile (an unclosed
-# `[`) stops the run, as it stops docker build. A path is left out when either file leaves it
-# out: a .dockerignore `!` never brings back what .gitignore ignores. A .dockerignore below the
-# top (a build context in a subdirectory) is not read.
-
-
-def _walk_files(workdir: Path) -> list[Path]:
-    docker = _DockerIgnore.read(workdir)
-    top = _GitIgnores(list(DEFAULT_EXCLUDES)).entering(workdir, "")
-    return sorted(Path(rel) for rel in _walk(workdir, "", top, docker))
-
-
-def _walk(workdir: Path, rel_dir: str, rules: _GitIgnores, docker: _DockerIgnore) -> Iterator[str]:
-    """The files to copy under `rel_dir` ("" or "a/b/"), in no particular order."""
-    with os.scandir(workdir / rel_dir) as scan:
-        entries = list(scan)
-    for entry in entries:
-        rel = rel_dir + entry.name
-        if entry.is_dir(follow_symlinks=False):
-            if not rules.ignores(rel, directory=True) and not docker.prunes(rel):
-                yield from _walk(workdir, rel + "/", rules.entering(workdir, rel), docker)
-        # a symlink, even to a directory, is copied as a link (as git records it)
-        elif (entry.is_file(follow_symlinks=False) or entry.is_symlink()) and not (
-            rules.ignores(rel, directory=False) or docker.excludes(rel)
-        ):
-            yield rel
-
-
-class _GitIgnores:
-    """The .gitignore patterns in force in one directory, rewritten relative to the top."""
-
-    def __init__(self, lines: list[str]) -> None:
-        self.lines = lines
-        self._files = GitIgnoreSpec.from_lines(lines)
-        # a directory is checked as a plain path, so a directory-only pattern (`build/`) loses
-        # its slash here; checked with the slash, pathspec would let `*` outrank `!*/`
-        self._dirs = GitIgnoreSpec.from_lines([_directory_pattern(line) for line in lines])
-
-    def entering(self, workdir: Path, rel_dir: str) -> _GitIgnores:
-        """The patterns in force in `rel_dir`: these, then its own .gitignore's, if any."""
-        path = workdir / rel_dir / ".gitignore"
-        if not path.is_file():
-            return self
-        text = path.read_text(encoding="utf-8", errors="replace")
-        added = [_relative_to_top(line, rel_dir) for line in text.splitlines()]
-        return _GitIgnores(self.lines + [line for line in added if _parses(line)])
-
-    def ignores(self, rel: str, *, directory: bool) -> bool:
-        spec = self._dirs if directory else self._files
-        return spec.check_file(rel).include is True
-
-
-def _strip_trailing_spaces(line: str) -> str:
-    """git drops trailing spaces unless the last one is escaped with a backslash."""
-    stripped = line.rstrip(" ")
-    return stripped + " " if stripped != line and stripped.endswith("\\") else stripped
-
-
-def _relative_to_top(line: str, rel_dir: str) -> str:
-    """A line of the .gitignore in `rel_dir` as a pattern of the top directory's .gitignore:
-    a pattern with a slash before its end is anchored to `rel_dir`, one without matches at any
-    depth below it. Comments and blank lines come back empty."""
-    line = _strip_trailing_spaces(line)
-    if not rel_dir or not line or line.startswith("#"):
-        return "" if line.startswith("#") else line
-    negate, body = line.startswith("!"), line.removeprefix("!")
-    anchored = "/" in body.rstrip("/")
-    body = body.removeprefix("/")
-    if not body:
-        return ""
-    prefix = "".join("\\" + c if c in "\\*?[]!# " else c for c in rel_dir)
-    return ("!" if negate else "") + prefix + ("/" if anchored else "/**/") + body
-
-
-def _directory_pattern(line: str) -> str:
-    """`line` with the trailing slash of a directory-only pattern removed."""
-    line = _strip_trailing_spaces(line)
-    if line.endswith("/") and not line.startswith("#") and line.strip("!/"):
-        return line[:-1]
-    return line
-
-
-def _parses(line: str) -> bool:
-    """git skips a pattern it cannot read (a lone `!`, a trailing backslash); so do we."""
-    try:
-        GitIgnoreSpec.from_lines([line, _directory_pattern(line)])
-    except (ValueError, re.error):
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class _DockerIgnore:
-    """The top-level .dockerignore, as docker's pattern matcher reads it."""
-
-    spec: PathSpec[RegexPattern] | None = None
-    exceptions: bool = False
-
-    @classmethod
-    def read(cls, workdir: Path) -> _DockerIgnore:
-        path = workdir / ".dockerignore"
-        if not path.is_file():
-            return cls()
-        patterns = []
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-        for number, raw in enumerate(text.splitlines(), start=1):
-            line = raw.strip()
-            if raw.startswith("#") or not line:
-                continue
-            exception = line.startswith("!")
-            pattern = _go_clean(line.removeprefix("!").strip())
-            if exception and not pattern:
-                raise LocalRunError(f'{path}:{number}: illegal exclusion pattern "!"')
-            try:
-                regex = re.compile(_docker_regex(pattern))
-            except re.error as exc:
-                raise LocalRunError(
-                    f"{path}:{number}: docker refuses the pattern {line!r} ({exc})"
-                ) from None
-            patterns.append(RegexPattern(regex, include=not exception))
-        has_exceptions = any(p.include is False for p in patterns)
-        return cls(PathSpec(patterns), has_exceptions)
-
-    def excludes(self, rel: str) -> bool:
-        return self.spec is not None and self.spec.check_file(rel).include is True
-
-    def prunes(self, rel_dir: str) -> bool:
-        """Whether nothing under `rel_dir` can be copied: it is excluded, and no `!` could
-        bring back a file inside it."""
-        return not self.exceptions and self.excludes(rel_dir)
-
-
-def _go_clean(pattern: str) -> str:
-    """Go's filepath.Clean, then the leading `/` docker drops ("" stays "")."""
-    if not pattern:
-        return ""
-    cleaned = posixpath.normpath(pattern)
-    if cleaned.startswith("//"):  # POSIX keeps two leading slashes; Go does not
-        cleaned = "/" + cleaned.lstrip("/")
-    return cleaned[1:] if len(cleaned) > 1 and cleaned.startswith("/") else cleaned
-
-
-def _docker_regex(pattern: str) -> str:
-    """The regular expression docker's pattern matcher makes of a cleaned pattern (`*` and `?`
-    stop at `/`, `**` spans directories, `[...]` is a class, `\\` escapes), extended so that a
-    path also matches when one of its parent directories does."""
-    body, kind, i = "", "exact", 0
-    while i < len(pattern):
-        first, ch = i == 0, pattern[i]
-        i += 1
-        if ch == "*" and pattern[i : i + 1] == "*":
-            i += 2 if pattern[i + 1 : i + 2] == "/" else 1
-            if i < len(pattern):
-                body, kind = body + "(.*/)?", "regexp"
-            elif kind == "exact":
-                kind = "prefix"
-            else:
-                body, kind = body + ".*", "regexp"
-            kind = "suffix" if first else kind
-        elif ch in "*?":
-            body, kind = body + ("[^/]*" if ch == "*" else "[^/]"), "regexp"
-        elif ch == "\\" and i < len(pattern):
-            body, kind, i = body + "\\" + pattern[i], "regexp", i + 1
-        elif ch in "[]":
-            body, kind = body + ch, "regexp"
-        elif ch in ".+()|{}$":
-            body += "\\" + ch
-        else:
-            body += ch  # as docker does: the rest, `^` and class ranges included, is regex
-    if kind == "exact":
-        body = re.escape(pattern)
-    elif kind == "prefix":
-        body = re.escape(pattern[:-2]) + ".*"
-    elif kind == "suffix":
-        rest = pattern[2:]
-        body = "(.*/)?" + re.escape(rest[1:]) if rest.startswith("/") else ".*" + re.escape(rest)
-    return f"^(?:{body})(?:/.*)?$"
 
 
 def copy_tree(workdir: Path, dest: Path, files: Sequence[Path]) -> int:
@@ -1324,7 +1063,6 @@ def run_local_command(
 
 
 __all__ = [
-    "DEFAULT_EXCLUDES",
     "EXIT_FAILED",
     "EXIT_INCOMPLETE",
     "EXIT_PASSED",
