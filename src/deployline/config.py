@@ -30,7 +30,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from deployline.contract import DEFAULT_BOOTSTRAP_QUALIFIER
+from deployline.contract import DEFAULT_BOOTSTRAP_QUALIFIER, Severity
 from deployline.naming import REQUIRED_TAG_KEYS
 
 CONFIG_FILENAME = "deployline.yaml"
@@ -326,13 +326,6 @@ class TestConfig(_Model):
     )
     reports: TestReports = Field(default_factory=TestReports)
     timeout_minutes: int = Field(default=20, ge=5, le=60)
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
 
 
 Scanner = Literal["bandit", "pip-audit", "trivy"]
@@ -1116,11 +1109,7 @@ class ChecksConfig(_Model):
     @field_validator("severity_threshold", mode="before")
     @classmethod
     def _checker_severity(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            from deployline.checks.model import Severity as CheckSeverity
-
-            return CheckSeverity.parse(value).name.lower()
-        return value
+        return Severity.parse(value) if isinstance(value, str) else value
 
     @field_validator("options", mode="before")
     @classmethod
@@ -1858,6 +1847,8 @@ def json_schema() -> dict[str, Any]:
     """The JSON Schema of deployline.yaml: every constraint on a single value (patterns,
     lengths, ranges, choices); the rules that relate several values are `validate`'s."""
     schema = DeploylineConfig.model_json_schema(schema_generator=_SchemaGenerator)
+    # contract.Severity's docstring speaks to Python readers; the fields describe it to users.
+    schema["$defs"]["Severity"].pop("description", None)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "deployline.yaml"
     return schema

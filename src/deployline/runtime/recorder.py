@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import clients, dora, ecs_events, endings, records
+from . import clients, contract, dora, ecs_events, endings, records
 from .deployment_links import DeploymentLinker, action_details
 from .recorder_settings import EnvironmentSpec, RecorderSettings, SettingsError
 from .records import FINAL_STATUSES, PIPELINE_SCOPE, DeploymentRecord, iso, parse_iso
@@ -95,7 +95,7 @@ _STATES = {
     "SUPERSEDED": "superseded",
 }
 _IMAGE_VARIABLES = ("image_tag", "image_uri", "image_digest")
-_GATE_COUNTS = ("critical", "high", "medium", "low", "unverified")
+_GATE_COUNTS = (*contract.SEVERITIES, "unverified")
 _log = clients.logger("recorder")
 
 

@@ -29,7 +29,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-SEVERITIES = ("critical", "high", "medium", "low")
+from . import contract
+
+#: critical, high, medium, low: the values of deployline.contract.Severity, most severe first.
+SEVERITIES = contract.SEVERITIES
 SEVERITY_RANK = {name: index for index, name in enumerate(SEVERITIES)}  # 0 = most severe
 FORMATS = ("bandit", "pip-audit", "trivy", "sarif")
 
