@@ -201,7 +201,7 @@ class LocalRunResult:
 
 
 def plan(
-    stage: stage_defs.Stage, *, docker: bool, skip_scanners: Collection[str] = ()
+    stage: stage_defs.StageSpec, *, docker: bool, skip_scanners: Collection[str] = ()
 ) -> list[PlannedStep]:
     """Every step of `stage`, in buildspec order, marked to run here or skipped with a reason."""
     planned = []
@@ -707,7 +707,7 @@ def run_local(
     )
 
 
-def _stage(choice: StageChoice, config: DeploylineConfig) -> stage_defs.Stage:
+def _stage(choice: StageChoice, config: DeploylineConfig) -> stage_defs.StageSpec:
     if choice is StageChoice.TEST:
         return stage_defs.test_stage(config)
     if choice is StageChoice.SCAN:
@@ -766,11 +766,11 @@ def _local_image_exists(image: str, env: Mapping[str, str]) -> bool:
     return result.returncode == 0
 
 
-def _collected_names(stage: stage_defs.Stage) -> list[str]:
+def _collected_names(stage: stage_defs.StageSpec) -> list[str]:
     return [Path(o).name for o in stage.outputs]
 
 
-def _collect(stage: stage_defs.Stage, src: Path, out_dir: Path) -> tuple[list[str], list[str]]:
+def _collect(stage: stage_defs.StageSpec, src: Path, out_dir: Path) -> tuple[list[str], list[str]]:
     collected, missing = [], []
     for output in stage.outputs:
         path = src / stage.output_dir / output
@@ -806,7 +806,7 @@ def _run_planned(
     src: Path,
     env: Mapping[str, str],
     logdir: Path,
-    stage: stage_defs.Stage,
+    stage: stage_defs.StageSpec,
     console: Console,
 ) -> list[StepOutcome]:
     to_run = [p.step for p in planned if p.run]

@@ -131,6 +131,9 @@ class Action:
 
 @dataclass
 class Stage:
+    """A stage of a pipeline parsed from a template (the spec of a stage deployline builds is
+    `deployline.stages.StageSpec`)."""
+
     name: str
     index: int
     actions: list[Action]
