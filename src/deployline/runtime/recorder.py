@@ -57,7 +57,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -677,11 +677,6 @@ def _recorder_from_env(env: Mapping[str, str], context: Any) -> Recorder:
         codepipeline=clients.client("codepipeline"),
         lease=lease,
     )
-
-
-def handle_events(recorder: Recorder, events: Sequence[Any]) -> list[dict[str, Any]]:
-    """Record several events in order (replays, tests)."""
-    return [recorder.handle(event) for event in events]
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
