@@ -14,6 +14,7 @@ from ruamel.yaml import YAML
 
 from deployline.config import (
     ConfigError,
+    DeploylineConfig,
     DeploymentType,
     TrafficShifting,
     json_schema,
@@ -796,7 +797,7 @@ def test_cpu_outside_fargate_s_sizes_is_refused_at_the_field() -> None:
 
 def test_an_empty_section_takes_its_defaults() -> None:
     config = parse_config_text(MINIMAL + "checks:\nnotifications:\n")
-    assert config.checks.suppress == [] and config.notifications.emails == []
+    assert config.checks.suppress == () and config.notifications.emails == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -818,6 +819,30 @@ def test_checks_takes_what_deployline_check_takes() -> None:
     assert checks.severity_threshold.value == "low"
     assert [(s.id, s.reason, s.resource) for s in checks.suppress] == [("DL301", "ok", None)]
     assert checks.options == {"DL301": {"limit": 30}, "DL701": {"required_tags": ["Team"]}}
+
+
+def test_checks_survives_a_dump_and_a_validation() -> None:
+    text = MINIMAL + (
+        "checks:\n"
+        "  severity_threshold: medium\n"
+        "  suppress:\n"
+        "    - {id: dl301, reason: ok, resource: Build}\n"
+        "  options:\n"
+        "    DL301: {limit: 30}\n"
+    )
+    config = parse_config_text(text)
+    dumped = config.model_dump(mode="json")
+    assert dumped["checks"] == {
+        "severity_threshold": "medium",
+        "suppress": [{"id": "DL301", "reason": "ok", "resource": "Build"}],
+        "options": {"DL301": {"limit": 30}},
+    }
+    again = DeploylineConfig.model_validate(dumped).checks
+    assert (again.severity_threshold, again.suppress, again.options) == (
+        config.checks.severity_threshold,
+        config.checks.suppress,
+        config.checks.options,
+    )
 
 
 def test_checks_refuses_what_deployline_check_refuses_and_typos_it_would_ignore() -> None:
@@ -977,13 +1002,13 @@ _CHECKS = st.fixed_dictionaries(
 @given(checks=_CHECKS)
 def test_validate_reads_checks_as_the_checker_does(tmp_path: Path, checks: dict[str, Any]) -> None:
     from deployline.checks.model import Severity as CheckSeverity
-    from deployline.checks.suppressions import ConfigReadError, load_checks_config
+    from deployline.checks.settings import ConfigReadError, load_checks_config
 
     path = tmp_path / "deployline.yaml"
     path.write_text(MINIMAL + yaml_dump({"checks": checks}), encoding="utf-8")
     try:
         seen = load_checks_config(path)
-        threshold = CheckSeverity.parse(seen.severity_threshold or "HIGH")
+        threshold = seen.severity_threshold or CheckSeverity.HIGH
         checker_refuses = bool(seen.problems)
     except (ConfigReadError, ValueError):
         checker_refuses = True
@@ -993,8 +1018,8 @@ def test_validate_reads_checks_as_the_checker_does(tmp_path: Path, checks: dict[
         assert all(p.field.startswith("checks") for p in exc.problems), exc
         return
     assert not checker_refuses, f"validate accepts what deployline check refuses: {checks}"
-    assert threshold.name.lower() == config.checks.severity_threshold.value
-    assert [(s.id, s.reason, s.resource) for s in seen.suppressions] == [
+    assert threshold == (config.checks.severity_threshold or CheckSeverity.HIGH)
+    assert [(s.id, s.reason, s.resource) for s in seen.suppress] == [
         (s.id, s.reason, s.resource) for s in config.checks.suppress
     ]
     assert seen.options == config.checks.options

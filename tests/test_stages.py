@@ -151,7 +151,7 @@ def stub_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _run_all(stage: stages.Stage, cwd: Path, env: dict[str, str]) -> list[Any]:
+def _run_all(stage: stages.StageSpec, cwd: Path, env: dict[str, str]) -> list[Any]:
     """Every step, pipeline-only ones included, as CodeBuild would run them; except Trivy's
     install, which downloads (the stub `trivy` is on PATH instead; its checksum check is tested
     on its own)."""
@@ -176,7 +176,7 @@ def test_stage_rejects_steps_out_of_phase_order() -> None:
         stages.Step(name="i", command="true", phase="install"),
     )
     with pytest.raises(ValueError, match="phase order"):
-        stages.Stage(name="test", steps=steps, output_dir=".", outputs=(), timeout_minutes=5)
+        stages.StageSpec(name="test", steps=steps, output_dir=".", outputs=(), timeout_minutes=5)
 
 
 def test_pipeline_only_step_must_say_why() -> None:

@@ -163,13 +163,19 @@ def test_failed_synth_keeps_the_previous_output(
 
 def test_the_function_asset_holds_exactly_the_runtime_package(synthesized) -> None:  # type: ignore[no-untyped-def]
     """The asset hash is deployline's own (runtime_digest); what the asset holds must still be
-    every file of runtime/ and nothing else, so the hash describes the code that ships."""
+    every file of runtime/ and contract.py and nothing else, so the hash describes the code that
+    ships."""
     from deployline.constructs.runtime_function import RUNTIME_DIR
 
     expected = sorted(
-        f"runtime/{p.relative_to(RUNTIME_DIR).as_posix()}"
-        for p in RUNTIME_DIR.rglob("*")
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        [
+            "contract.py",
+            *(
+                f"runtime/{p.relative_to(RUNTIME_DIR).as_posix()}"
+                for p in RUNTIME_DIR.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+            ),
+        ]
     )
     holding_runtime = [
         d for d in synthesized.outdir.glob("asset.*") if (d / "runtime" / "__init__.py").is_file()

@@ -19,6 +19,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
+    PlainValidator,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -30,7 +32,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from deployline.contract import DEFAULT_BOOTSTRAP_QUALIFIER
+from deployline.checks.settings import CHECKS_JSON_SCHEMA, ChecksConfig, read_checks
+from deployline.contract import DEFAULT_BOOTSTRAP_QUALIFIER, Severity
 from deployline.naming import REQUIRED_TAG_KEYS
 
 CONFIG_FILENAME = "deployline.yaml"
@@ -62,9 +65,6 @@ _IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 _ACCOUNT_ID = r"[0-9]{12}"
 _PARTITION = r"arn:aws[a-z-]*"
 _REGION_NAME = r"[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]"
-_RULE_ID = r"^\s*[Dd][Ll][0-9]{3}\s*$"
-#: The checker finds a rule's options under its ID in any case, but with no space around it.
-OptionRuleId = Annotated[str, _matching(r"^[Dd][Ll][0-9]{3}$", "a rule ID like DL301")]
 
 RESERVED_ENV_NAMES = {"shared"}  # used for the pipeline's own resources (see naming.py)
 
@@ -326,13 +326,6 @@ class TestConfig(_Model):
     )
     reports: TestReports = Field(default_factory=TestReports)
     timeout_minutes: int = Field(default=20, ge=5, le=60)
-
-
-class Severity(StrEnum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
 
 
 Scanner = Literal["bandit", "pip-audit", "trivy"]
@@ -1051,162 +1044,25 @@ class PipelineConfig(_Model):
         return self
 
 
-class Suppression(_Model):
-    """An accepted finding: `checks.suppress` items.
-
-    What a valid item is, the checker decides (`deployline.checks.suppressions.problem_of`, the
-    function `deployline check` reads deployline.yaml with), so check, validate and synth accept
-    and refuse the same items: a known rule ID in any case, and a reason that is not blank.
-    """
-
-    id: Annotated[str, _matching(_RULE_ID, "a rule ID like DL305 (`deployline rules` lists them)")]
-    reason: Annotated[str, _matching(r"\S", "a reason: why the finding is accepted")] = Field(
-        description="Why the finding is accepted (required, not blank)."
-    )
-    resource: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=255,
-        description="Logical ID of the one resource it applies to. Default: every resource.",
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _as_the_checker_reads_it(cls, data: Any) -> Any:
-        from deployline.checks.suppressions import problem_of
-
-        problem = problem_of(data)
-        if problem is not None:
-            raise ValueError(problem)
-        return data
-
-    @field_validator("id")
-    @classmethod
-    def _canonical_id(cls, value: str) -> str:
-        return value.strip().upper()
-
-
-def _any_case(word: str) -> str:
-    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
-
-
-#: The checker's severities, spelled in any case (the checker reads them with Severity.parse).
-_CHECK_SEVERITY = rf"^\s*(?:{'|'.join(_any_case(s.value) for s in Severity)})\s*$"
-
-
-class ChecksConfig(_Model):
-    """How `deployline synth` checks what it wrote, and what `deployline check` reads from this
-    file: the same section, read by the checker's own rules (`deployline.checks`)."""
-
-    severity_threshold: Annotated[
-        Severity,
-        WithJsonSchema({"type": "string", "pattern": _CHECK_SEVERITY}),
-    ] = Field(
-        default=Severity.HIGH,
-        description="Findings at or above it fail the check: critical, high, medium or low, "
-        "in any case. Default: high.",
-    )
-    suppress: list[Suppression] = Field(default_factory=list)
-    options: dict[OptionRuleId, dict[str, Any]] = Field(
-        default_factory=dict,
-        description="Settings of the rules that take some, by rule ID (`deployline rules ID` "
-        "shows a rule's options and defaults), e.g. {DL301: {limit: 30}}.",
-    )
-
-    @field_validator("severity_threshold", mode="before")
-    @classmethod
-    def _checker_severity(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            from deployline.checks.model import Severity as CheckSeverity
-
-            return CheckSeverity.parse(value).name.lower()
+def _checks_section(value: Any) -> ChecksConfig:
+    """`checks:` read by the checker's own reader (`deployline.checks.settings`), strictly: every
+    problem it finds is refused at its place, so check, validate and synth give the section one
+    meaning."""
+    if isinstance(value, ChecksConfig):
         return value
-
-    @field_validator("options", mode="before")
-    @classmethod
-    def _options_as_written(cls, value: Any) -> Any:
-        """Nothing means none. The checker looks a rule's options up by the key as written
-        (upper-cased): ` DL301` would never be found, so it is refused, not stripped."""
-        if value is None:
-            return {}
-        if isinstance(value, dict):
-            _refuse(
-                [
-                    ((str(key),), f"{key!r} has spaces around the rule ID; write {key.strip()}")
-                    for key in value
-                    if isinstance(key, str) and key != key.strip()
-                ]
-            )
-        return value
-
-    @field_validator("suppress", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        """The checker takes one mapping for a list of one, and nothing for none."""
-        if value is None:
-            return []
-        return value if isinstance(value, list) else [value]
-
-    @field_validator("options")
-    @classmethod
-    def _known_options(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from deployline.checks.registry import rule_classes
-
-        rules = {rule.id: rule for rule in rule_classes()}
-        out: dict[str, dict[str, Any]] = {}
-        problems: list[Located] = []
-        for key, settings in value.items():
-            rule_id = key.strip().upper()
-            rule = rules.get(rule_id)
-            if rule is None:
-                problems.append(((key,), f"{key!r} is no rule (see deployline rules)"))
-                continue
-            for name, setting in settings.items():
-                problem = _option_problem(rule, name, setting)
-                if problem:
-                    problems.append(((key, name), problem))
-            out[rule_id] = settings
-        _refuse(problems)
-        return out
-
-    def file_wide(self, rule_id: str) -> bool:
-        """True when `rule_id` is suppressed for every resource (no `resource`)."""
-        return any(s.id == rule_id and s.resource is None for s in self.suppress)
+    section = read_checks(value, strict=True)
+    _refuse([(p.loc, p.message) for p in section.problems])
+    return section
 
 
-def _option_problem(rule: type[Any], name: str, setting: Any) -> str | None:
-    """Why the checker would refuse option `name` = `setting` of `rule`: the rule's own
-    constructor judges it (typed options, `Rule.options_definition`), one option at a time so
-    that each problem names its field."""
-    if hasattr(rule, "options_definition"):
-        try:
-            rule({name: setting})
-        except ValueError as exc:
-            return str(exc)
-        return None
-    return _untyped_option_problem(rule.id, dict(rule.default_options), name, setting)
-
-
-def _untyped_option_problem(
-    rule_id: str, known: dict[str, Any], name: str, setting: Any
-) -> str | None:
-    """The same judgement, in the same words, for the checker before its typed options (branch
-    checker, already on main): delete this once the two meet."""
-    if name not in known:
-        return (
-            f"{rule_id} has no option {name!r} (its options: {', '.join(sorted(known)) or 'none'})"
-        )
-    default = known[name]
-    if isinstance(default, list | tuple):
-        ok = isinstance(setting, list) and all(isinstance(v, str) and v.strip() for v in setting)
-        wanted = "a list of non-empty strings"
-    elif isinstance(default, int) and not isinstance(default, bool):
-        ok, wanted = isinstance(setting, int) and not isinstance(setting, bool), "an integer"
-    else:
-        ok, wanted = isinstance(setting, str), "a string"
-    if ok:
-        return None
-    return f"{rule_id} option {name!r} takes {wanted}, got {setting!r} (default: {default!r})"
+#: The checker's ChecksConfig as a field: validated by `_checks_section`, dumped as written,
+#: described by the checker's CHECKS_JSON_SCHEMA.
+ChecksSection = Annotated[
+    ChecksConfig,
+    PlainValidator(_checks_section),
+    PlainSerializer(ChecksConfig.as_section),
+    WithJsonSchema(CHECKS_JSON_SCHEMA),
+]
 
 
 #: The top-level sections that have defaults: empty means "the defaults".
@@ -1245,7 +1101,7 @@ class DeploylineConfig(_Model):
         "Owner (from owner) included.",
     )
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
-    checks: ChecksConfig = Field(default_factory=ChecksConfig)
+    checks: ChecksSection = Field(default_factory=ChecksConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -1858,6 +1714,8 @@ def json_schema() -> dict[str, Any]:
     """The JSON Schema of deployline.yaml: every constraint on a single value (patterns,
     lengths, ranges, choices); the rules that relate several values are `validate`'s."""
     schema = DeploylineConfig.model_json_schema(schema_generator=_SchemaGenerator)
+    # contract.Severity's docstring speaks to Python readers; the fields describe it to users.
+    schema["$defs"]["Severity"].pop("description", None)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "deployline.yaml"
     return schema

@@ -1,4 +1,5 @@
-"""The names the layers share: stack parameters and outputs, pipeline stages and actions, roles.
+"""The names the layers share: severities, stack parameters and outputs, pipeline stages and
+actions, roles.
 
 A leaf module (standard library only): the stacks, the constructs, the runtime functions, the CLI
 and the checker import these names instead of spelling them again. docs/delivery.md explains the
@@ -7,7 +8,68 @@ design they belong to.
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Final
+
+# ---- severities --------------------------------------------------------------------------
+
+
+class Severity(Enum):
+    """How bad a finding is: LOW < MEDIUM < HIGH < CRITICAL (members compare by that order).
+
+    The value is how deployline.yaml, the security gate and the deployment records spell it
+    (`high`); the name is how the checker reports it (`HIGH`). Members are listed most severe
+    first, the order `SEVERITIES` and the config's JSON schema keep.
+    """
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @classmethod
+    def parse(cls, value: str | Severity) -> Severity:
+        """`value` in any case, blanks around it ignored; ValueError naming the choices."""
+        if isinstance(value, Severity):
+            return value
+        try:
+            return cls[str(value).strip().upper()]
+        except KeyError:
+            names = ", ".join(s.name for s in sorted(cls))
+            raise ValueError(f"unknown severity {value!r}; expected one of {names}") from None
+
+    @property
+    def rank(self) -> int:
+        """1 for LOW up to 4 for CRITICAL."""
+        return _RANK[self]
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank < other.rank
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank <= other.rank
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank > other.rank
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Severity):
+            return NotImplemented
+        return self.rank >= other.rank
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_RANK: Final = {severity: rank for rank, severity in enumerate(reversed(Severity), start=1)}
+#: The severities as deployline.yaml and the runtime spell them, most severe first.
+SEVERITIES: Final = tuple(severity.value for severity in Severity)
 
 # ---- environment stacks ------------------------------------------------------------------
 

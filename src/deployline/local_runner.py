@@ -180,7 +180,7 @@ class LocalRunResult:
 
 
 def plan(
-    stage: stage_defs.Stage, *, docker: bool, skip_scanners: Collection[str] = ()
+    stage: stage_defs.StageSpec, *, docker: bool, skip_scanners: Collection[str] = ()
 ) -> list[PlannedStep]:
     """Every step of `stage`, in buildspec order, marked to run here or skipped with a reason."""
     planned = []
@@ -618,7 +618,7 @@ def _source_root(workdir: Path | None, config_path: Path) -> Path:
 
 
 def _docker_here(
-    stage: stage_defs.Stage, skips: Collection[str], docker: bool | None, env: Mapping[str, str]
+    stage: stage_defs.StageSpec, skips: Collection[str], docker: bool | None, env: Mapping[str, str]
 ) -> tuple[bool, list[str]]:
     """Whether the steps that need Docker run here (`docker info` is asked only when a step
     needs it and `docker` is None), with the note that says so when they cannot."""
@@ -634,7 +634,7 @@ def _docker_here(
 
 
 def _fresh_reports_dir(
-    reports_dir: Path | None, choice: StageChoice, stage: stage_defs.Stage
+    reports_dir: Path | None, choice: StageChoice, stage: stage_defs.StageSpec
 ) -> Path:
     """The reports directory (a new one by default), without the files a previous run left."""
     out_dir = reports_dir or Path(tempfile.mkdtemp(prefix=f"deployline-{choice}-reports-"))
@@ -707,7 +707,7 @@ def _judge(
     return verdict, exit_code
 
 
-def _stage(choice: StageChoice, config: DeploylineConfig) -> stage_defs.Stage:
+def _stage(choice: StageChoice, config: DeploylineConfig) -> stage_defs.StageSpec:
     if choice is StageChoice.TEST:
         return stage_defs.test_stage(config)
     if choice is StageChoice.SCAN:
@@ -766,11 +766,11 @@ def _local_image_exists(image: str, env: Mapping[str, str]) -> bool:
     return result.returncode == 0
 
 
-def _collected_names(stage: stage_defs.Stage) -> list[str]:
+def _collected_names(stage: stage_defs.StageSpec) -> list[str]:
     return [Path(o).name for o in stage.outputs]
 
 
-def _collect(stage: stage_defs.Stage, src: Path, out_dir: Path) -> tuple[list[str], list[str]]:
+def _collect(stage: stage_defs.StageSpec, src: Path, out_dir: Path) -> tuple[list[str], list[str]]:
     collected, missing = [], []
     for output in stage.outputs:
         path = src / stage.output_dir / output
@@ -806,7 +806,7 @@ def _run_planned(
     src: Path,
     env: Mapping[str, str],
     logdir: Path,
-    stage: stage_defs.Stage,
+    stage: stage_defs.StageSpec,
     console: Console,
 ) -> list[StepOutcome]:
     """Run the steps planned to run, showing each step's line as the run reaches it, and the

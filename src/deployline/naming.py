@@ -119,9 +119,6 @@ class Namer:
     def log_group(self, type_: str) -> str:
         return f"/deployline/{self.base}/{self.env}/{kebab(type_)}"
 
-    def ssm_parameter(self, type_: str) -> str:
-        return f"/deployline/{self.base}/{self.env}/{kebab(type_)}"
-
 
 def tags(
     *,

@@ -2,7 +2,7 @@
 
 The CodeBuild buildspecs in the synthesized pipeline and `deployline run-local` both come from
 here, so a developer runs on their laptop exactly the commands the pipeline runs. Each stage is a
-`Stage`: an ordered list of `Step`s (a name, one bash command and the buildspec phase it belongs
+`StageSpec`: an ordered list of `Step`s (a name, one bash command and the buildspec phase it belongs
 to), the files it produces, and the environment variables the pipeline must set for it.
 
     stage = build_stage(config)        # or test_stage, scan_stage, synth_stage
@@ -142,8 +142,10 @@ class Report:
 
 
 @dataclass(frozen=True)
-class Stage:
-    """Everything one stage runs and produces.
+class StageSpec:
+    """Everything one stage deployline builds runs and produces: the specification its
+    buildspec and `run-local` are made from (a stage parsed from a template is
+    `deployline.checks.pipeline.Stage`).
 
     Attributes:
         name: test, scan or build.
@@ -237,7 +239,7 @@ class Stage:
 # --------------------------------------------------------------------------------------------
 
 
-def test_stage(config: DeploylineConfig) -> Stage:
+def test_stage(config: DeploylineConfig) -> StageSpec:
     """The unit-test stage: `test.commands`, one step each, and the JUnit and coverage reports."""
     steps = tuple(
         Step(name=_command_title(cmd), command=cmd, phase="build") for cmd in config.test.commands
@@ -247,7 +249,7 @@ def test_stage(config: DeploylineConfig) -> Stage:
         reports.append(Report(_clean_path(config.test.reports.junit), "JUNITXML"))
     if config.test.reports.coverage:
         reports.append(Report(_clean_path(config.test.reports.coverage), "COBERTURAXML"))
-    return Stage(
+    return StageSpec(
         name="test",
         steps=steps,
         output_dir=".",
@@ -281,7 +283,7 @@ def test_buildspec(
 # --------------------------------------------------------------------------------------------
 
 
-def scan_stage(config: DeploylineConfig) -> Stage:
+def scan_stage(config: DeploylineConfig) -> StageSpec:
     """The security-scan stage: the configured scanners over `security.paths`.
 
     Each scanner writes its JSON report into `security-reports/`. A scanner's non-zero exit
@@ -412,7 +414,7 @@ def scan_stage(config: DeploylineConfig) -> Stage:
     cache = ["/root/.cache/pip/**/*"]
     if "trivy" in scanners:
         cache.append("/root/.cache/trivy/**/*")
-    return Stage(
+    return StageSpec(
         name="scan",
         steps=tuple(steps),
         output_dir=out,
@@ -482,7 +484,7 @@ def _trivy_fs_command(paths: Sequence[str]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def build_stage(config: DeploylineConfig) -> Stage:
+def build_stage(config: DeploylineConfig) -> StageSpec:
     """The image build: build, tag with the commit, push to ECR, write the image files.
 
     The tag is the commit SHA (`$CODEBUILD_RESOLVED_SOURCE_VERSION`; `$IMAGE_TAG` overrides it).
@@ -614,7 +616,7 @@ def build_stage(config: DeploylineConfig) -> Stage:
             phase="build",
         )
     )
-    return Stage(
+    return StageSpec(
         name="build",
         steps=tuple(steps),
         output_dir=out,
@@ -636,7 +638,7 @@ def build_buildspec(config: DeploylineConfig) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def synth_stage(config: DeploylineConfig) -> Stage:
+def synth_stage(config: DeploylineConfig) -> StageSpec:
     """The synth: this commit's `deployline.yaml` into CloudFormation, and its assets published.
 
     Installs `pipeline.deployline_requirement` (the deployline that wrote the pipeline, pinned),
@@ -688,7 +690,7 @@ def synth_stage(config: DeploylineConfig) -> Stage:
             local_note="publishing assets needs the pipeline's bootstrap roles",
         ),
     )
-    return Stage(
+    return StageSpec(
         name="synth",
         steps=steps,
         output_dir=SYNTH_OUTPUT_DIR,
@@ -728,7 +730,7 @@ def _image_tag_command(*, required: bool) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def stages(config: DeploylineConfig) -> dict[StageName, Stage]:
+def stages(config: DeploylineConfig) -> dict[StageName, StageSpec]:
     """Every stage run-local can run, by name (the synth runs as `deployline synth` locally)."""
     return {"test": test_stage(config), "scan": scan_stage(config), "build": build_stage(config)}
 

@@ -24,7 +24,7 @@ import fnmatch
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,13 +35,8 @@ from deployline.checks.intrinsics import get_path
 from deployline.checks.loader import TemplatedFile, TemplateParseError, line_index, parse_text
 from deployline.checks.model import CheckResult, Finding, ParseError, Rule, Severity
 from deployline.checks.registry import select_rules
-from deployline.checks.suppressions import (
-    ChecksConfig,
-    Suppression,
-    load_checks_config,
-    partition,
-    template_suppressions,
-)
+from deployline.checks.settings import ChecksConfig, load_checks_config
+from deployline.checks.suppressions import Suppression, partition, template_suppressions
 from deployline.checks.template import StackContext, Template
 
 TEMPLATE_SUFFIXES = (".json", ".yaml", ".yml", ".template")
@@ -382,13 +377,13 @@ def _config_problem_findings(config: ChecksConfig, cwd: Path) -> list[Finding]:
             severity=meta.severity if meta else Severity.HIGH,
             file=display,
             resource="(config)",
-            path=where,
-            message=why,
+            path=problem.where,
+            message=problem.message,
             remediation=meta.remediation if meta else "",
             title=meta.title if meta else "Suppression without a reason",
-            line=line,
+            line=problem.line,
         )
-        for where, line, why in config.problems
+        for problem in config.suppression_problems
     ]
 
 
@@ -401,7 +396,7 @@ def _resolve_config(config_path: str | Path | None, cwd: Path) -> ChecksConfig |
     path = Path(config_path)
     if not path.is_file():
         raise CheckUsageError(f"{path}: no such config file (pass --config PATH or omit it)")
-    from deployline.checks.suppressions import ConfigReadError
+    from deployline.checks.settings import ConfigReadError
 
     try:
         return load_checks_config(path)
@@ -410,7 +405,9 @@ def _resolve_config(config_path: str | Path | None, cwd: Path) -> ChecksConfig |
 
 
 def _select(
-    rules: Sequence[str] | None, skip: Sequence[str] | None, options: dict[str, dict[str, Any]]
+    rules: Sequence[str] | None,
+    skip: Sequence[str] | None,
+    options: Mapping[str, Mapping[str, Any]],
 ) -> list[Rule]:
     try:
         return select_rules(
@@ -502,7 +499,7 @@ def check_paths(
     loaded = _load_baseline(baseline)
     runner = _Runner(
         _select(rules, [*(skip or []), *_profile_skips(profile)], config.options if config else {}),
-        config.suppressions if config else [],
+        config.suppress if config else [],
         here,
         exclude,
     )
@@ -613,9 +610,11 @@ def _profile_skips(profile: str | None) -> list[str]:
 def _threshold(value: Severity | str | None, config: ChecksConfig | None) -> Severity:
     where = "--severity-threshold"
     chosen = value
-    if chosen is None and config is not None and config.severity_threshold:
+    if chosen is None and config is not None:
+        refused = config.problem_at("severity_threshold")
+        if refused is not None:
+            raise CheckUsageError(f"{config.file}: {refused.where}: {refused.message}")
         chosen = config.severity_threshold
-        where = f"{config.file}: checks.severity_threshold"
     try:
         return Severity.parse(chosen if chosen is not None else Severity.HIGH)
     except ValueError as exc:

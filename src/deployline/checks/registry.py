@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Mapping
 from functools import lru_cache
 
 from deployline.checks import rules as rules_package
@@ -47,7 +48,7 @@ def rule_classes() -> tuple[type[Rule], ...]:
 def select_rules(
     only: list[str] | None = None,
     skip: list[str] | None = None,
-    options: dict[str, dict[str, object]] | None = None,
+    options: Mapping[str, Mapping[str, object]] | None = None,
 ) -> list[Rule]:
     """Instantiate the selected rules. `only`/`skip` take IDs or prefixes (`DL1` = DL100-DL199).
     Raises ValueError naming an ID that matches no rule."""

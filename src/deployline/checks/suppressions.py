@@ -4,21 +4,18 @@ Two places declare them:
 - a template, in a resource's Metadata `deployline: {suppress: [{id: DL305, reason: "..."}]}`
   (applies to that resource) or in the template's top-level Metadata with the same shape plus an
   optional `resource` (applies to the whole file, or to that resource);
-- deployline.yaml, `checks: {suppress: [{id, reason, resource (optional)}]}` (every file).
+- deployline.yaml, `checks: {suppress: [{id, reason, resource (optional)}]}` (every file; read
+  by `deployline.checks.settings`).
 
 A suppression without a reason, with an empty one, or naming no rule is not applied: it is itself
-reported as a DL000 finding. Parsing deployline.yaml here uses PyYAML only (no pydantic), so
-`deployline check` stays fast.
+reported as a DL000 finding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import yaml
 
 if TYPE_CHECKING:
     from deployline.checks.model import Finding
@@ -122,90 +119,6 @@ def template_suppressions(template: Template) -> list[Suppression]:
                 )
             )
     return out
-
-
-@dataclass
-class ChecksConfig:
-    """The `checks:` section of deployline.yaml, as the checker needs it."""
-
-    file: str = ""
-    suppressions: list[Suppression] = field(default_factory=list)
-    problems: list[tuple[str, int | None, str]] = field(default_factory=list)  # (where, line, why)
-    severity_threshold: str | None = None
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-class ConfigReadError(Exception):
-    """deployline.yaml could not be read or parsed (a usage error: exit 2)."""
-
-
-def _node_for(node: Any, *keys: str | int) -> Any:
-    for key in keys:
-        if isinstance(key, int):
-            if not isinstance(node, yaml.SequenceNode) or key >= len(node.value):
-                return None
-            node = node.value[key]
-        else:
-            if not isinstance(node, yaml.MappingNode):
-                return None
-            found = None
-            for k, v in node.value:
-                if isinstance(k, yaml.ScalarNode) and k.value == key:
-                    found = v
-            if found is None:
-                return None
-            node = found
-    return node
-
-
-def load_checks_config(path: str | Path) -> ChecksConfig:
-    """Read `checks:` from deployline.yaml. Raises ConfigReadError when the file is unreadable."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigReadError(f"{p}: cannot be read ({exc})") from None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
-        root = yaml.compose(text, Loader=loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
-        raise ConfigReadError(f"{where}: invalid YAML") from None
-    config = ChecksConfig(file=str(p))
-    checks = data.get("checks") if isinstance(data, dict) else None
-    if checks is None:
-        return config
-    if not isinstance(checks, dict):
-        raise ConfigReadError(f"{p}: `checks` must be a mapping")
-    threshold = checks.get("severity_threshold")
-    if isinstance(threshold, str):
-        config.severity_threshold = threshold
-    options = checks.get("options")
-    if isinstance(options, dict):
-        config.options = {str(k).upper(): v for k, v in options.items() if isinstance(v, dict)}
-    items = checks.get("suppress") or []
-    if not isinstance(items, list):
-        items = [items]
-    for i, raw in enumerate(items):
-        node = _node_for(root, "checks", "suppress", i)
-        line = node.start_mark.line + 1 if node is not None else None
-        where = f"checks.suppress[{i}]"
-        problem = problem_of(raw)
-        if problem:
-            config.problems.append((where, line, problem))
-            continue
-        resource = raw.get("resource")
-        config.suppressions.append(
-            Suppression(
-                id=str(raw["id"]).strip().upper(),
-                reason=str(raw["reason"]).strip(),
-                resource=resource if isinstance(resource, str) and resource else None,
-                source=f"{p}: {where}",
-            )
-        )
-    return config
 
 
 def partition(

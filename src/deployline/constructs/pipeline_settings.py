@@ -17,9 +17,8 @@ from aws_cdk import aws_codebuild as codebuild
 from deployline import stages
 from deployline.constructs.bootstrap import BootstrapEnvironment
 from deployline.constructs.build_projects import TestReportGroupNames, check_timeout
-from deployline.contract import IMAGE_TAG_PARAMETER
+from deployline.contract import IMAGE_TAG_PARAMETER, SEVERITIES
 
-SEVERITIES = ("critical", "high", "medium", "low")
 SCANNERS = ("bandit", "pip-audit", "trivy")
 #: Default: the scan may run 20 minutes (Trivy's database download included).
 DEFAULT_SCAN_TIMEOUT = Duration.minutes(stages.SCAN_TIMEOUT_MINUTES)

@@ -35,15 +35,24 @@ from deployline.naming import Kind, Namer
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # .../deployline
 RUNTIME_DIR = PACKAGE_DIR / "runtime"
-_ASSET_EXCLUDE = ["*", "!runtime", "!runtime/**", "**/__pycache__", "**/*.pyc"]
+#: The asset holds `runtime/` and the leaf module `contract.py` the runtime imports.
+_ASSET_EXCLUDE = [
+    "*",
+    "!runtime",
+    "!runtime/**",
+    "!contract.py",
+    "**/__pycache__",
+    "**/*.pyc",
+]
 
 
 @functools.cache
 def runtime_digest() -> str:
-    """SHA-256 of what the asset holds: every file under `runtime/` (path and bytes), without
-    `__pycache__` and `*.pyc`, the same files `_ASSET_EXCLUDE` lets through."""
+    """SHA-256 of what the asset holds: `contract.py` and every file under `runtime/` (path and
+    bytes), without `__pycache__` and `*.pyc`, the same files `_ASSET_EXCLUDE` lets through."""
     digest = hashlib.sha256()
-    for path in sorted(RUNTIME_DIR.rglob("*")):
+    shipped = [PACKAGE_DIR / "contract.py", *sorted(RUNTIME_DIR.rglob("*"))]
+    for path in shipped:
         if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
             continue
         digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode())

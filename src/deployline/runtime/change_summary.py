@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import accounts, clients
+from . import accounts, clients, contract
 from .jobs import (
     MAX_SUMMARY,
     JobEventError,
@@ -44,8 +44,8 @@ from .jobs import (
 )
 
 ACTION = "deployline change summary"
-#: The stack parameter that carries the image tag (deployline.contract.IMAGE_TAG_PARAMETER).
-IMAGE_TAG_PARAMETER = "ImageTag"
+#: The stack parameter that carries the image tag.
+IMAGE_TAG_PARAMETER = contract.IMAGE_TAG_PARAMETER
 #: The SUMMARY variable's length: the approval's custom data is limited to 500 characters.
 MAX_SUMMARY_VARIABLE = 300
 #: Change set statuses that mean "not created yet".

@@ -94,12 +94,6 @@ def lead_time_samples(deployments: Sequence[DeploymentRecord]) -> list[float]:
     return samples
 
 
-def lead_time(deployments: Sequence[DeploymentRecord]) -> float | None:
-    """Median lead time for changes in seconds; None without a sample."""
-    samples = lead_time_samples(deployments)
-    return float(statistics.median(samples)) if samples else None
-
-
 def change_failure_rate(deployments: Sequence[DeploymentRecord]) -> float | None:
     """Failed or rolled-back deployments / all deployments; None without deployments."""
     if not deployments:
@@ -129,12 +123,6 @@ def restore_intervals(deployments: Sequence[DeploymentRecord]) -> list[float]:
             intervals.append(max((moment - outage_start).total_seconds(), 0.0))
             outage_start = None
     return intervals
-
-
-def time_to_restore(deployments: Sequence[DeploymentRecord]) -> float | None:
-    """Median time to restore service in seconds; None when no outage ended in the window."""
-    intervals = restore_intervals(deployments)
-    return float(statistics.median(intervals)) if intervals else None
 
 
 def restore_seconds(success: DeploymentRecord, earlier: Sequence[DeploymentRecord]) -> float | None:

@@ -57,12 +57,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import clients, dora, ecs_events, endings, records
+from . import clients, contract, dora, ecs_events, endings, records
 from .deployment_links import DeploymentLinker, action_details
 from .recorder_settings import EnvironmentSpec, RecorderSettings, SettingsError
 from .records import FINAL_STATUSES, PIPELINE_SCOPE, DeploymentRecord, iso, parse_iso
@@ -95,7 +95,7 @@ _STATES = {
     "SUPERSEDED": "superseded",
 }
 _IMAGE_VARIABLES = ("image_tag", "image_uri", "image_digest")
-_GATE_COUNTS = ("critical", "high", "medium", "low", "unverified")
+_GATE_COUNTS = (*contract.SEVERITIES, "unverified")
 _log = clients.logger("recorder")
 
 
@@ -677,11 +677,6 @@ def _recorder_from_env(env: Mapping[str, str], context: Any) -> Recorder:
         codepipeline=clients.client("codepipeline"),
         lease=lease,
     )
-
-
-def handle_events(recorder: Recorder, events: Sequence[Any]) -> list[dict[str, Any]]:
-    """Record several events in order (replays, tests)."""
-    return [recorder.handle(event) for event in events]
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import ecs_events
+from . import contract, ecs_events
 
 _ENVIRONMENT_KEYS = ("name", "stage", "approve_stage", "cluster", "service", "account", "region")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
@@ -81,8 +81,8 @@ class RecorderSettings:
     environments: tuple[EnvironmentSpec, ...]
     namespace: str = "deployline"
     production: str | None = None
-    self_update_stage: str = "UpdatePipeline"
-    gate_action: str = "SecurityGate"
+    self_update_stage: str = contract.UPDATE_PIPELINE_STAGE
+    gate_action: str = contract.GATE_ACTION
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RecorderSettings:
@@ -128,8 +128,9 @@ class RecorderSettings:
             environments=specs,
             namespace=env.get("METRICS_NAMESPACE", "").strip() or "deployline",
             production=production,
-            self_update_stage=env.get("SELF_UPDATE_STAGE", "").strip() or "UpdatePipeline",
-            gate_action=env.get("GATE_ACTION", "").strip() or "SecurityGate",
+            self_update_stage=env.get("SELF_UPDATE_STAGE", "").strip()
+            or contract.UPDATE_PIPELINE_STAGE,
+            gate_action=env.get("GATE_ACTION", "").strip() or contract.GATE_ACTION,
         )
 
     def by_stage(self, stage: Any) -> EnvironmentSpec | None:

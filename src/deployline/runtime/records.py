@@ -491,10 +491,6 @@ class DeploymentRecord:
     deployment_ids: tuple[str, ...] = field(default_factory=tuple)
 
     @property
-    def is_pipeline(self) -> bool:
-        return self.environment == PIPELINE_SCOPE
-
-    @property
     def failed(self) -> bool:
         """A change failure: the deployment failed, ECS failed one of its service deployments,
         or ECS rolled one back."""

@@ -29,7 +29,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-SEVERITIES = ("critical", "high", "medium", "low")
+from . import contract
+
+#: critical, high, medium, low: the values of deployline.contract.Severity, most severe first.
+SEVERITIES = contract.SEVERITIES
 SEVERITY_RANK = {name: index for index, name in enumerate(SEVERITIES)}  # 0 = most severe
 FORMATS = ("bandit", "pip-audit", "trivy", "sarif")
 
@@ -39,8 +42,10 @@ class ReportError(ValueError):
 
 
 @dataclass(frozen=True)
-class Finding:
-    """One issue a scanner reported."""
+class ScanFinding:
+    """One issue a security scanner (Bandit, pip-audit, Trivy, a SARIF tool) reported about the
+    source or the image; not a checker finding on a template (`deployline.checks.model.Finding`).
+    `severity` is a value of `contract.Severity` (`high`)."""
 
     scanner: str
     severity: str
@@ -73,7 +78,7 @@ class ScanReport:
     filename: str
     format: str
     tool: str
-    findings: tuple[Finding, ...] = ()
+    findings: tuple[ScanFinding, ...] = ()
     unverified: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -190,7 +195,7 @@ def _bandit(filename: str, value: Mapping[str, Any]) -> ScanReport:
             raise ReportError(f"{filename}: results[{index}] has no test_id")
         confidence = str(result.get("issue_confidence", "")).lower() or "unknown"
         findings.append(
-            Finding(
+            ScanFinding(
                 scanner="bandit",
                 severity=_BANDIT_SEVERITY[severity_raw],
                 rule_id=test_id,
@@ -241,7 +246,7 @@ def _pip_audit(filename: str, value: Any) -> ScanReport:
             severity = declared if declared in SEVERITY_RANK else "high"
             also = f" (also {', '.join(sorted(aliases))})" if aliases else ""
             findings.append(
-                Finding(
+                ScanFinding(
                     scanner="pip-audit",
                     severity=severity,
                     rule_id=vuln_id,
@@ -294,7 +299,7 @@ def _trivy(filename: str, value: Mapping[str, Any]) -> ScanReport:
             pkg = f"{vuln.get('PkgName', '?')} {vuln.get('InstalledVersion', '?')}"
             fixed = vuln.get("FixedVersion")
             findings.append(
-                Finding(
+                ScanFinding(
                     scanner="trivy",
                     severity=_trivy_severity(filename, vuln.get("Severity"), where),
                     rule_id=vuln_id,
@@ -315,7 +320,7 @@ def _trivy(filename: str, value: Mapping[str, Any]) -> ScanReport:
             cause = misconf.get("CauseMetadata") or {}
             line = cause.get("StartLine") if isinstance(cause, Mapping) else None
             findings.append(
-                Finding(
+                ScanFinding(
                     scanner="trivy",
                     severity=_trivy_severity(filename, misconf.get("Severity"), where),
                     rule_id=str(misconf.get("AVDID") or misconf.get("ID") or "misconfiguration"),
@@ -333,7 +338,7 @@ def _trivy(filename: str, value: Mapping[str, Any]) -> ScanReport:
             secret = _require_dict(filename, sraw, where)
             line = secret.get("StartLine")
             findings.append(
-                Finding(
+                ScanFinding(
                     scanner="trivy",
                     severity=_trivy_severity(filename, secret.get("Severity"), where),
                     rule_id=str(secret.get("RuleID") or "secret"),
@@ -455,7 +460,7 @@ def _sarif(filename: str, value: Mapping[str, Any]) -> ScanReport:
             short = rule.get("shortDescription") or {}
             title = text or (short.get("text") if isinstance(short, Mapping) else None) or "issue"
             findings.append(
-                Finding(
+                ScanFinding(
                     scanner=scanner,
                     severity=severity,
                     rule_id=str(result.get("ruleId") or rule.get("id") or "rule"),

@@ -45,8 +45,8 @@ from .jobs import (
 from .reports import (
     SEVERITIES,
     SEVERITY_RANK,
-    Finding,
     ReportError,
+    ScanFinding,
     ScanReport,
     parse_report,
     severity_order,
@@ -56,9 +56,9 @@ __all__ = [
     "OPTIONAL_FILES",
     "REPORT_FILES",
     "SEVERITIES",
-    "Finding",
     "GateVerdict",
     "ReportError",
+    "ScanFinding",
     "ScanReport",
     "evaluate",
     "handler",
@@ -109,7 +109,7 @@ class GateVerdict:
     passed: bool
     threshold: str
     counts: dict[str, int]
-    findings: tuple[Finding, ...]
+    findings: tuple[ScanFinding, ...]
     unverified: tuple[str, ...]
     problems: tuple[str, ...]
     skipped: tuple[str, ...]
@@ -118,7 +118,7 @@ class GateVerdict:
     summary: str = field(default="")
 
     @property
-    def blocking(self) -> tuple[Finding, ...]:
+    def blocking(self) -> tuple[ScanFinding, ...]:
         """Findings at or above the threshold."""
         limit = SEVERITY_RANK[self.threshold]
         return tuple(f for f in self.findings if severity_order(f.severity) <= limit)
@@ -182,7 +182,7 @@ def _summary_line(
     passed: bool,
     threshold: str,
     counts: Mapping[str, int],
-    findings: Sequence[Finding],
+    findings: Sequence[ScanFinding],
     unverified: Sequence[str],
     problems: Sequence[str],
     skipped: Sequence[str],

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from . import accounts, clients, http_check
+from . import accounts, clients, contract, http_check
 from .jobs import JobEventError, ParameterError, Parameters, PipelineJob, put_failure, put_success
 
 ACTION = "deployline validation"
@@ -53,10 +53,10 @@ REQUIRED_SUCCESSES = 3
 #: Budget assumed when the handler runs without a Lambda context. Default: 60 s.
 DEFAULT_BUDGET_MS = 60_000
 
-#: The outputs every environment stack has (deployline.contract.OUTPUT_*).
-OUTPUT_CLUSTER_NAME = "ClusterName"
-OUTPUT_SERVICE_NAME = "ServiceName"
-OUTPUT_SERVICE_URL = "ServiceUrl"
+#: The outputs every environment stack has.
+OUTPUT_CLUSTER_NAME = contract.OUTPUT_CLUSTER_NAME
+OUTPUT_SERVICE_NAME = contract.OUTPUT_SERVICE_NAME
+OUTPUT_SERVICE_URL = contract.OUTPUT_SERVICE_URL
 
 _EXAMPLE = (
     '{"stack_name": "svc-service-staging", "region": "eu-west-1", "role_arn": '
