@@ -1429,7 +1429,7 @@ def _clean_loc(loc: Sequence[int | str]) -> list[int | str]:
     return out
 
 
-def _message(err: Any, value_present: bool) -> str:
+def _message(err: Any) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     found = _describe(err.get("input"))
@@ -1507,7 +1507,7 @@ def _problems(exc: ValidationError, tree: Any, filename: str) -> list[ConfigProb
                     filename,
                     _line_of(tree, loc),
                     _field_path(loc),
-                    why or _message(err, value_present=err["type"] != "missing"),
+                    why or _message(err),
                 )
             )
     return _dedupe(problems)
