@@ -61,69 +61,86 @@ class ServiceAlarms(Construct):
                 deployments back).
         """
         super().__init__(scope, id)
-        if not target_groups:
-            raise ValueError("target_groups must name at least one target group, got none")
-        if not 0 < error_rate_percent <= 100:
-            raise ValueError(f"error_rate_percent must be in (0, 100], got {error_rate_percent}")
-        if unhealthy_hosts < 1:
-            raise ValueError(f"unhealthy_hosts must be at least 1, got {unhealthy_hosts}")
-        if not 1 <= evaluation_minutes <= 60:
-            raise ValueError(f"evaluation_minutes must be 1..60, got {evaluation_minutes}")
-        if p99_latency.to_milliseconds() < 1:
-            raise ValueError("p99_latency must be at least 1 ms")
-        labels = [label for label, _ in target_groups]
-        if len(set(labels)) != len(labels):
-            raise ValueError(f"target group labels must be unique, got {labels}")
-
+        _validate(
+            target_groups, error_rate_percent, p99_latency, unhealthy_hosts, evaluation_minutes
+        )
         self.alarms: list[cloudwatch.Alarm] = []
         for label, group in target_groups:
-            errors = group.metrics.http_code_target(
-                elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=_PERIOD, statistic="Sum"
-            )
-            requests = group.metrics.request_count(period=_PERIOD, statistic="Sum")
-            error_rate = cloudwatch.MathExpression(
-                expression="100 * FILL(errors, 0) / requests",
-                using_metrics={"errors": errors, "requests": requests},
-                label=f"{label} target 5xx rate (%)",
-                period=_PERIOD,
-            )
-
-            minutes = evaluation_minutes
-            self._add_alarm(
-                f"{label.capitalize()}ErrorRate",
-                namer.name(f"{label}-5xx-rate", Kind.ALARM),
-                f"More than {error_rate_percent}% of requests to the {label} targets answered "
-                f"5xx for {minutes} minute(s)",
-                error_rate,
-                error_rate_percent,
-                cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                minutes,
-            )
-            self._add_alarm(
-                f"{label.capitalize()}UnhealthyHosts",
-                namer.name(f"{label}-unhealthy-hosts", Kind.ALARM),
-                f"{unhealthy_hosts} or more {label} targets failed load balancer health checks "
-                f"for {minutes} minute(s)",
-                group.metrics.unhealthy_host_count(period=_PERIOD, statistic="Maximum"),
-                unhealthy_hosts,
-                cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                minutes,
-            )
-            self._add_alarm(
-                f"{label.capitalize()}Latency",
-                namer.name(f"{label}-p99-latency", Kind.ALARM),
-                f"p99 response time of the {label} targets above "
-                f"{p99_latency.to_milliseconds()} ms for {minutes} minute(s)",
-                group.metrics.target_response_time(period=_PERIOD, statistic="p99"),
-                p99_latency.to_milliseconds() / 1000,
-                cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                minutes,
-            )
+            self._error_rate_alarm(namer, label, group, error_rate_percent, evaluation_minutes)
+            self._unhealthy_hosts_alarm(namer, label, group, unhealthy_hosts, evaluation_minutes)
+            self._latency_alarm(namer, label, group, p99_latency, evaluation_minutes)
         self.alarm_names = [alarm.alarm_name for alarm in self.alarms]
         for alarm in self.alarms:
             for topic in topics:
                 alarm.add_alarm_action(cw_actions.SnsAction(topic))
                 alarm.add_ok_action(cw_actions.SnsAction(topic))
+
+    def _error_rate_alarm(
+        self,
+        namer: Namer,
+        label: str,
+        group: elbv2.ApplicationTargetGroup,
+        percent: float,
+        minutes: int,
+    ) -> None:
+        errors = group.metrics.http_code_target(
+            elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=_PERIOD, statistic="Sum"
+        )
+        requests = group.metrics.request_count(period=_PERIOD, statistic="Sum")
+        error_rate = cloudwatch.MathExpression(
+            expression="100 * FILL(errors, 0) / requests",
+            using_metrics={"errors": errors, "requests": requests},
+            label=f"{label} target 5xx rate (%)",
+            period=_PERIOD,
+        )
+        self._add_alarm(
+            f"{label.capitalize()}ErrorRate",
+            namer.name(f"{label}-5xx-rate", Kind.ALARM),
+            f"More than {percent}% of requests to the {label} targets answered "
+            f"5xx for {minutes} minute(s)",
+            error_rate,
+            percent,
+            cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            minutes,
+        )
+
+    def _unhealthy_hosts_alarm(
+        self,
+        namer: Namer,
+        label: str,
+        group: elbv2.ApplicationTargetGroup,
+        hosts: int,
+        minutes: int,
+    ) -> None:
+        self._add_alarm(
+            f"{label.capitalize()}UnhealthyHosts",
+            namer.name(f"{label}-unhealthy-hosts", Kind.ALARM),
+            f"{hosts} or more {label} targets failed load balancer health checks "
+            f"for {minutes} minute(s)",
+            group.metrics.unhealthy_host_count(period=_PERIOD, statistic="Maximum"),
+            hosts,
+            cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            minutes,
+        )
+
+    def _latency_alarm(
+        self,
+        namer: Namer,
+        label: str,
+        group: elbv2.ApplicationTargetGroup,
+        p99_latency: Duration,
+        minutes: int,
+    ) -> None:
+        self._add_alarm(
+            f"{label.capitalize()}Latency",
+            namer.name(f"{label}-p99-latency", Kind.ALARM),
+            f"p99 response time of the {label} targets above "
+            f"{p99_latency.to_milliseconds()} ms for {minutes} minute(s)",
+            group.metrics.target_response_time(period=_PERIOD, statistic="p99"),
+            p99_latency.to_milliseconds() / 1000,
+            cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            minutes,
+        )
 
     def _add_alarm(
         self,
@@ -151,3 +168,25 @@ class ServiceAlarms(Construct):
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             )
         )
+
+
+def _validate(
+    target_groups: Sequence[tuple[str, elbv2.ApplicationTargetGroup]],
+    error_rate_percent: float,
+    p99_latency: Duration,
+    unhealthy_hosts: int,
+    evaluation_minutes: int,
+) -> None:
+    if not target_groups:
+        raise ValueError("target_groups must name at least one target group, got none")
+    if not 0 < error_rate_percent <= 100:
+        raise ValueError(f"error_rate_percent must be in (0, 100], got {error_rate_percent}")
+    if unhealthy_hosts < 1:
+        raise ValueError(f"unhealthy_hosts must be at least 1, got {unhealthy_hosts}")
+    if not 1 <= evaluation_minutes <= 60:
+        raise ValueError(f"evaluation_minutes must be 1..60, got {evaluation_minutes}")
+    if p99_latency.to_milliseconds() < 1:
+        raise ValueError("p99_latency must be at least 1 ms")
+    labels = [label for label, _ in target_groups]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"target group labels must be unique, got {labels}")
