@@ -222,14 +222,7 @@ class Notifications(Construct):
             t for t in (self.own_topic, self.existing_topic) if t is not None
         )
         self.topic = self.alarm_topics[0]
-        self.dead_letter_queue: sqs.Queue = dead_letter_queue(
-            self,
-            "DeadLetterQueue",
-            name=namer.name("alerts-dlq", SQS_QUEUE),
-            key=self.key,
-            removal=removal,
-        )
-        acknowledge_dead_letter_queue(self.dead_letter_queue, feeds="the alert rules' targets")
+        self.dead_letter_queue = self._dead_letter_queue(namer, removal)
         self._max_event_age, self._retry_attempts = max_event_age, retry_attempts
         self.rules: dict[str, events.Rule] = {}
 
@@ -286,6 +279,17 @@ class Notifications(Construct):
                 "alerts need a reader: give emails, https_endpoint or topic_arn (got none); a "
                 "topic without subscribers drops every alert"
             )
+
+    def _dead_letter_queue(self, namer: Namer, removal: RemovalPolicy) -> sqs.Queue:
+        queue = dead_letter_queue(
+            self,
+            "DeadLetterQueue",
+            name=namer.name("alerts-dlq", SQS_QUEUE),
+            key=self.key,
+            removal=removal,
+        )
+        acknowledge_dead_letter_queue(queue, feeds="the alert rules' targets")
+        return queue
 
     def _key(self, namer: Namer, removal: RemovalPolicy, *, subscribed: bool) -> kms.Key:
         key = defaults.secure_key(
