@@ -326,7 +326,7 @@ class FargateWebService(Construct):
             interval=Duration.seconds(15),
             timeout=Duration.seconds(5),
             retries=3,
-            start_period=Duration.seconds(min(300, max(30, grace_period.to_seconds()))),
+            start_period=_start_period(grace_period),
         )
 
     def _container(
@@ -648,6 +648,13 @@ def depend_on_grants(dependent: Construct, role: iam.Role) -> None:
     policy = role.node.try_find_child("DefaultPolicy")
     if policy is not None:
         dependent.node.add_dependency(policy)
+
+
+def _start_period(grace_period: Duration) -> Duration:
+    """The grace period, kept within 30..300 seconds (ECS's range); a token is passed as is."""
+    if grace_period.is_unresolved():
+        return grace_period
+    return Duration.seconds(min(300, max(30, grace_period.to_seconds())))
 
 
 def _resource_label(group: elbv2.ApplicationTargetGroup) -> str:

@@ -49,6 +49,7 @@ from deployline.constructs.deployment_history import (
     acknowledge_dead_letter_queue,
     dead_letter_queue,
     ecs_deployment_pattern,
+    event_age_seconds,
     require_event_bus,
     split_by_bus,
     validate_delivery,
@@ -136,7 +137,7 @@ class _PublishTo:
                 arn=self._dead_letter_queue.queue_arn
             ),
             retry_policy=events.CfnRule.RetryPolicyProperty(
-                maximum_event_age_in_seconds=int(self._max_event_age.to_seconds()),
+                maximum_event_age_in_seconds=event_age_seconds(self._max_event_age),
                 maximum_retry_attempts=self._retry_attempts,
             ),
         )

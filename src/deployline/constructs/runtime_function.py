@@ -20,6 +20,7 @@ from aws_cdk import (
     Duration,
     RemovalPolicy,
     Stack,
+    Token,
     Validations,
 )
 from aws_cdk import aws_iam as iam
@@ -182,7 +183,7 @@ def _validate(handler: str, memory_size: int) -> None:
             f"handler must name a module in deployline/runtime and its function, like "
             f"'validation.handler'; got {handler!r}"
         )
-    if not 128 <= memory_size <= 10240:
+    if not Token.is_unresolved(memory_size) and not 128 <= memory_size <= 10240:
         raise ValueError(f"memory_size must be 128..10240 MiB, got {memory_size}")
 
 

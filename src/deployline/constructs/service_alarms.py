@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
@@ -52,7 +52,8 @@ class ServiceAlarms(Construct):
             target_groups: (label, target group) pairs, e.g. ("blue", tg).
             error_rate_percent: target 5xx responses above this share of requests breach.
                 Default: 5.
-            p99_latency: p99 target response time above this breaches. Default: 1.5 seconds.
+            p99_latency: p99 target response time above this breaches; a token must be given
+                in seconds (`Duration.seconds(parameter)`). Default: 1.5 seconds.
             unhealthy_hosts: this many unhealthy targets or more breach. Default: 1.
             evaluation_minutes: consecutive breaching minutes before the alarm fires.
                 Default: 3.
@@ -135,9 +136,9 @@ class ServiceAlarms(Construct):
             f"{label.capitalize()}Latency",
             namer.name(f"{label}-p99-latency", Kind.ALARM),
             f"p99 response time of the {label} targets above "
-            f"{p99_latency.to_milliseconds()} ms for {minutes} minute(s)",
+            f"{_in_words(p99_latency)} for {minutes} minute(s)",
             group.metrics.target_response_time(period=_PERIOD, statistic="p99"),
-            p99_latency.to_milliseconds() / 1000,
+            p99_latency.to_seconds(integral=False),
             cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             minutes,
         )
@@ -177,16 +178,29 @@ def _validate(
     unhealthy_hosts: int,
     evaluation_minutes: int,
 ) -> None:
+    """Every check skips values that are unresolved tokens (a CfnParameter, say)."""
     if not target_groups:
         raise ValueError("target_groups must name at least one target group, got none")
-    if not 0 < error_rate_percent <= 100:
+    if _known(error_rate_percent) and not 0 < error_rate_percent <= 100:
         raise ValueError(f"error_rate_percent must be in (0, 100], got {error_rate_percent}")
-    if unhealthy_hosts < 1:
+    if _known(unhealthy_hosts) and unhealthy_hosts < 1:
         raise ValueError(f"unhealthy_hosts must be at least 1, got {unhealthy_hosts}")
-    if not 1 <= evaluation_minutes <= 60:
+    if _known(evaluation_minutes) and not 1 <= evaluation_minutes <= 60:
         raise ValueError(f"evaluation_minutes must be 1..60, got {evaluation_minutes}")
-    if p99_latency.to_milliseconds() < 1:
-        raise ValueError("p99_latency must be at least 1 ms")
+    if not p99_latency.is_unresolved() and p99_latency.to_milliseconds(integral=False) < 1:
+        raise ValueError(f"p99_latency must be at least 1 ms, got {p99_latency.to_human_string()}")
     labels = [label for label, _ in target_groups]
     if len(set(labels)) != len(labels):
         raise ValueError(f"target group labels must be unique, got {labels}")
+
+
+def _known(value: object) -> bool:
+    return not Token.is_unresolved(value)
+
+
+def _in_words(latency: Duration) -> str:
+    """`1500 ms`; a token (which must be given in seconds: the threshold is in seconds) as
+    `<token> s`."""
+    if latency.is_unresolved():
+        return f"{latency.to_seconds()} s"
+    return f"{latency.to_milliseconds()} ms"

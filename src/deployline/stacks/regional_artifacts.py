@@ -138,7 +138,7 @@ class RegionalArtifactsStack(Stack):
             removal=removal,
             # a deleted or overwritten log stays recoverable as a noncurrent version
             versioned=True,
-            expiry_days=max(expiry_days, 90),
+            expiry_days=defaults.access_log_expiry_days(expiry_days),
             noncurrent_expiry_days=defaults.LOG_NONCURRENT_EXPIRY_DAYS,
         )
         self.bucket = defaults.secure_bucket(
