@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Aws, CfnResource, Duration, RemovalPolicy
+from aws_cdk import Aws, CfnResource, Duration, RemovalPolicy, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -239,6 +239,14 @@ def _log_access_to(source: s3.Bucket, target: s3.IBucket, prefix: str | None) ->
             },
         )
     )
+
+
+def access_log_expiry_days(expiry_days: int) -> int:
+    """Server access logs outlive what they log, and are kept at least 90 days. A token (a
+    CfnParameter) cannot be compared at synth time: the logs then expire with the objects."""
+    if Token.is_unresolved(expiry_days):
+        return expiry_days
+    return max(expiry_days, 90)
 
 
 def bucket_name(prefix: str) -> str:

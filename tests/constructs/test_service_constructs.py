@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ from aws_cdk.aws_lambda import CfnFunction
 from deployline.app import feature_flags
 from deployline.constructs.alarm_topic import AlarmTopic
 from deployline.constructs.ecs_blue_green import BlueGreenTraffic, ValidationHook
-from deployline.constructs.fargate_service import FargateWebService
+from deployline.constructs.fargate_service import ContainerOptions, FargateWebService, Scaling
 from deployline.constructs.load_balancer import ServiceLoadBalancer
 from deployline.constructs.service_image import ServiceImage
 from deployline.constructs.web_firewall import WebFirewall
@@ -97,8 +97,17 @@ def kit() -> Kit:
 # --- FargateWebService ----------------------------------------------------------------------
 
 
+_SCALING = {f.name for f in fields(Scaling)}
+_CONTAINER = {f.name for f in fields(ContainerOptions)}
+
+
 def web_service(kit: Kit, **changes: Any) -> FargateWebService:
+    """A service built with `changes`: Scaling and ContainerOptions fields go to their group."""
+    scaling = {k: changes.pop(k) for k in _SCALING & set(changes)}
+    container = {k: changes.pop(k) for k in _CONTAINER & set(changes)}
     args: dict[str, Any] = {
+        "scaling": Scaling(**scaling),
+        "container": ContainerOptions(**container),
         "namer": kit.namer,
         "vpc": kit.vpc,
         "subnets": ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),

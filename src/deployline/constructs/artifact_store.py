@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import RemovalPolicy, Token
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -43,7 +43,11 @@ class ArtifactStore(Construct):
             noncurrent_expiry_days: noncurrent versions expire sooner. Default: 7.
         """
         super().__init__(scope, id)
-        if noncurrent_expiry_days > expiry_days:
+        if (
+            not Token.is_unresolved(noncurrent_expiry_days)
+            and not Token.is_unresolved(expiry_days)
+            and noncurrent_expiry_days > expiry_days
+        ):
             raise ValueError(
                 "noncurrent_expiry_days must not exceed expiry_days, got "
                 f"{noncurrent_expiry_days} > {expiry_days}"
@@ -59,7 +63,7 @@ class ArtifactStore(Construct):
             removal=removal,
             # a deleted or overwritten log stays recoverable as a noncurrent version
             versioned=True,
-            expiry_days=max(expiry_days, 90),
+            expiry_days=defaults.access_log_expiry_days(expiry_days),
             noncurrent_expiry_days=defaults.LOG_NONCURRENT_EXPIRY_DAYS,
         )
         defaults.skip_checkov(

@@ -44,7 +44,10 @@ class BootstrapEnvironment:
             and not (len(self.account) == 12 and self.account.isascii() and self.account.isdigit())
         ):
             raise ValueError(f"account must be a 12-digit AWS account ID, got {self.account!r}")
-        if not (self.qualifier.isascii() and self.qualifier.isalnum() and self.qualifier.islower()):
+        qualifier = self.qualifier
+        if not Token.is_unresolved(qualifier) and not (
+            qualifier.isascii() and qualifier.isalnum() and qualifier.islower()
+        ):
             raise ValueError(
                 "qualifier must be the lowercase letters and digits `cdk bootstrap --qualifier` "
                 f"took, got {self.qualifier!r}"

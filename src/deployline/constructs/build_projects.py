@@ -16,6 +16,7 @@ from aws_cdk import Duration, RemovalPolicy, Token
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -63,6 +64,16 @@ def plaintext(value: str) -> codebuild.BuildEnvironmentVariable:
     return codebuild.BuildEnvironmentVariable(
         value=value, type=codebuild.BuildEnvironmentVariableType.PLAINTEXT
     )
+
+
+def _validate(project_name: str, buildspec: Mapping[str, Any], timeout: Duration) -> None:
+    check_timeout(f"project {project_name}", timeout)
+    if not isinstance(buildspec, Mapping) or "phases" not in buildspec:
+        raise ValueError(
+            f"buildspec of {project_name} must be a mapping with 'version' and 'phases', "
+            f"got {type(buildspec).__name__} with keys "
+            f"{sorted(buildspec) if isinstance(buildspec, Mapping) else '-'}"
+        )
 
 
 class BuildProject(Construct):
@@ -128,22 +139,59 @@ class BuildProject(Construct):
             statements: what else the build may do, scoped to ARNs.
         """
         super().__init__(scope, id)
-        check_timeout(f"project {project_name}", timeout)
-        if not isinstance(buildspec, Mapping) or "phases" not in buildspec:
-            raise ValueError(
-                f"buildspec of {project_name} must be a mapping with 'version' and 'phases', "
-                f"got {type(buildspec).__name__} with keys "
-                f"{sorted(buildspec) if isinstance(buildspec, Mapping) else '-'}"
-            )
+        _validate(project_name, buildspec, timeout)
         self.project_name = project_name
-        self.log_group = defaults.encrypted_log_group(
+        self.log_group = self._log_group(key, log_retention_days, removal)
+        policy = self._policy(key, artifact_bucket, writes_artifacts, report_groups, statements)
+        self.role = self._role(role_name, policy)
+        self._acknowledge(policy, artifact_bucket)
+        self.project = codebuild.PipelineProject(
+            self,
+            "Project",
+            project_name=project_name,
+            description=description,
+            role=self.role.without_policy_updates(),
+            build_spec=codebuild.BuildSpec.from_object(dict(buildspec)),
+            environment=codebuild.BuildEnvironment(
+                build_image=build_image or default_build_image(),
+                compute_type=compute_type,
+                privileged=privileged,
+            ),
+            environment_variables=dict(environment_variables or {}),
+            timeout=timeout,
+            queued_timeout=queued_timeout,
+            cache=cache,
+            encryption_key=key,
+            logging=codebuild.LoggingOptions(
+                cloud_watch=codebuild.CloudWatchLoggingOptions(
+                    log_group=self.log_group, enabled=True
+                ),
+            ),
+        )
+        self._accept_source_design()
+
+    def _log_group(
+        self, key: kms.IKey, retention_days: int, removal: RemovalPolicy
+    ) -> logs.LogGroup:
+        """`/aws/codebuild/<project>`, created before the first build."""
+        return defaults.encrypted_log_group(
             self,
             "Logs",
-            name=f"/aws/codebuild/{project_name}",
+            name=f"/aws/codebuild/{self.project_name}",
             key=key,
-            retention_days=log_retention_days,
+            retention_days=retention_days,
             removal=removal,
         )
+
+    def _policy(
+        self,
+        key: kms.IKey,
+        artifact_bucket: s3.IBucket,
+        writes_artifacts: bool,
+        report_groups: Sequence[codebuild.IReportGroup],
+        statements: Sequence[iam.PolicyStatement],
+    ) -> list[iam.PolicyStatement]:
+        """The service role's whole policy: own logs, artifacts, key, reports, `statements`."""
         policy = [
             iam.PolicyStatement(
                 sid="WriteOwnLogs",
@@ -182,47 +230,31 @@ class BuildProject(Construct):
         sids = [st.sid for st in policy if st.sid]
         dupes = sorted({sid for sid in sids if sids.count(sid) > 1})
         if dupes:
-            raise ValueError(f"statement IDs must be unique in {project_name}'s policy: {dupes}")
-        self.role = iam.Role(
+            raise ValueError(
+                f"statement IDs must be unique in {self.project_name}'s policy: {dupes}"
+            )
+        return policy
+
+    def _role(self, role_name: str, policy: Sequence[iam.PolicyStatement]) -> iam.Role:
+        """The service role, trusting CodeBuild for this project only, its policy inline."""
+        return iam.Role(
             self,
             "Role",
             role_name=role_name,
             assumed_by=defaults.guarded_service_principal(
                 "codebuild.amazonaws.com",
-                source_arn=defaults.own_arn("codebuild", f"project/{project_name}"),
+                source_arn=defaults.own_arn("codebuild", f"project/{self.project_name}"),
             ),
-            description=f"deployline: service role of the CodeBuild project {project_name}",
-            inline_policies={"Build": iam.PolicyDocument(statements=policy)},
+            description=f"deployline: service role of the CodeBuild project {self.project_name}",
+            inline_policies={"Build": iam.PolicyDocument(statements=list(policy))},
         )
-        self._acknowledge(policy, artifact_bucket)
-        self.project = codebuild.PipelineProject(
-            self,
-            "Project",
-            project_name=project_name,
-            description=description,
-            role=self.role.without_policy_updates(),
-            build_spec=codebuild.BuildSpec.from_object(dict(buildspec)),
-            environment=codebuild.BuildEnvironment(
-                build_image=build_image or default_build_image(),
-                compute_type=compute_type,
-                privileged=privileged,
-            ),
-            environment_variables=dict(environment_variables or {}),
-            timeout=timeout,
-            queued_timeout=queued_timeout,
-            cache=cache,
-            encryption_key=key,
-            logging=codebuild.LoggingOptions(
-                cloud_watch=codebuild.CloudWatchLoggingOptions(
-                    log_group=self.log_group, enabled=True
-                ),
-            ),
-        )
+
+    def _accept_source_design(self) -> None:
         compliance.accept(
             self.project,
             "CodeBuildProjectSourceRepoUrl",
-            f"{project_name} takes its source from CodePipeline (source type CODEPIPELINE): it "
-            "has no repository URL, so no credential can sit in one; the pipeline's source "
+            f"{self.project_name} takes its source from CodePipeline (source type CODEPIPELINE): "
+            "it has no repository URL, so no credential can sit in one; the pipeline's source "
             "action fetches the code (a CodeStar connection, S3 or CodeCommit, never a token)",
         )
 

@@ -205,8 +205,7 @@ class ContainerPipeline(Construct):
             artifact_bucket: encrypted with `key`. Default: a new `ArtifactStore`.
             cross_region_artifact_buckets: an artifact bucket (KMS-encrypted) in each other
                 region a target deploys to, by region. Default: none.
-            repository: the ECR repository. Default: a new `ImageRepository` named
-                `repository_name`.
+            repository: the ECR repository. Default: an `ImageRepository` named `repository_name`.
             repository_name: Default: `{service}-images-{env}`.
             keep_images: tagged images the new repository keeps. Default: 20.
             approval_topic: the topic approvals are announced on. Default: none.
@@ -222,25 +221,12 @@ class ContainerPipeline(Construct):
             removal: for the key, buckets, repository and log groups. Default: RETAIN.
         """
         super().__init__(scope, id)
-        targets = list(targets)
-        validate_settings(
-            build=build,
-            synth=synth,
-            test=test,
-            scan=scan,
-            targets=targets,
-            require_approval_before_last=require_approval_before_last,
-        )
-        _check_execution_mode(execution_mode)
         self.targets = tuple(targets)
-        self.namer = namer
+        _validate(
+            build, synth, test, scan, self.targets, require_approval_before_last, execution_mode
+        )
+        self.namer, self._removal, self._log_retention_days = namer, removal, log_retention_days
         self.environment = environment or _stack_environment(self)
-        self.action_roles: dict[str, ActionRole] = {}
-        self.stage_names: list[str] = []
-        self._self_updated: list[BootstrapEnvironment] = []
-        self._removal = removal
-        self._log_retention_days = log_retention_days
-
         self._storage(key, artifact_bucket, access_logs_bucket, repository, repository_name)
         self._create_pipeline(
             pipeline_name, execution_mode, cross_region_artifact_buckets or {}, keep_images
@@ -305,7 +291,12 @@ class ContainerPipeline(Construct):
         cross_region: Mapping[str, s3.IBucket],
         keep_images: int,
     ) -> None:
+        """The image repository (unless given), the pipeline's role and the pipeline, with no
+        stage yet."""
         namer = self.namer
+        self.action_roles: dict[str, ActionRole] = {}
+        self.stage_names: list[str] = []
+        self._self_updated: list[BootstrapEnvironment] = []
         if self._repository is None:
             self._repository = ImageRepository(
                 self,
@@ -1044,6 +1035,26 @@ def _unique(scope: Construct, values: Sequence[str]) -> list[str]:
 
 def _label(action: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", action).lower()
+
+
+def _validate(
+    build: BuildSettings,
+    synth: SynthSettings,
+    test: TestSettings,
+    scan: ScanSettings,
+    targets: Sequence[StackTarget],
+    require_approval_before_last: bool,
+    execution_mode: codepipeline.ExecutionMode,
+) -> None:
+    validate_settings(
+        build=build,
+        synth=synth,
+        test=test,
+        scan=scan,
+        targets=targets,
+        require_approval_before_last=require_approval_before_last,
+    )
+    _check_execution_mode(execution_mode)
 
 
 def _check_execution_mode(mode: codepipeline.ExecutionMode) -> None:

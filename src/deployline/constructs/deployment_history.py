@@ -256,16 +256,23 @@ def where(environments: Sequence[DeployedEnvironment]) -> str:
     )
 
 
+def event_age_seconds(max_event_age: Duration) -> float:
+    """An EventBridge retry policy's MaximumEventAgeInSeconds (a token passes through)."""
+    if max_event_age.is_unresolved():
+        return max_event_age.to_seconds()
+    return int(max_event_age.to_seconds())
+
+
 def validate_delivery(*, max_event_age: Duration, retry_attempts: int) -> None:
     """EventBridge target limits: event age 1 minute..24 hours, 0..185 retries."""
-    if not Token.is_unresolved(max_event_age.to_seconds()) and not (
+    if not max_event_age.is_unresolved() and not (
         60 <= max_event_age.to_seconds() <= MAX_EVENT_AGE.to_seconds()
     ):
         raise ValueError(
             f"max_event_age must lie between 1 minute and 24 hours, got "
             f"{max_event_age.to_human_string()}"
         )
-    if not 0 <= retry_attempts <= MAX_RETRIES:
+    if not Token.is_unresolved(retry_attempts) and not 0 <= retry_attempts <= MAX_RETRIES:
         raise ValueError(f"retry_attempts must lie between 0 and 185, got {retry_attempts}")
 
 
@@ -609,8 +616,11 @@ class DeploymentHistory(Construct):
             function_name=self.recorder.function.function_name,
             qualifier="$LATEST",
             maximum_retry_attempts=2,
-            maximum_event_age_in_seconds=min(
-                int(max_event_age.to_seconds()), _LAMBDA_MAX_EVENT_AGE
+            # Lambda keeps events at most 6 hours; a token cannot be capped, so it gets the cap.
+            maximum_event_age_in_seconds=(
+                _LAMBDA_MAX_EVENT_AGE
+                if max_event_age.is_unresolved()
+                else min(int(max_event_age.to_seconds()), _LAMBDA_MAX_EVENT_AGE)
             ),
             destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
                 on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from aws_cdk import (
     Acknowledgment,
@@ -29,6 +30,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from deployline import defaults
@@ -60,6 +62,84 @@ def default_health_check_command(port: int, path: str) -> str:
         f" || python3 -c {python} 2>/dev/null"
         " || exit 1"
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scaling:
+    """How many tasks run, and what autoscaling tracks. Numbers may be tokens.
+
+    Attributes:
+        desired_count: tasks at creation. Default: 2.
+        min_capacity: autoscaling floor. Default: 1.
+        max_capacity: autoscaling ceiling. Default: 4.
+        target_cpu_percent: autoscaling CPU target, 10..95. Default: 60.
+        target_requests_per_task: autoscaling target, requests per task per minute.
+            Default: 1000.
+    """
+
+    desired_count: int = 2
+    min_capacity: int = 1
+    max_capacity: int = 4
+    target_cpu_percent: int = 60
+    target_requests_per_task: int = 1000
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field, the value and the fix (tokens are skipped)."""
+        desired, low, high = self.desired_count, self.min_capacity, self.max_capacity
+        if _known(desired) and desired < 1:
+            raise ValueError(f"desired_count must be at least 1, got {desired}")
+        if _known(low) and low < 1:
+            raise ValueError(f"min_capacity must be at least 1, got {low}")
+        if _known(low, high) and low > high:
+            raise ValueError(f"min_capacity ({low}) must not exceed max_capacity ({high})")
+        if _known(desired, low, high) and not low <= desired <= high:
+            raise ValueError(
+                f"desired_count ({desired}) must lie between min_capacity ({low}) "
+                f"and max_capacity ({high})"
+            )
+        if _known(self.target_cpu_percent) and not 10 <= self.target_cpu_percent <= 95:
+            raise ValueError(f"target_cpu_percent must be 10..95, got {self.target_cpu_percent}")
+        if _known(self.target_requests_per_task) and self.target_requests_per_task < 1:
+            raise ValueError(
+                f"target_requests_per_task must be at least 1, got {self.target_requests_per_task}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContainerOptions:
+    """How the application container runs.
+
+    Attributes:
+        command: the container command (may be a token list). Default: the image's own.
+        environment: plain environment variables (no secrets). Default: PORT only.
+        user: uid[:gid], never root. Default: 1000:1000.
+        read_only_root_filesystem: Default: true.
+        writable_paths: scratch volumes mounted writable. Default: /tmp.
+        health_check: the container health check. Default: on.
+        health_check_command: shell command. Default:
+            `default_health_check_command(container_port, health_check_path)`.
+    """
+
+    command: Sequence[str] | None = None
+    environment: Mapping[str, str] | None = None
+    user: str = "1000:1000"
+    read_only_root_filesystem: bool = True
+    writable_paths: Sequence[str] = ("/tmp",)  # noqa: S108  (mount points)
+    health_check: bool = True
+    health_check_command: str | None = None
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field, the value and the fix (tokens are skipped)."""
+        user, paths = self.user, self.writable_paths
+        if _known(user) and user.split(":", 1)[0] in {"0", "root", ""}:
+            raise ValueError(f"user must not be root, got {user!r}; use a uid such as 1000:1000")
+        for path in paths:
+            if _known(path) and (not path.startswith("/") or path == "/"):
+                raise ValueError(
+                    f"writable_paths must be absolute directories below /, got {path!r}"
+                )
+        if len(set(paths)) != len(paths):
+            raise ValueError(f"writable_paths must not repeat, got {list(paths)}")
 
 
 class FargateWebService(Construct):
@@ -94,22 +174,12 @@ class FargateWebService(Construct):
         health_check_path: str,
         cpu: int = 256,
         memory: int = 512,
-        desired_count: int = 2,
-        min_capacity: int = 1,
-        max_capacity: int = 4,
+        scaling: Scaling = Scaling(),
+        container: ContainerOptions = ContainerOptions(),
         blue_green: BlueGreenTraffic | None = None,
         assign_public_ip: bool = False,
-        command: Sequence[str] | None = None,
-        environment: Mapping[str, str] | None = None,
-        user: str = "1000:1000",
-        read_only_root_filesystem: bool = True,
-        writable_paths: Sequence[str] = ("/tmp",),  # noqa: S108  (mount points)
-        container_health_check: bool = True,
-        container_health_check_command: str | None = None,
         health_check_grace_period: Duration = DEFAULT_GRACE_PERIOD,
         deployment_alarm_names: Sequence[str] = (),
-        target_cpu_percent: int = 60,
-        target_requests_per_task: int = 1000,
         cpu_architecture: ecs.CpuArchitecture = ecs.CpuArchitecture.X86_64,
         execution_role_statements: Sequence[iam.PolicyStatement] = (),
         log_retention_days: int = defaults.LOG_RETENTION_DAYS,
@@ -128,28 +198,15 @@ class FargateWebService(Construct):
             health_check_path: the path the default container health check requests.
             cpu: Fargate CPU units. Default: 256.
             memory: MiB, a size Fargate offers for `cpu`. Default: 512.
-            desired_count: tasks at creation. Default: 2.
-            min_capacity: autoscaling floor. Default: 1.
-            max_capacity: autoscaling ceiling. Default: 4.
+            scaling: task counts and autoscaling targets. Default: `Scaling()`.
+            container: how the application container runs. Default: `ContainerOptions()`.
             blue_green: deploy blue/green (BLUE_GREEN, CANARY or LINEAR) with the alternate
                 target group and rules it names; `target_groups` are then blue, green.
                 Default: rolling.
             assign_public_ip: give tasks a public IP (public subnets). Default: false.
-            command: the container command (may be a token list). Default: the image's own.
-            environment: plain environment variables (no secrets). Default: PORT only.
-            user: uid[:gid], never root. Default: 1000:1000.
-            read_only_root_filesystem: Default: true.
-            writable_paths: scratch volumes mounted writable. Default: /tmp.
-            container_health_check: Default: on.
-            container_health_check_command: shell command. Default:
-                `default_health_check_command(container_port, health_check_path)`.
             health_check_grace_period: load balancer health checks ignored after a task starts.
                 Default: 60 seconds.
-            deployment_alarm_names: alarms that roll a deployment back (at most 10).
-                Default: none.
-            target_cpu_percent: autoscaling CPU target. Default: 60.
-            target_requests_per_task: autoscaling target, requests per task per minute.
-                Default: 1000.
+            deployment_alarm_names: alarms that roll a deployment back (at most 10). Default: none.
             cpu_architecture: Default: X86_64.
             execution_role_statements: what the execution role needs to pull the image (the
                 repository's, a pull-through cache's). Default: none.
@@ -157,75 +214,28 @@ class FargateWebService(Construct):
             removal: the log group's removal policy. Default: RETAIN.
         """
         super().__init__(scope, id)
-        _validate(
-            cpu=cpu,
-            memory=memory,
-            desired_count=desired_count,
-            min_capacity=min_capacity,
-            max_capacity=max_capacity,
-            container_port=container_port,
-            user=user,
-            writable_paths=writable_paths,
-            target_groups=target_groups,
-            blue_green=blue_green is not None,
-            target_cpu_percent=target_cpu_percent,
-            target_requests_per_task=target_requests_per_task,
-            deployment_alarm_names=deployment_alarm_names,
-            health_check_path=health_check_path,
+        _validate_size(cpu, memory)
+        scaling.validate()
+        container.validate()
+        _validate_service(
+            container_port, health_check_path, target_groups, blue_green, deployment_alarm_names
         )
-        self.blue_green = blue_green
+        self.blue_green, self._namer = blue_green, namer
         self.cluster = self._cluster(namer, vpc)
-        self.log_group = defaults.encrypted_log_group(
-            self,
-            "Logs",
-            name=namer.log_group("app"),
-            key=key,
-            retention_days=log_retention_days,
-            removal=removal,
-        )
+        self.log_group = self._log_group(namer, key, log_retention_days, removal)
         self.execution_role = self._execution_role(namer, execution_role_statements)
         self.task_role = self._task_role(namer)
         self.task_definition = self._task_definition(namer, cpu, memory, cpu_architecture)
         self.container = self._container(
-            image=image,
-            command=command,
-            environment={"PORT": str(container_port), **(environment or {})},
-            container_port=container_port,
-            user=user,
-            read_only_root_filesystem=read_only_root_filesystem,
-            writable_paths=writable_paths,
-            health_check=self._health_check(
-                container_health_check,
-                container_health_check_command
-                or default_health_check_command(container_port, health_check_path),
-                health_check_grace_period,
-            ),
+            image, container, container_port, health_check_path, health_check_grace_period
         )
-        self.security_group = ec2.SecurityGroup(
-            self,
-            "SecurityGroup",
-            vpc=vpc,
-            description=f"{namer.name('service')}: tasks, reachable from the load balancer only",
-            allow_all_outbound=True,  # the application's own egress is unknown
-        )
+        self.security_group = self._security_group(namer, vpc)
         self.service = self._service(
-            namer,
-            subnets=subnets,
-            desired_count=desired_count,
-            assign_public_ip=assign_public_ip,
-            grace_period=health_check_grace_period,
-            alarm_names=deployment_alarm_names,
+            subnets, scaling, assign_public_ip, health_check_grace_period, deployment_alarm_names
         )
         self._register(target_groups[0], container_port, load_balancer_security_group)
         self._acknowledge(namer)
-        self.scalable_target = self._autoscaling(
-            namer,
-            target_groups=target_groups,
-            min_capacity=min_capacity,
-            max_capacity=max_capacity,
-            target_cpu_percent=target_cpu_percent,
-            target_requests_per_task=target_requests_per_task,
-        )
+        self.scalable_target = self._autoscaling(namer, target_groups, scaling)
 
     # ---- the pieces, in the order they are built ----------------------------------------
 
@@ -236,6 +246,18 @@ class FargateWebService(Construct):
             cluster_name=namer.name("cluster", Kind.ECS),
             vpc=vpc,
             container_insights_v2=ecs.ContainerInsights.ENHANCED,
+        )
+
+    def _log_group(
+        self, namer: Namer, key: kms.IKey, retention_days: int, removal: RemovalPolicy
+    ) -> logs.LogGroup:
+        return defaults.encrypted_log_group(
+            self,
+            "Logs",
+            name=namer.log_group("app"),
+            key=key,
+            retention_days=retention_days,
+            removal=removal,
         )
 
     def _execution_role(self, namer: Namer, statements: Sequence[iam.PolicyStatement]) -> iam.Role:
@@ -304,21 +326,27 @@ class FargateWebService(Construct):
             interval=Duration.seconds(15),
             timeout=Duration.seconds(5),
             retries=3,
-            start_period=Duration.seconds(min(300, max(30, grace_period.to_seconds()))),
+            start_period=_start_period(grace_period),
         )
 
     def _container(
         self,
-        *,
         image: ecs.ContainerImage,
-        command: Sequence[str] | None,
-        environment: Mapping[str, str],
+        options: ContainerOptions,
         container_port: int,
-        user: str,
-        read_only_root_filesystem: bool,
-        writable_paths: Sequence[str],
-        health_check: ecs.HealthCheck | None,
+        health_check_path: str,
+        grace_period: Duration,
     ) -> ecs.ContainerDefinition:
+        command = options.command
+        environment = {"PORT": str(container_port), **(options.environment or {})}
+        user, writable_paths = options.user, options.writable_paths
+        read_only_root_filesystem = options.read_only_root_filesystem
+        health_check = self._health_check(
+            options.health_check,
+            options.health_check_command
+            or default_health_check_command(container_port, health_check_path),
+            grace_period,
+        )
         container = self.task_definition.add_container(
             "App",
             container_name=CONTAINER_NAME,
@@ -353,12 +381,19 @@ class FargateWebService(Construct):
             )
         return container
 
+    def _security_group(self, namer: Namer, vpc: ec2.IVpc) -> ec2.SecurityGroup:
+        return ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description=f"{namer.name('service')}: tasks, reachable from the load balancer only",
+            allow_all_outbound=True,  # the application's own egress is unknown
+        )
+
     def _service(
         self,
-        namer: Namer,
-        *,
         subnets: ec2.SubnetSelection,
-        desired_count: int,
+        scaling: Scaling,
         assign_public_ip: bool,
         grace_period: Duration,
         alarm_names: Sequence[str],
@@ -367,10 +402,10 @@ class FargateWebService(Construct):
         service = ecs.FargateService(
             self,
             "Service",
-            service_name=namer.name("service", Kind.ECS),
+            service_name=self._namer.name("service", Kind.ECS),
             cluster=self.cluster,
             task_definition=self.task_definition,
-            desired_count=desired_count,
+            desired_count=scaling.desired_count,
             assign_public_ip=assign_public_ip,
             vpc_subnets=subnets,
             security_groups=[self.security_group],
@@ -439,13 +474,12 @@ class FargateWebService(Construct):
     def _autoscaling(
         self,
         namer: Namer,
-        *,
         target_groups: Sequence[elbv2.ApplicationTargetGroup],
-        min_capacity: int,
-        max_capacity: int,
-        target_cpu_percent: int,
-        target_requests_per_task: int,
+        scaling: Scaling,
     ) -> appscaling.ScalableTarget:
+        min_capacity, max_capacity = scaling.min_capacity, scaling.max_capacity
+        target_cpu_percent = scaling.target_cpu_percent
+        target_requests_per_task = scaling.target_requests_per_task
         scalable_target = appscaling.ScalableTarget(
             self,
             "ScalableTarget",
@@ -616,42 +650,34 @@ def depend_on_grants(dependent: Construct, role: iam.Role) -> None:
         dependent.node.add_dependency(policy)
 
 
+def _start_period(grace_period: Duration) -> Duration:
+    """The grace period, kept within 30..300 seconds (ECS's range); a token is passed as is."""
+    if grace_period.is_unresolved():
+        return grace_period
+    return Duration.seconds(min(300, max(30, grace_period.to_seconds())))
+
+
 def _resource_label(group: elbv2.ApplicationTargetGroup) -> str:
     return f"{group.first_load_balancer_full_name}/{group.target_group_full_name}"
 
 
-def _validate(
-    *,
-    cpu: int,
-    memory: int,
-    desired_count: int,
-    min_capacity: int,
-    max_capacity: int,
+def _validate_service(
     container_port: int,
-    user: str,
-    writable_paths: Sequence[str],
-    target_groups: Sequence[elbv2.ApplicationTargetGroup],
-    blue_green: bool,
-    target_cpu_percent: int,
-    target_requests_per_task: int,
-    deployment_alarm_names: Sequence[str],
     health_check_path: str,
+    target_groups: Sequence[elbv2.ApplicationTargetGroup],
+    blue_green: BlueGreenTraffic | None,
+    deployment_alarm_names: Sequence[str],
 ) -> None:
     """Every check skips values that are unresolved tokens (a CfnParameter, say)."""
-    _validate_size(cpu, memory)
-    _validate_counts(desired_count, min_capacity, max_capacity)
-    _validate_container(container_port, user, writable_paths, health_check_path)
+    if _known(container_port) and not 1 <= container_port <= 65535:
+        raise ValueError(f"container_port must be 1..65535, got {container_port}")
+    if _known(health_check_path) and not health_check_path.startswith("/"):
+        raise ValueError(f"health_check_path must start with '/', got {health_check_path!r}")
     expected = 2 if blue_green else 1
     if len(target_groups) != expected:
         raise ValueError(
             f"{'blue/green' if blue_green else 'a rolling service'} needs {expected} target "
             f"group(s), got {len(target_groups)}"
-        )
-    if _known(target_cpu_percent) and not 10 <= target_cpu_percent <= 95:
-        raise ValueError(f"target_cpu_percent must be 10..95, got {target_cpu_percent}")
-    if _known(target_requests_per_task) and target_requests_per_task < 1:
-        raise ValueError(
-            f"target_requests_per_task must be at least 1, got {target_requests_per_task}"
         )
     if len(deployment_alarm_names) > 10:
         raise ValueError(
@@ -675,37 +701,3 @@ def _validate_size(cpu: int, memory: int) -> None:
             f"memory {memory} MiB is not offered by Fargate with cpu {cpu}; choose one of "
             f"{allowed[0]}..{allowed[-1]} in the steps Fargate allows"
         )
-
-
-def _validate_counts(desired_count: int, min_capacity: int, max_capacity: int) -> None:
-    if _known(desired_count) and desired_count < 1:
-        raise ValueError(f"desired_count must be at least 1, got {desired_count}")
-    if _known(min_capacity) and min_capacity < 1:
-        raise ValueError(f"min_capacity must be at least 1, got {min_capacity}")
-    if _known(min_capacity, max_capacity) and min_capacity > max_capacity:
-        raise ValueError(
-            f"min_capacity ({min_capacity}) must not exceed max_capacity ({max_capacity})"
-        )
-    if _known(desired_count, min_capacity, max_capacity) and not (
-        min_capacity <= desired_count <= max_capacity
-    ):
-        raise ValueError(
-            f"desired_count ({desired_count}) must lie between min_capacity ({min_capacity}) "
-            f"and max_capacity ({max_capacity})"
-        )
-
-
-def _validate_container(
-    container_port: int, user: str, writable_paths: Sequence[str], health_check_path: str
-) -> None:
-    if _known(container_port) and not 1 <= container_port <= 65535:
-        raise ValueError(f"container_port must be 1..65535, got {container_port}")
-    if _known(user) and user.split(":", 1)[0] in {"0", "root", ""}:
-        raise ValueError(f"user must not be root, got {user!r}; use a uid such as 1000:1000")
-    for path in writable_paths:
-        if _known(path) and (not path.startswith("/") or path == "/"):
-            raise ValueError(f"writable_paths must be absolute directories below /, got {path!r}")
-    if len(set(writable_paths)) != len(writable_paths):
-        raise ValueError(f"writable_paths must not repeat, got {list(writable_paths)}")
-    if _known(health_check_path) and not health_check_path.startswith("/"):
-        raise ValueError(f"health_check_path must start with '/', got {health_check_path!r}")

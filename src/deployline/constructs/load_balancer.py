@@ -132,66 +132,28 @@ class ServiceLoadBalancer(Construct):
             removal: the access-log bucket's removal policy. Default: RETAIN.
         """
         super().__init__(scope, id)
-        self._validate(
-            target_port=target_port,
-            listener_port=listener_port,
-            certificate_arn=certificate_arn,
-            domain_name=domain_name,
-            hosted_zone_id=hosted_zone_id,
-            blue_green=blue_green,
-            test_listener_port=test_listener_port,
-            ingress_cidrs=ingress_cidrs,
-            health_check_path=health_check_path,
+        https = certificate_arn is not None or hosted_zone_id is not None
+        _validate_ports(target_port, listener_port, test_listener_port, blue_green, https)
+        _validate_names(
+            ingress_cidrs, health_check_path, certificate_arn, domain_name, hosted_zone_id
         )
-        zone = (
-            route53.HostedZone.from_hosted_zone_id(self, "HostedZone", hosted_zone_id)
-            if hosted_zone_id is not None
-            else None
-        )
+        zone = self._hosted_zone(hosted_zone_id)
         certificate = self._certificate(certificate_arn, domain_name, zone)
-        https = certificate is not None
         production_port = HTTPS_PORT if https else listener_port
         test_cidrs = test_listener_cidrs if blue_green else ()
         self.access_logs = self._access_log_bucket(namer, access_log_expiry_days, removal)
+        production_ports = [listener_port, HTTPS_PORT] if https else [listener_port]
         self.security_group = self._security_group(
             namer,
             vpc,
-            production={
-                cidr: [listener_port, HTTPS_PORT] if https else [listener_port]
-                for cidr in ingress_cidrs
-            },
+            production={cidr: production_ports for cidr in ingress_cidrs},
             test={cidr: [test_listener_port] for cidr in test_cidrs},
         )
         self.load_balancer = self._load_balancer(namer, vpc, subnets, deletion_protection)
-        self.target_group = self._target_group(
-            "BlueTargetGroup",
-            namer.name("blue" if blue_green else "tg", Kind.TARGET_GROUP),
-            vpc,
-            target_port,
-            health_check_path,
-            deregistration_delay,
+        self._target_groups(
+            namer, vpc, blue_green, target_port, health_check_path, deregistration_delay
         )
-        self.green_target_group = (
-            self._target_group(
-                "GreenTargetGroup",
-                namer.name("green", Kind.TARGET_GROUP),
-                vpc,
-                target_port,
-                health_check_path,
-                deregistration_delay,
-            )
-            if blue_green
-            else None
-        )
-        self.target_groups = [self.target_group] + (
-            [self.green_target_group] if self.green_target_group is not None else []
-        )
-        self._listeners(
-            certificate=certificate,
-            listener_port=listener_port,
-            production_port=production_port,
-            test_listener_port=test_listener_port,
-        )
+        self._listeners(certificate, listener_port, production_port, test_listener_port)
         self.alias_record = self._alias_record(zone, domain_name)
         self._acknowledge(namer, ingress_cidrs, test_cidrs, https, deletion_protection)
         host = domain_name or self.load_balancer.load_balancer_dns_name
@@ -200,6 +162,11 @@ class ServiceLoadBalancer(Construct):
         self.test_url = _url(scheme, host, test_listener_port) if blue_green else None
 
     # ---- the pieces, in the order they are built ----------------------------------------
+
+    def _hosted_zone(self, hosted_zone_id: str | None) -> route53.IHostedZone | None:
+        if hosted_zone_id is None:
+            return None
+        return route53.HostedZone.from_hosted_zone_id(self, "HostedZone", hosted_zone_id)
 
     def _certificate(
         self,
@@ -297,6 +264,33 @@ class ServiceLoadBalancer(Construct):
             load_balancer.node.add_dependency(self.access_logs.policy)
         return load_balancer
 
+    def _target_groups(
+        self,
+        namer: Namer,
+        vpc: ec2.IVpc,
+        blue_green: bool,
+        port: int,
+        health_check_path: str,
+        deregistration_delay: Duration,
+    ) -> None:
+        """The (blue) target group, and the green one for blue/green."""
+        # The first group keeps the ID BlueTargetGroup whether or not a green one follows.
+        names = [("BlueTargetGroup", "blue"), ("GreenTargetGroup", "green")]
+        groups = [
+            self._target_group(
+                construct_id,
+                namer.name(label, Kind.TARGET_GROUP),
+                vpc,
+                port,
+                health_check_path,
+                deregistration_delay,
+            )
+            for construct_id, label in (names if blue_green else [("BlueTargetGroup", "tg")])
+        ]
+        self.target_group = groups[0]
+        self.green_target_group = groups[1] if blue_green else None
+        self.target_groups = groups
+
     def _target_group(
         self,
         construct_id: str,
@@ -327,7 +321,6 @@ class ServiceLoadBalancer(Construct):
 
     def _listeners(
         self,
-        *,
         certificate: elbv2.ListenerCertificate | None,
         listener_port: int,
         production_port: int,
@@ -476,60 +469,6 @@ class ServiceLoadBalancer(Construct):
             "deployline cannot know of (add replication there)",
         )
 
-    @staticmethod
-    def _validate(
-        *,
-        target_port: int,
-        listener_port: int,
-        certificate_arn: str | None,
-        domain_name: str | None,
-        hosted_zone_id: str | None,
-        blue_green: bool,
-        test_listener_port: int,
-        ingress_cidrs: Sequence[str],
-        health_check_path: str,
-    ) -> None:
-        """Every check skips values that are unresolved tokens (a CfnParameter, say)."""
-        for what, port in (
-            ("target_port", target_port),
-            ("listener_port", listener_port),
-            ("test_listener_port", test_listener_port),
-        ):
-            if not Token.is_unresolved(port) and not 1 <= port <= 65535:
-                raise ValueError(f"{what} must be 1..65535, got {port}")
-        if not ingress_cidrs:
-            raise ValueError("ingress_cidrs must name at least one CIDR, got none")
-        if not Token.is_unresolved(health_check_path) and not health_check_path.startswith("/"):
-            raise ValueError(f"health_check_path must start with '/', got {health_check_path!r}")
-        https = certificate_arn is not None or hosted_zone_id is not None
-        if https and listener_port == HTTPS_PORT:
-            raise ValueError(
-                "listener_port is the HTTP port that redirects to HTTPS on 443; got 443"
-            )
-        if certificate_arn is not None and domain_name is None:
-            raise ValueError("certificate_arn needs domain_name (the name the certificate covers)")
-        if hosted_zone_id is not None:
-            if domain_name is None:
-                raise ValueError(
-                    "hosted_zone_id needs domain_name (the name to certify and point at the "
-                    "load balancer)"
-                )
-            if not Token.is_unresolved(hosted_zone_id) and not _HOSTED_ZONE_ID.match(
-                hosted_zone_id
-            ):
-                raise ValueError(
-                    f"hosted_zone_id must be a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ, "
-                    f"got {hosted_zone_id!r}"
-                )
-        known = not (Token.is_unresolved(listener_port) or Token.is_unresolved(test_listener_port))
-        if blue_green and known:
-            taken = {listener_port, HTTPS_PORT} if https else {listener_port}
-            if test_listener_port in taken:
-                raise ValueError(
-                    f"test_listener_port must differ from the production ports {sorted(taken)}, "
-                    f"got {test_listener_port}"
-                )
-
     def _access_log_bucket(
         self, namer: Namer, expiry_days: int, removal: RemovalPolicy
     ) -> s3.Bucket:
@@ -638,3 +577,53 @@ def _elb_account_principal(scope: Construct) -> str:
     elb_account = Fn.find_in_map("DeploylineElbAccounts", Aws.REGION, "account")
     account = Token.as_string(Fn.condition_if(condition.logical_id, elb_account, Aws.ACCOUNT_ID))
     return f"arn:{Aws.PARTITION}:iam::{account}:root"
+
+
+def _validate_ports(
+    target_port: int, listener_port: int, test_listener_port: int, blue_green: bool, https: bool
+) -> None:
+    """Every check skips values that are unresolved tokens (a CfnParameter, say)."""
+    for what, port in (
+        ("target_port", target_port),
+        ("listener_port", listener_port),
+        ("test_listener_port", test_listener_port),
+    ):
+        if not Token.is_unresolved(port) and not 1 <= port <= 65535:
+            raise ValueError(f"{what} must be 1..65535, got {port}")
+    if https and listener_port == HTTPS_PORT:
+        raise ValueError("listener_port is the HTTP port that redirects to HTTPS on 443; got 443")
+    known = not (Token.is_unresolved(listener_port) or Token.is_unresolved(test_listener_port))
+    if blue_green and known:
+        taken = {listener_port, HTTPS_PORT} if https else {listener_port}
+        if test_listener_port in taken:
+            raise ValueError(
+                f"test_listener_port must differ from the production ports {sorted(taken)}, "
+                f"got {test_listener_port}"
+            )
+
+
+def _validate_names(
+    ingress_cidrs: Sequence[str],
+    health_check_path: str,
+    certificate_arn: str | None,
+    domain_name: str | None,
+    hosted_zone_id: str | None,
+) -> None:
+    """Every check skips values that are unresolved tokens (a CfnParameter, say)."""
+    if not ingress_cidrs:
+        raise ValueError("ingress_cidrs must name at least one CIDR, got none")
+    if not Token.is_unresolved(health_check_path) and not health_check_path.startswith("/"):
+        raise ValueError(f"health_check_path must start with '/', got {health_check_path!r}")
+    if certificate_arn is not None and domain_name is None:
+        raise ValueError("certificate_arn needs domain_name (the name the certificate covers)")
+    if hosted_zone_id is None:
+        return
+    if domain_name is None:
+        raise ValueError(
+            "hosted_zone_id needs domain_name (the name to certify and point at the load balancer)"
+        )
+    if not Token.is_unresolved(hosted_zone_id) and not _HOSTED_ZONE_ID.match(hosted_zone_id):
+        raise ValueError(
+            f"hosted_zone_id must be a Route 53 hosted zone ID like Z0123456789ABCDEFGHIJ, "
+            f"got {hosted_zone_id!r}"
+        )

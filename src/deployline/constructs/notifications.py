@@ -49,6 +49,7 @@ from deployline.constructs.deployment_history import (
     acknowledge_dead_letter_queue,
     dead_letter_queue,
     ecs_deployment_pattern,
+    event_age_seconds,
     require_event_bus,
     split_by_bus,
     validate_delivery,
@@ -136,7 +137,7 @@ class _PublishTo:
                 arn=self._dead_letter_queue.queue_arn
             ),
             retry_policy=events.CfnRule.RetryPolicyProperty(
-                maximum_event_age_in_seconds=int(self._max_event_age.to_seconds()),
+                maximum_event_age_in_seconds=event_age_seconds(self._max_event_age),
                 maximum_retry_attempts=self._retry_attempts,
             ),
         )
@@ -222,14 +223,7 @@ class Notifications(Construct):
             t for t in (self.own_topic, self.existing_topic) if t is not None
         )
         self.topic = self.alarm_topics[0]
-        self.dead_letter_queue: sqs.Queue = dead_letter_queue(
-            self,
-            "DeadLetterQueue",
-            name=namer.name("alerts-dlq", SQS_QUEUE),
-            key=self.key,
-            removal=removal,
-        )
-        acknowledge_dead_letter_queue(self.dead_letter_queue, feeds="the alert rules' targets")
+        self.dead_letter_queue = self._dead_letter_queue(namer, removal)
         self._max_event_age, self._retry_attempts = max_event_age, retry_attempts
         self.rules: dict[str, events.Rule] = {}
 
@@ -286,6 +280,17 @@ class Notifications(Construct):
                 "alerts need a reader: give emails, https_endpoint or topic_arn (got none); a "
                 "topic without subscribers drops every alert"
             )
+
+    def _dead_letter_queue(self, namer: Namer, removal: RemovalPolicy) -> sqs.Queue:
+        queue = dead_letter_queue(
+            self,
+            "DeadLetterQueue",
+            name=namer.name("alerts-dlq", SQS_QUEUE),
+            key=self.key,
+            removal=removal,
+        )
+        acknowledge_dead_letter_queue(queue, feeds="the alert rules' targets")
+        return queue
 
     def _key(self, namer: Namer, removal: RemovalPolicy, *, subscribed: bool) -> kms.Key:
         key = defaults.secure_key(

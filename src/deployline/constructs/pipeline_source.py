@@ -198,134 +198,95 @@ class PipelineSourceAction(Construct):
         self.rule: events.Rule | None = None
         self.full_clone = False
         self.clone_statements: list[iam.PolicyStatement] = []
-        role_name = namer.name("source-action", Kind.IAM_ROLE)
-        description = "deployline: the pipeline's source action"
-        write = write_artifacts(artifact_bucket, key, put_acl=True)
-
+        self._pipeline, self._namer = pipeline, namer
+        self._artifact_bucket, self._key = artifact_bucket, key
         if isinstance(source, ConnectionSource):
-            self.full_clone = source.full_clone
-            self.revision_variable = "CommitId"
-            if source.full_clone:
-                self.clone_statements.append(
-                    iam.PolicyStatement(
-                        sid="CloneSource",
-                        actions=[
-                            "codestar-connections:UseConnection",
-                            "codeconnections:UseConnection",
-                        ],
-                        resources=[source.connection_arn],
-                    )
-                )
-            self.role = ActionRole(
-                self,
-                "Role",
-                role_name=role_name,
-                pipeline_role=pipeline.role,
-                description=description,
-                statements=[
-                    iam.PolicyStatement(
-                        sid="UseConnection",
-                        # Connections created since 2024 are `codeconnections`; both names work.
-                        actions=[
-                            "codestar-connections:UseConnection",
-                            "codeconnections:UseConnection",
-                        ],
-                        resources=[source.connection_arn],
-                    ),
-                    *write,
-                ],
-            )
-            owner, _, repo = source.repository.rpartition("/")
-            connection_action = actions.CodeStarConnectionsSourceAction(
-                action_name=SOURCE_ACTION_NAME,
-                connection_arn=source.connection_arn,
-                owner=owner,
-                repo=repo,
-                branch=source.branch,
-                output=self.output,
-                code_build_clone_output=source.full_clone,
-                variables_namespace=SOURCE_NAMESPACE,
-                role=self.role.for_action,
-            )
-            self.action: codepipeline.IAction = connection_action
-            pipeline.add_stage(stage_name="Source", actions=[self.action])
-            pipeline.add_trigger(
-                provider_type=codepipeline.ProviderType.CODE_STAR_SOURCE_CONNECTION,
-                git_configuration=codepipeline.GitConfiguration(
-                    source_action=connection_action,
-                    push_filter=[
-                        codepipeline.GitPushFilter(
-                            branches_includes=[source.branch],
-                            file_paths_includes=list(source.file_paths) or None,
-                            file_paths_excludes=list(source.exclude_file_paths) or None,
-                        )
-                    ],
-                ),
-            )
+            self._from_connection(source)
         elif isinstance(source, BucketSource):
-            self.revision_variable = "VersionId"
-            bucket = source.bucket
-            if bucket is None:
-                bucket = defaults.secure_bucket(
-                    self,
-                    "Bucket",
-                    bucket_name=defaults.bucket_name(namer.bucket_prefix("source")),
-                    key=key,
-                    removal=removal,
-                    versioned=True,
-                    # The current zip is the pipeline's input: it never expires; old versions do.
-                    expiry_days=None,
-                    noncurrent_expiry_days=defaults.ARTIFACT_EXPIRY_DAYS,
-                    server_access_logs_bucket=access_logs_bucket,
-                    server_access_logs_prefix="source/" if access_logs_bucket else None,
-                )
-                # Uploads reach EventBridge through the bucket's own property. (aws-cdk's
-                # event_bridge_enabled would add a notifications custom-resource Lambda with an
-                # AWS managed policy to the stack.)
-                cfn_bucket = bucket.node.default_child
-                if not isinstance(cfn_bucket, s3.CfnBucket):
-                    raise TypeError(f"{bucket.node.path} has no CfnBucket to enable EventBridge on")
-                cfn_bucket.add_property_override(
-                    "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
-                )
-                compliance.accept(
-                    bucket,
-                    "S3BucketReplicationEnabled",
-                    f"the source bucket {namer.bucket_prefix('source')}-<account>-<region> holds "
-                    "copies of the source you upload, versioned: your repository or build "
-                    "system keeps the original, so a copy in another region would hold nothing "
-                    "that cannot be uploaded again",
-                )
-            self.bucket = bucket
-            read_source = [
+            self._from_bucket(source, removal, access_logs_bucket)
+        else:
+            self._from_codecommit(source)
+
+    # ---- one method per kind of source ----------------------------------------------------
+
+    def _from_connection(self, source: ConnectionSource) -> None:
+        """A CodeStar connection; a V2 trigger on pushes to the branch starts the pipeline."""
+        self.full_clone = source.full_clone
+        self.revision_variable = "CommitId"
+        # Connections created since 2024 are `codeconnections`; both names work.
+        use_connection = ["codestar-connections:UseConnection", "codeconnections:UseConnection"]
+        if source.full_clone:
+            self.clone_statements.append(
                 iam.PolicyStatement(
-                    sid="ReadSource",
-                    actions=["s3:GetObject", "s3:GetObjectVersion"],
-                    resources=[bucket.arn_for_objects(source.object_key)],
-                ),
-                iam.PolicyStatement(
-                    sid="CheckSourceBucket",
-                    actions=["s3:GetBucketVersioning", "s3:GetBucketLocation"],
-                    resources=[bucket.bucket_arn],
-                ),
-            ]
-            if bucket.encryption_key is not None and bucket.encryption_key is not key:
-                read_source.append(
-                    iam.PolicyStatement(
-                        sid="DecryptSource",
-                        actions=["kms:Decrypt"],
-                        resources=[bucket.encryption_key.key_arn],
-                    )
+                    sid="CloneSource", actions=use_connection, resources=[source.connection_arn]
                 )
-            self.role = ActionRole(
-                self,
-                "Role",
-                role_name=role_name,
-                pipeline_role=pipeline.role,
-                description=description,
-                statements=[*read_source, *write_artifacts(artifact_bucket, key)],
             )
-            self.action = actions.S3SourceAction(
+        self._role(
+            iam.PolicyStatement(
+                sid="UseConnection", actions=use_connection, resources=[source.connection_arn]
+            ),
+            put_acl=True,
+        )
+        owner, _, repo = source.repository.rpartition("/")
+        action = actions.CodeStarConnectionsSourceAction(
+            action_name=SOURCE_ACTION_NAME,
+            connection_arn=source.connection_arn,
+            owner=owner,
+            repo=repo,
+            branch=source.branch,
+            output=self.output,
+            code_build_clone_output=source.full_clone,
+            variables_namespace=SOURCE_NAMESPACE,
+            role=self.role.for_action,
+        )
+        self._add_stage(action)
+        self._pipeline.add_trigger(
+            provider_type=codepipeline.ProviderType.CODE_STAR_SOURCE_CONNECTION,
+            git_configuration=codepipeline.GitConfiguration(
+                source_action=action,
+                push_filter=[
+                    codepipeline.GitPushFilter(
+                        branches_includes=[source.branch],
+                        file_paths_includes=list(source.file_paths) or None,
+                        file_paths_excludes=list(source.exclude_file_paths) or None,
+                    )
+                ],
+            ),
+        )
+
+    def _from_bucket(
+        self,
+        source: BucketSource,
+        removal: RemovalPolicy,
+        access_logs_bucket: s3.IBucket | None,
+    ) -> None:
+        """A zip in S3; an EventBridge rule on its uploads starts the pipeline."""
+        self.revision_variable = "VersionId"
+        bucket = source.bucket or self._source_bucket(removal, access_logs_bucket)
+        self.bucket = bucket
+        read_source = [
+            iam.PolicyStatement(
+                sid="ReadSource",
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[bucket.arn_for_objects(source.object_key)],
+            ),
+            iam.PolicyStatement(
+                sid="CheckSourceBucket",
+                actions=["s3:GetBucketVersioning", "s3:GetBucketLocation"],
+                resources=[bucket.bucket_arn],
+            ),
+        ]
+        if bucket.encryption_key is not None and bucket.encryption_key is not self._key:
+            read_source.append(
+                iam.PolicyStatement(
+                    sid="DecryptSource",
+                    actions=["kms:Decrypt"],
+                    resources=[bucket.encryption_key.key_arn],
+                )
+            )
+        self._role(*read_source)
+        self._add_stage(
+            actions.S3SourceAction(
                 action_name=SOURCE_ACTION_NAME,
                 bucket=bucket,
                 bucket_key=source.object_key,
@@ -334,78 +295,129 @@ class PipelineSourceAction(Construct):
                 variables_namespace=SOURCE_NAMESPACE,
                 role=self.role.for_action,
             )
-            pipeline.add_stage(stage_name="Source", actions=[self.action])
-            events_role = EventsRole(
-                self,
-                "EventsRole",
-                role_name=namer.name("source-events", Kind.IAM_ROLE),
-                pipeline_arn=pipeline.pipeline_arn,
-            )
-            self.rule = events.Rule(
-                self,
-                "OnUpload",
-                rule_name=namer.name("source-upload", Kind.EVENT_RULE),
-                description=f"deployline: start the pipeline when {source.object_key} changes",
-                event_pattern=events.EventPattern(
-                    source=["aws.s3"],
-                    detail_type=["Object Created"],
-                    detail={
-                        "bucket": {"name": [bucket.bucket_name]},
-                        "object": {"key": [source.object_key]},
-                    },
-                ),
-                targets=[targets.CodePipeline(pipeline, event_role=events_role.for_target)],
-            )
-        elif isinstance(source, CodeCommitRepositorySource):
-            self.full_clone = source.full_clone
-            self.revision_variable = "CommitId"
-            repo_arn = source.repository.repository_arn
-            if source.full_clone:
-                self.clone_statements.append(
-                    iam.PolicyStatement(
-                        sid="CloneSource", actions=["codecommit:GitPull"], resources=[repo_arn]
-                    )
+        )
+        self.rule = events.Rule(
+            self,
+            "OnUpload",
+            rule_name=self._namer.name("source-upload", Kind.EVENT_RULE),
+            description=f"deployline: start the pipeline when {source.object_key} changes",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [bucket.bucket_name]},
+                    "object": {"key": [source.object_key]},
+                },
+            ),
+            targets=[
+                targets.CodePipeline(self._pipeline, event_role=self._events_role().for_target)
+            ],
+        )
+
+    def _from_codecommit(self, source: CodeCommitRepositorySource) -> None:
+        """A CodeCommit repository; an EventBridge rule on pushes to the branch starts it."""
+        self.full_clone = source.full_clone
+        self.revision_variable = "CommitId"
+        repo_arn = source.repository.repository_arn
+        if source.full_clone:
+            self.clone_statements.append(
+                iam.PolicyStatement(
+                    sid="CloneSource", actions=["codecommit:GitPull"], resources=[repo_arn]
                 )
-            self.role = ActionRole(
-                self,
-                "Role",
-                role_name=role_name,
-                pipeline_role=pipeline.role,
-                description=description,
-                statements=[
-                    iam.PolicyStatement(
-                        sid="ReadRepository",
-                        actions=[
-                            "codecommit:GetBranch",
-                            "codecommit:GetCommit",
-                            "codecommit:UploadArchive",
-                            "codecommit:GetUploadArchiveStatus",
-                            "codecommit:CancelUploadArchive",
-                            *(["codecommit:GetRepository"] if source.full_clone else []),
-                        ],
-                        resources=[repo_arn],
-                    ),
-                    *write_artifacts(artifact_bucket, key),
+            )
+        self._role(
+            iam.PolicyStatement(
+                sid="ReadRepository",
+                actions=[
+                    "codecommit:GetBranch",
+                    "codecommit:GetCommit",
+                    "codecommit:UploadArchive",
+                    "codecommit:GetUploadArchiveStatus",
+                    "codecommit:CancelUploadArchive",
+                    *(["codecommit:GetRepository"] if source.full_clone else []),
                 ],
+                resources=[repo_arn],
             )
-            events_role = EventsRole(
-                self,
-                "EventsRole",
-                role_name=namer.name("source-events", Kind.IAM_ROLE),
-                pipeline_arn=pipeline.pipeline_arn,
-            )
-            self.action = actions.CodeCommitSourceAction(
+        )
+        self._add_stage(
+            actions.CodeCommitSourceAction(
                 action_name=SOURCE_ACTION_NAME,
                 repository=source.repository,
                 branch=source.branch,
                 output=self.output,
                 code_build_clone_output=source.full_clone,
                 trigger=actions.CodeCommitTrigger.EVENTS,
-                event_role=events_role.for_target,
+                event_role=self._events_role().for_target,
                 variables_namespace=SOURCE_NAMESPACE,
                 role=self.role.for_action,
             )
-            pipeline.add_stage(stage_name="Source", actions=[self.action])
+        )
+
+    # ---- what the kinds share -------------------------------------------------------------
+
+    def _role(self, *reads: iam.PolicyStatement, put_acl: bool = False) -> None:
+        """The action's role: read the source, write the source artifact."""
+        self.role = ActionRole(
+            self,
+            "Role",
+            role_name=self._namer.name("source-action", Kind.IAM_ROLE),
+            pipeline_role=self._pipeline.role,
+            description="deployline: the pipeline's source action",
+            statements=[
+                *reads,
+                *write_artifacts(self._artifact_bucket, self._key, put_acl=put_acl),
+            ],
+        )
+
+    def _events_role(self) -> EventsRole:
+        """The role EventBridge starts the pipeline with."""
+        return EventsRole(
+            self,
+            "EventsRole",
+            role_name=self._namer.name("source-events", Kind.IAM_ROLE),
+            pipeline_arn=self._pipeline.pipeline_arn,
+        )
+
+    def _add_stage(self, action: codepipeline.IAction) -> None:
+        self.action = action
+        self._pipeline.add_stage(stage_name="Source", actions=[action])
+
+    def _source_bucket(
+        self, removal: RemovalPolicy, access_logs_bucket: s3.IBucket | None
+    ) -> s3.IBucket:
+        """The versioned, KMS-encrypted bucket deployline creates, sending events to EventBridge."""
+        prefix = self._namer.bucket_prefix("source")
+        bucket = defaults.secure_bucket(
+            self,
+            "Bucket",
+            bucket_name=defaults.bucket_name(prefix),
+            key=self._key,
+            removal=removal,
+            versioned=True,
+            # The current zip is the pipeline's input: it never expires; old versions do.
+            expiry_days=None,
+            noncurrent_expiry_days=defaults.ARTIFACT_EXPIRY_DAYS,
+            server_access_logs_bucket=access_logs_bucket,
+            server_access_logs_prefix="source/" if access_logs_bucket else None,
+        )
+        # Uploads reach EventBridge through the bucket's own property. (aws-cdk's
+        # event_bridge_enabled would add a notifications custom-resource Lambda with an
+        # AWS managed policy to the stack.)
+        cfn_bucket = bucket.node.default_child
+        if not isinstance(cfn_bucket, s3.CfnBucket):
+            raise TypeError(f"{bucket.node.path} has no CfnBucket to enable EventBridge on")
+        cfn_bucket.add_property_override(
+            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+        )
+        compliance.accept(
+            bucket,
+            "S3BucketReplicationEnabled",
+            f"the source bucket {prefix}-<account>-<region> holds "
+            "copies of the source you upload, versioned: your repository or build "
+            "system keeps the original, so a copy in another region would hold nothing "
+            "that cannot be uploaded again",
+        )
+        return bucket
 
     def variable(self, name: str) -> str:
         """`#{SourceVariables.<name>}`: a source variable for action configurations."""

@@ -20,6 +20,7 @@ from aws_cdk import (
     Duration,
     RemovalPolicy,
     Stack,
+    Token,
     Validations,
 )
 from aws_cdk import aws_iam as iam
@@ -123,14 +124,7 @@ class RuntimeFunction(Construct):
             statements: extra policy statements for the role, scoped to ARNs.
         """
         super().__init__(scope, id)
-        module = handler.rsplit(".", 1)[0]
-        if "." not in handler or not (RUNTIME_DIR / f"{module.replace('.', '/')}.py").is_file():
-            raise ValueError(
-                f"handler must name a module in deployline/runtime and its function, like "
-                f"'validation.handler'; got {handler!r}"
-            )
-        if not 128 <= memory_size <= 10240:
-            raise ValueError(f"memory_size must be 128..10240 MiB, got {memory_size}")
+        _validate(handler, memory_size)
         function_name = namer.name(name, Kind.LAMBDA_FUNCTION)
         self.log_group = defaults.encrypted_log_group(
             self,
@@ -140,22 +134,7 @@ class RuntimeFunction(Construct):
             retention_days=log_retention_days,
             removal=removal,
         )
-        self.role = iam.Role(
-            self,
-            "Role",
-            role_name=namer.name(f"{name}-fn", Kind.IAM_ROLE),
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"deployline: execution role of {function_name}",
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="WriteOwnLogs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[self.log_group.log_group_arn, f"{self.log_group.log_group_arn}:*"],
-            )
-        )
-        for statement in statements:
-            self.role.add_to_policy(statement)
+        self.role = self._role(namer.name(f"{name}-fn", Kind.IAM_ROLE), function_name, statements)
         self.function = lambda_.Function(
             self,
             "Function",
@@ -182,6 +161,39 @@ class RuntimeFunction(Construct):
         if default_policy is not None:
             self.function.node.add_dependency(default_policy)
         self.function_name = function_name
+
+    def _role(
+        self, role_name: str, function_name: str, statements: Sequence[iam.PolicyStatement]
+    ) -> iam.Role:
+        """The execution role: its own log group, then `statements`."""
+        role = iam.Role(
+            self,
+            "Role",
+            role_name=role_name,
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"deployline: execution role of {function_name}",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn, f"{self.log_group.log_group_arn}:*"],
+            )
+        )
+        for statement in statements:
+            role.add_to_policy(statement)
+        return role
+
+
+def _validate(handler: str, memory_size: int) -> None:
+    module = handler.rsplit(".", 1)[0]
+    if "." not in handler or not (RUNTIME_DIR / f"{module.replace('.', '/')}.py").is_file():
+        raise ValueError(
+            f"handler must name a module in deployline/runtime and its function, like "
+            f"'validation.handler'; got {handler!r}"
+        )
+    if not Token.is_unresolved(memory_size) and not 128 <= memory_size <= 10240:
+        raise ValueError(f"memory_size must be 128..10240 MiB, got {memory_size}")
 
 
 def publish_metrics_statement(sid: str, namespace: str) -> iam.PolicyStatement:

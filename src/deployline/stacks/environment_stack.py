@@ -36,7 +36,7 @@ from deployline.constructs.alarm_topic import AlarmTopic
 from deployline.constructs.deployment_event_bus import deployment_event_bus_arn
 from deployline.constructs.deployment_event_forwarder import DeploymentEventForwarder
 from deployline.constructs.ecs_blue_green import BlueGreenTraffic, ValidationHook
-from deployline.constructs.fargate_service import FargateWebService
+from deployline.constructs.fargate_service import ContainerOptions, FargateWebService, Scaling
 from deployline.constructs.load_balancer import ServiceLoadBalancer
 from deployline.constructs.network import ExistingVpc, ServiceNetwork
 from deployline.constructs.public_image_cache import PublicEcrPullThroughCache
@@ -410,27 +410,31 @@ class EnvironmentStack(Stack):
             subnets=self.network.task_subnets,
             key=self.key,
             image=self.image.image,
-            command=self.image.command,
             target_groups=self.target_groups,
             load_balancer_security_group=self.front.security_group,
             container_port=env.container_port,
             health_check_path=env.health_check_path,
             cpu=env.cpu,
             memory=env.memory,
-            desired_count=env.desired_count,
-            min_capacity=env.min_capacity,
-            max_capacity=env.max_capacity,
+            scaling=Scaling(
+                desired_count=env.desired_count,
+                min_capacity=env.min_capacity,
+                max_capacity=env.max_capacity,
+                target_cpu_percent=env.target_cpu_percent,
+                target_requests_per_task=env.target_requests_per_task,
+            ),
+            container=ContainerOptions(
+                command=self.image.command,
+                user=env.container_user,
+                read_only_root_filesystem=env.read_only_root_filesystem,
+                writable_paths=env.writable_paths,
+                health_check=env.container_health_check,
+                health_check_command=env.container_health_check_command,
+            ),
             blue_green=self.blue_green,
             assign_public_ip=self.network.assign_public_ip,
-            user=env.container_user,
-            read_only_root_filesystem=env.read_only_root_filesystem,
-            writable_paths=env.writable_paths,
-            container_health_check=env.container_health_check,
-            container_health_check_command=env.container_health_check_command,
             health_check_grace_period=Duration.seconds(env.health_check_grace_seconds),
             deployment_alarm_names=self.alarms.alarm_names,
-            target_cpu_percent=env.target_cpu_percent,
-            target_requests_per_task=env.target_requests_per_task,
             cpu_architecture=(
                 ecs.CpuArchitecture.ARM64
                 if config.build.platform == "linux/arm64"

@@ -84,28 +84,61 @@ class RegionalArtifactsStack(Stack):
         if not readers:
             raise ValueError(f"the artifact store in {self.region} needs at least one reader")
         region = self.region
+        alias_name = self._key(namer, removal)
+        bucket_name = regional_bucket_name(namer, "artifacts", self.account, region)
+        access_logs_name = regional_bucket_name(namer, "access-logs", self.account, region)
+        self._buckets(bucket_name, access_logs_name, expiry_days, noncurrent_expiry_days, removal)
+        self._admit(readers, foreign_readers)
+        self._explain(namer)
+        accept_artifact_buckets(
+            self.bucket,
+            self.access_logs,
+            bucket_label=bucket_name,
+            access_logs_label=access_logs_name,
+            expiry_days=expiry_days,
+        )
+        self.artifacts = RegionalArtifacts(
+            region=region,
+            bucket_name=bucket_name,
+            key_alias_arn=f"arn:{self.partition}:kms:{region}:{self.account}:{alias_name}",
+            key_alias_name=alias_name,
+        )
+
+    def _key(self, namer: Namer, removal: RemovalPolicy) -> str:
+        """The CMK and its alias; returns the alias name."""
         self.key = kms.Key(
             self,
             "Key",
-            description=f"deployline: encrypts {namer.service}'s pipeline artifacts in {region}",
+            description=f"deployline: encrypts {namer.service}'s pipeline artifacts in "
+            f"{self.region}",
             enable_key_rotation=True,
             pending_window=Duration.days(30),
             removal_policy=removal,
         )
-        alias_name = f"alias/{namer.name(f'artifacts-{region}')}"
+        alias_name = f"alias/{namer.name(f'artifacts-{self.region}')}"
         self.alias = kms.Alias(
             self, "Alias", alias_name=alias_name, target_key=self.key, removal_policy=removal
         )
-        bucket_name = regional_bucket_name(namer, "artifacts", self.account, region)
+        return alias_name
+
+    def _buckets(
+        self,
+        bucket_name: str,
+        access_logs_name: str,
+        expiry_days: int,
+        noncurrent_expiry_days: int,
+        removal: RemovalPolicy,
+    ) -> None:
+        """The artifact bucket (the CMK) and its server-access-log bucket (SSE-S3)."""
         self.access_logs = defaults.secure_bucket(
             self,
             "AccessLogs",
-            bucket_name=regional_bucket_name(namer, "access-logs", self.account, region),
+            bucket_name=access_logs_name,
             key=None,
             removal=removal,
             # a deleted or overwritten log stays recoverable as a noncurrent version
             versioned=True,
-            expiry_days=max(expiry_days, 90),
+            expiry_days=defaults.access_log_expiry_days(expiry_days),
             noncurrent_expiry_days=defaults.LOG_NONCURRENT_EXPIRY_DAYS,
         )
         self.bucket = defaults.secure_bucket(
@@ -119,21 +152,6 @@ class RegionalArtifactsStack(Stack):
             noncurrent_expiry_days=noncurrent_expiry_days,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="artifacts/",
-        )
-        self._admit(readers, foreign_readers)
-        self._explain(namer)
-        accept_artifact_buckets(
-            self.bucket,
-            self.access_logs,
-            bucket_label=bucket_name,
-            access_logs_label=regional_bucket_name(namer, "access-logs", self.account, region),
-            expiry_days=expiry_days,
-        )
-        self.artifacts = RegionalArtifacts(
-            region=region,
-            bucket_name=bucket_name,
-            key_alias_arn=f"arn:{self.partition}:kms:{region}:{self.account}:{alias_name}",
-            key_alias_name=alias_name,
         )
 
     def _admit(self, readers: Sequence[str], foreign_readers: Sequence[str]) -> None:
