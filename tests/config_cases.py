@@ -17,7 +17,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from deployline.config import FARGATE_SIZES, DeploylineConfig, TrafficShifting
+from deployline.config import DeploylineConfig, TrafficShifting
+from deployline.contract import FARGATE_SIZES
 
 # --------------------------------------------------------------------------------------------
 # Values

@@ -33,7 +33,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from deployline.checks.settings import CHECKS_JSON_SCHEMA, ChecksConfig, read_checks
-from deployline.contract import DEFAULT_BOOTSTRAP_QUALIFIER, Severity
+from deployline.contract import DEFAULT_BOOTSTRAP_QUALIFIER, FARGATE_SIZES, NetworkMode, Severity
 from deployline.naming import REQUIRED_TAG_KEYS
 
 CONFIG_FILENAME = "deployline.yaml"
@@ -422,12 +422,6 @@ class AlarmThresholds(_Model):
 SubnetId = Annotated[str, _matching(r"^subnet-[0-9a-f]{8,17}$", "a subnet ID like subnet-0abc1234")]
 
 
-class NetworkMode(StrEnum):
-    PUBLIC = "public"
-    PRIVATE = "private"
-    ENDPOINTS = "endpoints"
-
-
 class NetworkConfig(_Model):
     """Where the service runs. Default: a new VPC over 2 AZs, tasks in public subnets, no NAT.
 
@@ -557,18 +551,6 @@ class NetworkConfig(_Model):
         if len(set(self.availability_zones)) != len(self.availability_zones):
             raise ValueError(f"availability_zones must not repeat, got {self.availability_zones}")
         return self
-
-
-# Fargate CPU units -> allowed memory (MiB). https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html
-FARGATE_SIZES: dict[int, tuple[int, ...]] = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4097, 1024)),
-    1024: tuple(range(2048, 8193, 1024)),
-    2048: tuple(range(4096, 16385, 1024)),
-    4096: tuple(range(8192, 30721, 1024)),
-    8192: tuple(range(16384, 61441, 4096)),
-    16384: tuple(range(32768, 122881, 8192)),
-}
 
 
 #: Fargate CPU units; the JSON Schema lists them, validate names the field with the choices.

@@ -8,7 +8,7 @@ design they belong to.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Final
 
 # ---- severities --------------------------------------------------------------------------
@@ -128,3 +128,36 @@ def bootstrap_role_name(kind: str, qualifier: str, account: str, region: str) ->
 BOOTSTRAP_ROLE_KINDS: Final = frozenset(
     {"deploy", "cfn-exec", "file-publishing", "image-publishing", "lookup"}
 )
+
+
+# ---- the image build's variables ----------------------------------------------------------
+
+#: Environment variables of the image build (CodeBuild and `deployline run-local build`) and the
+#: variables it exports: the repository it pushes to, the tag (the commit), the pushed image.
+REPOSITORY_URI: Final = "REPOSITORY_URI"
+IMAGE_TAG: Final = "IMAGE_TAG"
+IMAGE_URI: Final = "IMAGE_URI"
+
+
+# ---- where and how big the service runs ---------------------------------------------------
+
+
+#: Where the tasks run: public subnets, private subnets behind NAT, or isolated subnets with
+#: VPC endpoints (deployline.yaml's `network.mode`; no docstring: it would enter the schema).
+class NetworkMode(StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+    ENDPOINTS = "endpoints"
+
+
+#: Fargate CPU units -> the memory sizes (MiB) each takes.
+#: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html
+FARGATE_SIZES: Final[dict[int, tuple[int, ...]]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
+}

@@ -271,3 +271,14 @@ def skip_checkov(construct: Construct, check_id: str, comment: str) -> None:
     resource.add_metadata(
         "checkov", {**existing, "skip": [*skips, {"id": check_id, "comment": comment}]}
     )
+
+
+def depend_on_grants(dependent: Construct, role: iam.Role) -> None:
+    """Make `dependent` wait for the grants in `role`'s default policy (when it has one).
+
+    The reference to the role already orders role before dependent; the separately created
+    AWS::IAM::Policy needs an explicit DependsOn, or the resource can start before it may act.
+    """
+    policy = role.node.try_find_child("DefaultPolicy")
+    if policy is not None:
+        dependent.node.add_dependency(policy)

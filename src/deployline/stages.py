@@ -41,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from deployline import contract
 from deployline.config import CONFIG_FILENAME, DeploylineConfig
 from deployline.naming import CONTAINER_NAME
 
@@ -49,9 +50,9 @@ Phase = Literal["install", "pre_build", "build", "post_build"]
 PHASES: tuple[Phase, ...] = ("install", "pre_build", "build", "post_build")
 
 #: Environment variables the build and scan stages read.
-REPOSITORY_URI = "REPOSITORY_URI"
-IMAGE_TAG = "IMAGE_TAG"
-IMAGE_URI = "IMAGE_URI"
+REPOSITORY_URI = contract.REPOSITORY_URI
+IMAGE_TAG = contract.IMAGE_TAG
+IMAGE_URI = contract.IMAGE_URI
 
 #: Where the scan stage writes its reports (the base directory of its output artifact).
 SCAN_REPORT_DIR = "security-reports"

@@ -34,9 +34,9 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from deployline import defaults
-from deployline.config import FARGATE_SIZES
 from deployline.constructs import compliance
 from deployline.constructs.ecs_blue_green import BlueGreenTraffic
+from deployline.contract import FARGATE_SIZES
 from deployline.naming import CONTAINER_NAME, Kind, Namer
 
 _SCRATCH_VOLUME = "scratch"
@@ -312,7 +312,7 @@ class FargateWebService(Construct):
             ),
         )
         # The task definition names the execution role; its grants must exist before a task runs.
-        depend_on_grants(task_definition, self.execution_role)
+        defaults.depend_on_grants(task_definition, self.execution_role)
         return task_definition
 
     @staticmethod
@@ -437,7 +437,7 @@ class FargateWebService(Construct):
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             enable_execute_command=False,
         )
-        depend_on_grants(service, self.task_role)
+        defaults.depend_on_grants(service, self.task_role)
         if blue_green is not None:
             # aws-cdk makes the service depend on everything that attaches its target groups to
             # the load balancer; the two blue/green rules among them are also referenced in
@@ -637,17 +637,6 @@ def _metric_query(
             unit=unit,
         ),
     )
-
-
-def depend_on_grants(dependent: Construct, role: iam.Role) -> None:
-    """Make `dependent` wait for the grants in `role`'s default policy (when it has one).
-
-    The reference to the role already orders role before dependent; the separately created
-    AWS::IAM::Policy needs an explicit DependsOn, or the resource can start before it may act.
-    """
-    policy = role.node.try_find_child("DefaultPolicy")
-    if policy is not None:
-        dependent.node.add_dependency(policy)
 
 
 def _start_period(grace_period: Duration) -> Duration:

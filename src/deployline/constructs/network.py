@@ -39,8 +39,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct, IConstruct
 
 from deployline import defaults
-from deployline.config import NetworkMode
 from deployline.constructs import compliance
+from deployline.contract import NetworkMode
 from deployline.naming import Kind, Namer
 
 #: Interface endpoints every task needs in mode endpoints (the S3 gateway endpoint comes too).

@@ -30,7 +30,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from deployline import contract, defaults
-from deployline.config import DeploylineConfig, DeploymentType, EnvironmentConfig, NetworkMode
+from deployline.config import DeploylineConfig, DeploymentType, EnvironmentConfig
 from deployline.constructs import compliance
 from deployline.constructs.alarm_topic import AlarmTopic
 from deployline.constructs.deployment_event_bus import deployment_event_bus_arn
@@ -43,6 +43,7 @@ from deployline.constructs.public_image_cache import PublicEcrPullThroughCache
 from deployline.constructs.service_alarms import ServiceAlarms
 from deployline.constructs.service_image import IMAGE_TAG_PATTERN, ServiceImage
 from deployline.constructs.web_firewall import WebFirewall, waf_log_group_name
+from deployline.contract import NetworkMode
 from deployline.naming import Kind, Namer
 
 
