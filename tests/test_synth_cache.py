@@ -421,6 +421,33 @@ def test_the_cached_command_exits_and_reports_as_the_first(
         assert lines[1:] == first.err.splitlines()
 
 
+def test_plain_options_are_answered_without_typer_and_others_go_through_it(
+    project: Path,
+    build: FakeBuild,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from deployline import cli
+
+    assert run(["synth", "--no-check"]) == 0
+    capsys.readouterr()
+    real_invoke = cli._invoke
+    invoked: list[list[str]] = []
+
+    def invoke(args: list[str], command: str | None) -> int:
+        invoked.append(args)
+        return real_invoke(args, command)
+
+    monkeypatch.setattr(cli, "_invoke", invoke)
+    plain = ["synth", "-c", "deployline.yaml", "-o", "cdk.out", "--no-check", "--out", "cdk.out"]
+    assert run(plain) == 0
+    assert invoked == [] and UP_TO_DATE in capsys.readouterr().err
+    assert run(["synth", "--no-check", "--bogus"]) == 2  # typer's usage error, up to date or not
+    assert "No such option: --bogus" in capsys.readouterr().err
+    assert run(["synth", "--config"]) == 2
+    assert len(invoked) == 2 and build.calls == 1
+
+
 def test_the_command_with_force_synthesizes(project: Path, build: FakeBuild) -> None:
     assert run(["synth", "--no-check"]) == 0
     assert run(["synth", "--no-check", "--force"]) == 0

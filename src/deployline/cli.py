@@ -203,13 +203,15 @@ def _up_to_date_synth(args: list[str]) -> int | None:
     pydantic), when ARGS are plain (`--config X`, `-c X`, `--out X`, `-o X`, `--no-check`,
     `--cfn-validation`) and the output directory is up to date; else None, and typer runs the
     command as usual (a synth, --force, --help, usage errors)."""
+    if args[:1] != ["synth"]:
+        return None
     options: dict[str, Any] = {
         "config": SYNTH_CONFIG_DEFAULT,
         "out": SYNTH_OUT_DEFAULT,
         "no_check": False,
         "cfn_validation": False,
     }
-    rest = args[1:] if args[:1] == ["synth"] else None
+    rest = args[1:]
     while rest:
         option, *rest = rest
         if option in _SYNTH_FLAGS:
@@ -217,10 +219,8 @@ def _up_to_date_synth(args: list[str]) -> int | None:
         elif option in _SYNTH_VALUES and rest and rest[0] and not rest[0].startswith("-"):
             value, *rest = rest
             options[_SYNTH_VALUES[option]] = Path(value)
-        else:
+        else:  # anything else is typer's to parse (and to refuse)
             return None
-    if rest is None:
-        return None
     from deployline.synth import up_to_date
 
     result = up_to_date(
