@@ -1,6 +1,8 @@
 """`deployline synth` of the example beside the floor of CDK in Python (one empty bucket).
 
-Target (foundation issue): median ratio at or under 2.0 as the pipeline grows.
+Targets: a cold synth's median ratio to the floor at or under 2.0 with CDK's validation on both
+sides (foundation issue); a repeated synth of an unchanged config (answered from the last synth's
+record, `synth_cache`) under 0.5 s, the whole process (issue 11).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from timing import time_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 2.0
+#: Seconds, the whole `deployline synth` process, when its output is up to date.
+CACHED_TARGET = 0.5
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         "ours_on": "deployline synth --cfn-validation",
         "floor": "CDK floor (one bucket)",
         "floor_off": "CDK floor, CDK_VALIDATION=false",
+        "cached": "deployline synth, up to date",
     }
     try:
         timings = time_commands(
@@ -51,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                     *floor_app,
                     str(scratch / f"fo-{i}"),
                 ],
+                # one directory: the warm-up synthesizes it, every timed run finds it up to date
+                names["cached"]: [*synth, "--out", str(scratch / "cached")],
             },
             runs=args.runs,
             cwd=str(ROOT),
@@ -77,7 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         f"  ratio, each with its default settings:   {t['ours'].median / t['floor'].median:.2f}"
         "  (what a user waits, beside a bare CDK app)"
     )
-    return 0 if like_for_like <= TARGET else 1
+    cached = t["cached"].median
+    cached_met = cached < CACHED_TARGET
+    print(
+        f"  up to date: {cached:.2f}s, {cached / t['ours'].median:.2f}x a cold synth, "
+        f"{cached / t['floor_off'].median:.2f}x the floor without validation "
+        f"(target < {CACHED_TARGET}s: {'met' if cached_met else 'MISSED'})"
+    )
+    return 0 if like_for_like <= TARGET and cached_met else 1
 
 
 if __name__ == "__main__":

@@ -173,3 +173,28 @@ def test_the_sample_services_own_config_deploys_the_same_environments() -> None:
     assert sample.environments == example.environments
     assert sample.notifications == example.notifications
     assert all(env.serves_https for env in sample.environments)
+
+
+def test_a_literal_is_what_cdk_calls_resolved_without_asking_it() -> None:
+    """compliance._literal answers a string without CDK's "Token[" marker itself (no jsii round
+    trip) and asks Token.is_unresolved otherwise: the same answer as asking CDK every time."""
+    from aws_cdk import Aws, Fn, Token
+
+    from deployline.constructs.compliance import _literal
+
+    values: list[object] = [
+        "payment-processor-deploy-role",
+        "",
+        "deployline: a description with Token[ in its text",
+        "${Token[not closed",
+        Aws.ACCOUNT_ID,
+        f"role-{Aws.REGION}-name",
+        Fn.join("-", ["name", Aws.STACK_NAME]),
+        Token.as_string({"Ref": "RoleName"}),
+        None,
+        12,
+    ]
+    for value in values:
+        expected = isinstance(value, str) and not Token.is_unresolved(value)
+        assert _literal(value) == expected, value
+    assert not _literal(Aws.ACCOUNT_ID) and _literal("plain")

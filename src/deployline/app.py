@@ -37,6 +37,7 @@ class DeploylineApp:
 
 
 def _apply_tags(stack: Stack, config: DeploylineConfig, env: str) -> None:
+    stack_tags = Tags.of(stack)  # one jsii round trip per stack, not one per tag
     for key, value in tags(
         service=config.service,
         project=config.project,
@@ -44,7 +45,7 @@ def _apply_tags(stack: Stack, config: DeploylineConfig, env: str) -> None:
         extra=config.tags,
         owner=config.owner,
     ).items():
-        Tags.of(stack).add(key, value)
+        stack_tags.add(key, value)
 
 
 def stack_environment(

@@ -3,6 +3,10 @@
 Synthesizes into a scratch directory beside the output directory and swaps it in only when the
 synth succeeded, so a failed or interrupted run never leaves a half-written `cdk.out`: Ctrl-C
 during the swap waits for the two renames to finish.
+
+A synth into a directory whose last synth came from the same inputs answers from it (see
+`synth_cache`): no jsii, no aws_cdk, no pydantic config model; `force` synthesizes anyway. This
+module imports the heavy ones only on the way to a real synth.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from deployline.config import load_config
+from deployline import synth_cache
 from deployline.fileio import publish_directory
 from deployline.interrupts import interrupts
 
@@ -40,6 +45,8 @@ class SynthResult:
     stacks: list[StackSummary]
     check: CheckResult | None = None  # the failure-catalog check of what was synthesized
     warnings: tuple[str, ...] = ()  # config.warnings(): valid settings that will surprise
+    #: When the synth this result was answered from ran (synth_cache); None: synthesized now.
+    cached: datetime | None = None
 
 
 class SynthError(Exception):
@@ -72,8 +79,14 @@ def synthesize(
     progress: Callable[[str], None] = lambda _msg: None,
     check: bool = True,
     cfn_validation: bool = False,
+    force: bool = False,
 ) -> SynthResult:
     """Validate the config, build the app, synthesize, and move the result into `outdir`.
+
+    When `outdir` holds the output of a synth of the same inputs (`synth_cache`: the config's
+    bytes, deployline's code, the CDK packages, the environment CDK reads, `cfn_validation`),
+    unchanged since, that output is the answer (see `up_to_date`); `force` (Default: off)
+    synthesizes anyway.
 
     With `cfn_validation` (Default: off), aws-cdk-lib's built-in CloudFormation template
     validation runs during synthesis too (see `build_app`).
@@ -85,9 +98,117 @@ def synthesize(
 
     Raises ConfigError for a bad deployline.yaml and SynthError for values CDK rejects.
     """
+    target = Path(outdir).resolve()
+    key = synth_cache.synth_key(config_path, cfn_validation=cfn_validation)
+    if key is not None and not force:
+        progress("Comparing with the last synth")
+        cached = _from_cache(target, key, config_path, check=check, progress=progress)
+        if cached is not None:
+            return cached
+    warnings = _synthesize_into(target, config_path, progress, cfn_validation=cfn_validation)
+    stacks = _summarize(target)
+    checked = None
+    if check:
+        progress("Checking the templates (deployline check)")
+        checked = check_synthesized(target, config_path)
+    # The last step: the record, when the inputs did not change while the synth ran (the key is
+    # read before and after; an edit meanwhile leaves no record, and the next synth runs).
+    if key is not None and key == synth_cache.synth_key(config_path, cfn_validation=cfn_validation):
+        record = synth_cache.new_record(
+            target, key, warnings=warnings, stacks=tuple(_summary_data(target, stacks))
+        )
+        if checked is not None:
+            context = synth_cache.check_context(target, config_path)
+            record = synth_cache.with_check(record, context, checked)
+        synth_cache.write(target, record)
+    return SynthResult(outdir=target, stacks=stacks, check=checked, warnings=warnings)
+
+
+def up_to_date(
+    config_path: str | Path,
+    outdir: str | Path = "cdk.out",
+    *,
+    check: bool = True,
+    cfn_validation: bool = False,
+) -> SynthResult | None:
+    """What `synthesize` answers when `outdir` is up to date (its last synth had the same
+    inputs, and nothing it wrote changed since), without synthesizing; None otherwise.
+
+    Imports neither aws_cdk nor jsii nor the config model. `SynthResult.cached` says when that
+    synth ran. With `check`, the check result kept with it when it was checked from the same
+    working directory and config path, else a check run now."""
+    key = synth_cache.synth_key(config_path, cfn_validation=cfn_validation)
+    if key is None:
+        return None
+    return _from_cache(Path(outdir).resolve(), key, config_path, check=check)
+
+
+def _from_cache(
+    target: Path,
+    key: dict[str, Any],
+    config_path: str | Path,
+    *,
+    check: bool,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> SynthResult | None:
+    record = synth_cache.lookup(target, key)
+    if record is None:
+        return None
+    try:
+        stacks = [
+            StackSummary(
+                name=s["name"],
+                resources=s["resources"],
+                outputs=s["outputs"],
+                template=target / s["template"],
+            )
+            for s in record.stacks
+        ]
+    except (KeyError, TypeError):
+        return None
+    checked = None
+    if check:
+        context = synth_cache.check_context(target, config_path)
+        checked = synth_cache.cached_check(record, context)
+        if checked is None:
+            progress("Checking the templates (deployline check)")
+            checked = check_synthesized(target, config_path)
+            with contextlib.suppress(OSError):  # a read-only directory: the answer stands
+                synth_cache.write(target, synth_cache.with_check(record, context, checked))
+    return SynthResult(
+        outdir=target,
+        stacks=stacks,
+        check=checked,
+        warnings=record.warnings,
+        cached=record.synthesized_at,
+    )
+
+
+def _summary_data(target: Path, stacks: list[StackSummary]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": s.name,
+            "resources": s.resources,
+            "outputs": s.outputs,
+            "template": s.template.relative_to(target).as_posix(),
+        }
+        for s in stacks
+    ]
+
+
+def _synthesize_into(
+    target: Path,
+    config_path: str | Path,
+    progress: Callable[[str], None],
+    *,
+    cfn_validation: bool,
+) -> tuple[str, ...]:
+    """Synthesize `config_path` into `target` (through a scratch directory swapped in); the
+    config's warnings."""
+    from deployline.config import load_config
+
     progress("Reading configuration")
     config = load_config(config_path)
-    target = Path(outdir).resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
@@ -114,16 +235,7 @@ def synthesize(
         _swap_in(scratch, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    checked = None
-    if check:
-        progress("Checking the templates (deployline check)")
-        checked = check_synthesized(target, config_path)
-    return SynthResult(
-        outdir=target,
-        stacks=_summarize(target),
-        check=checked,
-        warnings=tuple(config.warnings()),
-    )
+    return tuple(config.warnings())
 
 
 def check_synthesized(outdir: Path, config_path: str | Path) -> CheckResult:

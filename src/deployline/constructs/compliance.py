@@ -12,6 +12,7 @@ apply.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeGuard
 
 from aws_cdk import Acknowledgment, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
@@ -78,30 +79,41 @@ def accept_inline_policies(stack: Stack) -> None:
     be attached to another identity, and it goes when the role goes); a customer-managed policy
     would add a second object to govern and nothing to what the role may do.
     """
+    stack_name = stack.stack_name  # one jsii round trip for the stack, not one per role
     for node in stack.node.find_all():
         if isinstance(node, iam.Role):
-            accept(node, "IAMNoInlinePolicy", _inline_policy_reason(stack, node))
+            accept(node, "IAMNoInlinePolicy", _inline_policy_reason(stack_name, node))
 
 
 def role_label(role: iam.IRole) -> str:
     """`role <name>` for a role of this app with a literal name, else `role <construct path>`."""
-    cfn = role.node.default_child
+    return _role_label(role, role.node.default_child)
+
+
+def _role_label(role: iam.IRole, cfn: IConstruct | None) -> str:
     name = cfn.role_name if isinstance(cfn, iam.CfnRole) else None
-    if isinstance(name, str) and not Token.is_unresolved(name):
+    if _literal(name):
         return f"role {name}"
     return f"role {role.node.path}"
 
 
-def _inline_policy_reason(stack: Stack, role: iam.Role) -> str:
+#: What every token string of aws-cdk-lib contains (core/lib/private/encoding ANY_TOKEN_MARKER).
+TOKEN_MARKER = "Token["  # noqa: S105  (CDK's token marker, no secret)
+
+
+def _literal(value: object) -> TypeGuard[str]:
+    """`value` is a string that holds no token. aws-cdk-lib's `Token.is_unresolved` first looks
+    for its "Token[" marker and answers False without it: that answer needs no jsii round trip
+    (most names and descriptions are literal); a string with the marker still asks CDK."""
+    return isinstance(value, str) and (TOKEN_MARKER not in value or not Token.is_unresolved(value))
+
+
+def _inline_policy_reason(stack_name: str, role: iam.Role) -> str:
     cfn = role.node.default_child
     description = cfn.description if isinstance(cfn, iam.CfnRole) else None
-    purpose = (
-        f" ({description.removeprefix('deployline: ')})"
-        if isinstance(description, str) and not Token.is_unresolved(description)
-        else ""
-    )
+    purpose = f" ({description.removeprefix('deployline: ')})" if _literal(description) else ""
     return (
-        f"{role_label(role)}{purpose} in {stack.stack_name}: its permissions are written for "
+        f"{_role_label(role, cfn)}{purpose} in {stack_name}: its permissions are written for "
         "this role alone, each statement scoped to the ARNs it needs, and kept inline so they "
         "cannot be attached to any other identity and go when the role goes (IAM's advice for a "
         "one-to-one policy); least privilege (AC-6, PCI 7.1.2) is met by the statements"
