@@ -562,9 +562,9 @@ def _elb_account_principal(scope: Construct) -> str:
             "DeploylineElbAccounts",
             mapping={region: {"account": account} for region, account in sorted(accounts.items())},
         )
-        regions = sorted(accounts)
+        regions, here = sorted(accounts), Aws.REGION  # one read of the token, not one per region
         groups = [
-            Fn.condition_or(*[Fn.condition_equals(Aws.REGION, r) for r in regions[i : i + 10]])
+            Fn.condition_or(*[Fn.condition_equals(here, r) for r in regions[i : i + 10]])
             for i in range(0, len(regions), 10)
         ]
         CfnCondition(

@@ -369,19 +369,27 @@ class _CopyStackTags:
 
     def __init__(self, stack: Stack) -> None:
         self._stack = stack
+        self._tags: dict[str, str] | None = None
 
     def visit(self, node: IConstruct) -> None:
         if not isinstance(node, CfnResource):
             return
-        tags: dict[str, str] = {}
-        for scope in reversed(self._stack.node.scopes):  # the stack's own tags win
-            for aspect in Aspects.of(scope).all:
-                if isinstance(aspect, Tag):
-                    tags.setdefault(aspect.key, aspect.value)
+        tags = self._stack_tags()
         if tags:
             node.add_property_override(
                 "Tags", [{"Key": key, "Value": tags[key]} for key in sorted(tags)]
             )
+
+    def _stack_tags(self) -> dict[str, str]:
+        """The tags of the stack and its enclosing scopes, read once: aspects run after every
+        tag is added, and each read costs jsii round trips."""
+        if self._tags is None:
+            self._tags = {}
+            for scope in reversed(self._stack.node.scopes):  # the stack's own tags win
+                for aspect in Aspects.of(scope).all:
+                    if isinstance(aspect, Tag):
+                        self._tags.setdefault(aspect.key, aspect.value)
+        return self._tags
 
 
 def _tidy_default_security_group_provider(scope: Construct) -> None:
