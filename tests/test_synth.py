@@ -128,6 +128,9 @@ def test_cdk_app_entry_point_synthesizes_for_the_cdk_cli(tmp_path: Path) -> None
         **os.environ,
         "CDK_OUTDIR": str(tmp_path),
         "CDK_CONTEXT_JSON": json.dumps({"config": str(ROOT / "deployline.yaml")}),
+        # aws-cdk-lib's own CloudFormation validation (on in this app, as `cdk synth` keeps
+        # it) costs ~5 s; test_the_example_passes_aws_cdk_libs_own_... runs it
+        "CDK_VALIDATION": "false",
     }
     subprocess.run(
         [sys.executable, "-m", "deployline.app"],
@@ -209,11 +212,11 @@ def test_the_runtime_digest_follows_the_code(tmp_path: Path, monkeypatch) -> Non
 def test_the_example_passes_aws_cdk_libs_own_cloudformation_validation(tmp_path: Path) -> None:
     """Off by default in deployline synth (it costs ~6 s); the templates must pass it when on."""
     result = synthesize(ROOT / "deployline.yaml", tmp_path / "cdk.out", cfn_validation=True)
-    report = json.loads((result.outdir / "validation-report.json").read_text())
-    assert report["pluginReports"] == [] or all(
-        r.get("summary", {}).get("status") == "success" and not r.get("violations")
-        for r in report["pluginReports"]
-    )
+    # aws-cdk-lib writes the report only when a validation plugin ran (in deployline synth, only
+    # this validator), and lists only the plugins that found something (or were acknowledged)
+    path = result.outdir / "validation-report.json"
+    assert path.is_file(), "aws-cdk-lib's CloudFormation validation did not run"
+    assert json.loads(path.read_text())["pluginReports"] == []
 
 
 def test_the_output_takes_the_user_s_umask(synthesized) -> None:  # type: ignore[no-untyped-def]
