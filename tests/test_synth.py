@@ -26,8 +26,10 @@ REQUIRED_TAGS = {"Environment", "Project", "ManagedBy", "Service"}
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> synth_module.SynthResult:
+    """The example, synthesized once for the module, with aws-cdk-lib's own CloudFormation
+    validation on (off by default; it changes no template, and its verdict is tested below)."""
     out = tmp_path_factory.mktemp("synth") / "cdk.out"
-    return synthesize(ROOT / "deployline.yaml", out)
+    return synthesize(ROOT / "deployline.yaml", out, cfn_validation=True)
 
 
 def _templates(result: synth_module.SynthResult) -> dict[str, dict]:  # type: ignore[type-arg]
@@ -209,9 +211,9 @@ def test_the_runtime_digest_follows_the_code(tmp_path: Path, monkeypatch) -> Non
         runtime_function.runtime_digest.cache_clear()
 
 
-def test_the_example_passes_aws_cdk_libs_own_cloudformation_validation(tmp_path: Path) -> None:
+def test_the_example_passes_aws_cdk_libs_own_cloudformation_validation(synthesized) -> None:  # type: ignore[no-untyped-def]
     """Off by default in deployline synth (it costs ~6 s); the templates must pass it when on."""
-    result = synthesize(ROOT / "deployline.yaml", tmp_path / "cdk.out", cfn_validation=True)
+    result = synthesized
     # aws-cdk-lib writes the report only when a validation plugin ran (in deployline synth, only
     # this validator), and lists only the plugins that found something (or were acknowledged)
     path = result.outdir / "validation-report.json"
