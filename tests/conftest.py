@@ -54,7 +54,6 @@ SYNTH_FIXTURES = frozenset(
 #: Tests that synthesize in their own body, as "<module>::<test function>".
 SYNTH_TESTS = frozenset(
     {
-        "tests/test_synth.py::test_the_example_passes_aws_cdk_libs_own_cloudformation_validation",
         "tests/test_synth.py::test_cdk_app_entry_point_synthesizes_for_the_cdk_cli",
         "tests/test_cli.py::test_ctrl_c_during_a_real_synth_leaves_the_previous_output",
         "tests/checks/test_check_cli.py::test_synth_of_the_example_checks_what_it_wrote_and_no_check_skips_it",
@@ -84,6 +83,16 @@ SLOW_TESTS = frozenset(
     }
 )
 
+#: The modules that take longest (several apps synthesized, the peers run on them, deploys through
+#: the CDK CLI), run first: `make test`'s workers take a module at a time, so one of these
+#: started last would keep one worker busy long after the other has finished.
+FIRST = (
+    "tests/stacks/test_pipeline_stack.py",
+    "tests/deploy/test_against_moto.py",
+    "tests/stacks/test_environment_stack.py",
+    "tests/test_cli.py",
+)
+
 #: Programs that are peers: a test that starts one is `slow`.
 PEERS = frozenset({"checkov", "cfn-lint", "node", "npm", "npx", "cdk"})
 
@@ -105,6 +114,8 @@ def _fixtures(item: pytest.Item) -> set[str]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # the longest modules first; the others, and the tests in each module, keep their order
+    items.sort(key=lambda item: FIRST.index(m) if (m := _module(item)) in FIRST else len(FIRST))
     for item in items:
         fixtures = _fixtures(item)
         synth = (
