@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 14,16,18,19,20,21,23
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION ?= 1
 
-.PHONY: install install-dev cdk-cli synth check rules-doc test fuzz bench lint clean
+.PHONY: install install-dev cdk-cli synth check rules-doc test test-fast fuzz bench lint clean
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,16 @@ check: $(VENV)/.runtime  ## check the synthesized templates in cdk.out/ (run mak
 rules-doc: $(VENV)/.runtime  ## regenerate RULES.md from the rules and the catalog
 	$(PY) -m deployline.checks.docs > RULES.md.tmp && mv RULES.md.tmp RULES.md
 
-test: $(VENV)/.dev node_modules/.deployline-installed  ## the whole test suite
-	$(PY) -m pytest
+# Both run on TEST_WORKERS processes (pytest-xdist), each test module in one of them, so a module's
+# synth is made once; TEST_WORKERS=0 runs in this process. tests/conftest.py marks the tiers.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+
+test: $(VENV)/.dev node_modules/.deployline-installed  ## the whole test suite (about 3 minutes)
+	$(PYTEST)
+
+test-fast: $(VENV)/.dev  ## the tests that neither synthesize nor run cfn-lint, checkov or the CDK CLI (under a minute)
+	$(PYTEST) -m "not slow"
 
 # The config fuzz at scale: 20x the loader and hostile-file examples, and 100 apps of 5 whole
 # configs each, every config validate accepts synthesized (about 20 minutes on 2 cores).

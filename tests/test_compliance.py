@@ -65,15 +65,24 @@ def nagged(config: Path, outdir: Path) -> Nagged:
     return Nagged(loaded.service, outdir, report)
 
 
-@pytest.fixture(scope="module", params=["example", "multi-account"])
-def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Nagged:
-    config = EXAMPLE if request.param == "example" else MULTI_ACCOUNT
-    return nagged(config, tmp_path_factory.mktemp(request.param))
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Nagged:
+    return nagged(EXAMPLE, tmp_path_factory.mktemp("example"))
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory: pytest.TempPathFactory) -> Nagged:
-    return nagged(EXAMPLE, tmp_path_factory.mktemp("example-decisions"))
+def multi_account(tmp_path_factory: pytest.TempPathFactory) -> Nagged:
+    return nagged(MULTI_ACCOUNT, tmp_path_factory.mktemp("multi-account"))
+
+
+@pytest.fixture(
+    scope="module", params=["example", "multi_account"], ids=["example", "multi-account"]
+)
+def app(request: pytest.FixtureRequest) -> Nagged:
+    """Each example, synthesized once for the module (the tests of the example's decisions
+    read the same synth)."""
+    nag: Nagged = request.getfixturevalue(request.param)
+    return nag
 
 
 @pytest.mark.parametrize("pack", PACKS)

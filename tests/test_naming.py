@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -59,11 +62,45 @@ def test_short_names_are_not_changed() -> None:
     assert fit("orders-tg-prod", 32) == "orders-tg-prod"
 
 
-def test_cutting_is_stable() -> None:
-    namer = Namer("a-very-long-service-name-for-payments", "production")
-    assert namer.name("target-group-blue", Kind.TARGET_GROUP) == namer.name(
-        "target-group-blue", Kind.TARGET_GROUP
+#: Prints the names of a few long names cut to their limits, one a line (run in fresh
+#: interpreters below).
+_CUT_NAMES = """
+from deployline.naming import Kind, Namer, fit
+long = "a-very-long-service-name-for-payments"
+print(Namer(long, "production").name("target-group-blue", Kind.TARGET_GROUP))
+namer = Namer(long, "production", prefix="acme-corp")
+for kind in (Kind.TARGET_GROUP, Kind.S3_BUCKET, Kind.IAM_ROLE, Kind.LOAD_BALANCER):
+    print(namer.name("blue-target-group-for-the-api", kind))
+print(fit("orders-" * 10, 32))
+"""
+
+
+def _cut_names(hash_seed: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _CUT_NAMES],
+        env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
+    return done.stdout.splitlines()
+
+
+def test_cutting_is_stable_across_processes_and_releases() -> None:
+    """A deployed resource keeps its name from one synth to the next: the hash in a cut name may
+    not depend on the process (Python's hash() of a str is salted per process), nor change
+    between releases (a new name replaces the resource)."""
+    first, second = _cut_names("1"), _cut_names("2")
+    assert first == second
+    assert first == [
+        "a-very-long-se-b578d8-production",
+        "acme-corp-a-ve-afa00b-production",
+        "acme-corp-a-very-long-service-name-for-paymen-afa00b-production",
+        "acme-corp-a-very-long-service-name-for-payment-afa00b-production",
+        "acme-corp-a-ve-afa00b-production",
+        "orders-orders-orders-orde-d2d628",
+    ]
 
 
 def test_names_are_unique_across_environments_and_services() -> None:

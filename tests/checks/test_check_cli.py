@@ -245,19 +245,26 @@ def test_synth_fails_with_a_summary_when_findings_reach_the_threshold(
 
 
 def test_synth_of_the_example_checks_what_it_wrote_and_no_check_skips_it(tmp_path: Path) -> None:
+    """`deployline synth` in-process, as the console script runs it (cli.run): two synths of the
+    example (the console script's own wiring is test_the_console_script_runs_check_...)."""
+    from deployline import cli
+
     root = Path(__file__).resolve().parents[2]
-    checked = run_process(
-        "synth", "--config", root / "deployline.yaml", "--out", tmp_path / "a", cwd=root
-    )
-    assert checked.returncode == 0, checked.stderr[-2000:]
-    assert "deployline check:" in checked.stderr
-    assert "0 findings" in checked.stderr
-    skipped = run_process(
-        "synth", "--config", root / "deployline.yaml", "--out", tmp_path / "b", "--no-check",
-        cwd=root,
-    )  # fmt: skip
-    assert skipped.returncode == 0, skipped.stderr[-2000:]
-    assert "deployline check:" not in skipped.stderr
+
+    def synth(*extra: str) -> tuple[int, str]:
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            code = cli.run(["synth", "--config", str(root / "deployline.yaml"), *extra])
+        return code, err.getvalue()
+
+    code, stderr = synth("--out", str(tmp_path / "a"))
+    assert code == 0, stderr[-2000:]
+    assert "deployline check:" in stderr
+    assert "0 findings" in stderr
+    code, stderr = synth("--out", str(tmp_path / "b"), "--no-check")
+    assert code == 0, stderr[-2000:]
+    assert "deployline check:" not in stderr
+    assert (tmp_path / "b" / "manifest.json").is_file()
 
 
 def test_text_piped_to_a_file_has_no_colour(work: Path) -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from aws_cdk import App, DefaultStackSynthesizer, Tags
+from aws_cdk import App
 from aws_cdk.assertions import Template
 
-from deployline.app import feature_flags, stack_environment
+from deployline.app import APP_CONTEXT, _environment_stacks, feature_flags
 from deployline.config import DeploylineConfig, parse_config_text
-from deployline.naming import Kind, Namer, tags
+from deployline.naming import Namer
 from deployline.stacks.environment_stack import EnvironmentStack
 from nag_reports import add_packs  # tests/nag_reports.py
 
@@ -59,40 +59,23 @@ class Synthesized:
 def synth_environments(configs: Sequence[DeploylineConfig], outdir: Path) -> Synthesized:
     """One EnvironmentStack per environment of every config, in one app, synthesized once.
 
-    Built as deployline.app.build_app builds them (feature flags, names, tags, the stack's account
-    and region from `stack_environment`, the repository by name in the pipeline's account and
-    region), without the pipeline stack. cdk-nag's AwsSolutions and compliance packs run as
-    validation plugins; their report is read back from the output directory (a failing
-    validation raises, which is kept).
+    Built by deployline.app's own wiring (`_environment_stacks`, what build_app calls: names,
+    tags, description, the stack's account and region, the repository by name in the pipeline's
+    account and region) in an App made as build_app makes it (feature flags, no built-in
+    CloudFormation validation: cfn-lint checks these templates below), without the pipeline
+    stack. cdk-nag's AwsSolutions and compliance packs run as validation plugins; their report
+    is read back from the output directory (a failing validation raises, which is kept).
     """
-    app = App(outdir=str(outdir), context=feature_flags())
+    app = App(
+        outdir=str(outdir),
+        context={**feature_flags(), **APP_CONTEXT},
+        builtin_cloud_formation_validation=False,
+    )
     stacks: dict[str, EnvironmentStack] = {}
     for config in configs:
         shared = Namer(config.service, config.naming.pipeline_environment, config.naming.prefix)
-        for env in config.environments:
-            namer = Namer(config.service, env.name, config.naming.prefix)
-            stack = EnvironmentStack(
-                app,
-                namer.stack_name(),
-                stack_name=namer.stack_name(),
-                config=config,
-                environment=env,
-                namer=namer,
-                repository_name=shared.name("images", Kind.ECR_REPOSITORY),
-                registry_account=config.pipeline.account,
-                registry_region=config.pipeline.region,
-                env=stack_environment(config, env),
-                synthesizer=DefaultStackSynthesizer(),
-            )
-            for key, value in tags(
-                service=config.service,
-                project=config.project,
-                env=env.name,
-                extra=config.tags,
-                owner=config.owner,
-            ).items():
-                Tags.of(stack).add(key, value)
-            stacks[namer.stack_name()] = stack
+        for stack in _environment_stacks(app, config, shared).values():
+            stacks[stack.stack_name] = stack
     add_packs(app)
     synth_error: str | None = None
     try:

@@ -141,6 +141,9 @@ def configs() -> dict[str, DeploylineConfig]:
     }
 
 
+#: The CodeBuild projects of every pipeline, by the type in their name `{service}-{type}-shared`.
+PROJECTS = ("build", "synth", "unit-tests", "security-scan")
+
 #: The configs whose templates name no account or region.
 AGNOSTIC = ("example", "three", "single", "s3", "codecommit", "monorepo")
 
@@ -466,6 +469,7 @@ def test_no_deploy_action_registers_task_definitions_or_uses_codedeploy(synth: S
             else set()
         )
         assert not providers & {"ECS", "CodeDeployToECS", "CodeDeploy"}, label
+        assert label not in synth.stacks or "CloudFormation" in providers, (label, providers)
         assert not [r for r in raw["Resources"].values() if r["Type"].startswith("AWS::CodeDeploy")]
 
 
@@ -829,6 +833,7 @@ def test_project_image_privilege_timeout_cache_and_logs(
 
 
 def test_only_the_projects_that_run_docker_are_privileged(synth: Synth) -> None:
+    privileged: dict[bool, set[str]] = {True: set(), False: set()}
     for label, raw in synth.raw.items():
         for res in resources(raw, "AWS::CodeBuild::Project").values():
             props = res["Properties"]
@@ -836,6 +841,12 @@ def test_only_the_projects_that_run_docker_are_privileged(synth: Synth) -> None:
             text = spec if isinstance(spec, str) else json.dumps(spec)
             runs_docker = bool(re.search(r"\bdocker (build|push|login|buildx)\b", text))
             assert props["Environment"]["PrivilegedMode"] is runs_docker, (label, props["Name"])
+            name = props["Name"]
+            privileged[runs_docker].add(
+                next((k for k in PROJECTS if name.endswith(f"-{k}-shared")), name)
+            )
+    # the image build runs docker; unit tests, the scan (of the pushed image) and synth do not
+    assert privileged == {True: {"build"}, False: {"unit-tests", "security-scan", "synth"}}
 
 
 def test_build_timeout_follows_the_config(synth: Synth) -> None:
@@ -924,11 +935,15 @@ def principals(role: dict[str, Any]) -> list[Any]:
 def test_every_role_trusts_exactly_one_service_or_the_pipeline_role(synth: Synth) -> None:
     raw = synth.raw["example"]
     pipeline_role_id = role_named(raw, "pipeline")[0]
+    trusted: dict[str, int] = {"Service": 0, "AWS": 0}
     for logical_id, res in resources(raw, "AWS::IAM::Role").items():
         (principal,) = principals(res["Properties"])
         assert list(principal) in (["Service"], ["AWS"]), logical_id
+        trusted[next(iter(principal))] += 1
         if "AWS" in principal:
             assert principal["AWS"] == get_att(pipeline_role_id), logical_id
+    # the projects, functions and pipeline trust their service; the action roles the pipeline
+    assert trusted["Service"] >= 5 and trusted["AWS"] >= 5, trusted
 
 
 def test_projects_functions_and_pipeline_trust_only_their_service(synth: Synth) -> None:
@@ -1017,6 +1032,7 @@ def test_scan_role_may_pull_but_not_push_images(synth: Synth) -> None:
 
 
 def test_only_star_only_actions_are_allowed_on_star(synth: Synth) -> None:
+    on_star: set[str] = set()
     for label, raw in synth.raw.items():
         docs = [
             st
@@ -1030,6 +1046,9 @@ def test_only_star_only_actions_are_allowed_on_star(synth: Synth) -> None:
                     continue
                 actions = set(as_list(st["Action"]))
                 assert actions <= STAR_ONLY, (label, st)
+                on_star |= actions
+    # the walk found the identity policies: each star-only action is granted somewhere
+    assert on_star == STAR_ONLY
 
 
 def test_pipeline_role_s3_and_kms_are_scoped_to_the_bucket_and_key(synth: Synth) -> None:
@@ -1154,6 +1173,7 @@ def test_job_functions_read_target_accounts_only_through_their_lookup_roles(
         ],
         "ChangeSummary": [bootstrap_role("lookup", "333333333333", "eu-west-1")],
     }
+    assert set(functions) == set(expected)
     for name, function_id in functions.items():
         role_id = raw["Resources"][function_id]["Properties"]["Role"]["Fn::GetAtt"][0]
         read = by_sid(statements_of(raw, role_id), "ReadTargetAccounts")
@@ -1203,10 +1223,12 @@ def test_gate_writes_its_verdict_to_the_history_table_only(synth: Synth) -> None
 
 
 def test_kms_on_every_bucket_topic_log_group_repository_table_and_queue(synth: Synth) -> None:
+    checked: set[str] = set()
     for label, raw in synth.raw.items():
         for logical_id, res in raw["Resources"].items():
             props = res.get("Properties", {})
             kind = res["Type"]
+            checked.add(kind)
             if kind == "AWS::S3::Bucket":
                 (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
                 algo = rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
@@ -1226,6 +1248,16 @@ def test_kms_on_every_bucket_topic_log_group_repository_table_and_queue(synth: S
                 assert "KmsMasterKeyId" in props, (label, logical_id)
             elif kind == "AWS::KMS::Key":
                 assert props["EnableKeyRotation"] is True, (label, logical_id)
+    # each kind the test names was in the templates, so each branch above asserted something
+    assert checked >= {
+        "AWS::S3::Bucket",
+        "AWS::SNS::Topic",
+        "AWS::Logs::LogGroup",
+        "AWS::ECR::Repository",
+        "AWS::DynamoDB::Table",
+        "AWS::SQS::Queue",
+        "AWS::KMS::Key",
+    }
 
 
 def test_repository_has_immutable_tags_scan_on_push_and_lifecycle(synth: Synth) -> None:
