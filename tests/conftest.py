@@ -1,9 +1,10 @@
 """Test tiers: `make test` runs every test, `make test-fast` (`pytest -m "not slow"`) the tests
 that neither synthesize a CDK app nor start a peer (cfn-lint, checkov, the CDK CLI).
 
-A test is marked here, from where it is (a module whose every test synthesizes), from the
-fixtures it uses (the module fixtures that synthesize once for their module, by the module or
-conftest directory that defines them), or by name:
+A test is marked where it is written (`@pytest.mark.synth`, and `slow` follows) or here: from
+where it is (a module whose every test synthesizes), from the fixtures it uses (the module
+fixtures that synthesize once for their module, by the module or conftest directory that
+defines them), or by name:
 
 - `synth`: it synthesizes a CDK app (App.synth, Template.from_stack), or reads a fixture that does;
 - `slow`:  every `synth` test, and the tests that run a peer or a whole command in a process.
@@ -119,7 +120,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = _fixtures(item)
         synth = (
-            _module(item) in SYNTH_MODULES
+            item.get_closest_marker("synth") is not None  # marked where it is written
+            or _module(item) in SYNTH_MODULES
             or _test(item) in SYNTH_TESTS
             or bool(fixtures & SYNTH_FIXTURES)
         )

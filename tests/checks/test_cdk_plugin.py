@@ -32,19 +32,23 @@ def _ours(report: dict[str, Any]) -> dict[str, Any]:
     return plugin
 
 
+#: aws-cdk-lib's own CloudFormation validator (about 5 s per app) is not what these tests test.
+NO_CFN_VALIDATOR: dict[str, Any] = {"builtin_cloud_formation_validation": False}
+
+
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out: dict[str, Any] = {}
 
     # A bare L1 bucket through the Beta1 App option.
     bad_dir = tmp_path_factory.mktemp("bad")
-    bad = App(outdir=str(bad_dir), policy_validation_beta1=[DeploylineChecks()])
+    bad = App(outdir=str(bad_dir), policy_validation_beta1=[DeploylineChecks()], **NO_CFN_VALIDATOR)
     s3.CfnBucket(Stack(bad, "Tiny"), "Bad")
     out["bad"] = _synth(bad, bad_dir)
 
     # A bucket with every secure default through Validations.add_plugins.
     good_dir = tmp_path_factory.mktemp("good")
-    good = App(outdir=str(good_dir))
+    good = App(outdir=str(good_dir), **NO_CFN_VALIDATOR)
     Validations.of(good).add_plugins(DeploylineValidation())
     stack = Stack(good, "Tiny")
     key = kms.Key(stack, "Key", enable_key_rotation=True)
@@ -65,7 +69,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     plugin = DeploylineChecks(
         suppressions=[{"id": "DL103", "reason": "a fixture bucket that holds nothing"}]
     )
-    accepted = App(outdir=str(accepted_dir), policy_validation_beta1=[plugin])
+    accepted = App(outdir=str(accepted_dir), policy_validation_beta1=[plugin], **NO_CFN_VALIDATOR)
     bucket = s3.CfnBucket(Stack(accepted, "Tiny"), "Bad")
     bucket.cfn_options.metadata = {
         "deployline": {"suppress": [{"id": "DL101", "reason": "a fixture bucket, no data"}]}

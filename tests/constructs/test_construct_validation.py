@@ -114,7 +114,7 @@ def front(stack: Stack) -> ServiceLoadBalancer:
 # --- Part 1: tokens ---------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.synth
 def test_web_service_takes_its_port_and_grace_period_from_parameters() -> None:
     stack = fresh_stack()
     lb = front(stack)
@@ -143,7 +143,7 @@ def test_web_service_takes_its_port_and_grace_period_from_parameters() -> None:
     assert service["HealthCheckGracePeriodSeconds"] == {"Ref": "Grace"}
 
 
-@pytest.mark.slow
+@pytest.mark.synth
 def test_service_alarms_take_their_thresholds_from_parameters() -> None:
     stack = fresh_stack()
     lb = front(stack)
@@ -171,7 +171,7 @@ def test_service_alarms_take_their_thresholds_from_parameters() -> None:
     assert {"Ref": "P99Seconds"} in latency["AlarmDescription"]["Fn::Join"][1]
 
 
-@pytest.mark.slow
+@pytest.mark.synth
 def test_runtime_function_takes_its_memory_and_timeout_from_parameters() -> None:
     stack = fresh_stack()
     RuntimeFunction(
@@ -190,7 +190,7 @@ def test_runtime_function_takes_its_memory_and_timeout_from_parameters() -> None
     assert function["Timeout"] == {"Ref": "Timeout"}
 
 
-@pytest.mark.slow
+@pytest.mark.synth
 def test_artifact_store_takes_its_expiry_from_parameters() -> None:
     stack = fresh_stack()
     ArtifactStore(
@@ -214,7 +214,7 @@ def test_artifact_store_takes_its_expiry_from_parameters() -> None:
     assert {"Ref": "OldDays"} in noncurrent
 
 
-@pytest.mark.slow
+@pytest.mark.synth
 def test_notifications_take_their_retries_and_event_age_from_parameters() -> None:
     stack = fresh_stack()
     _, pipeline, _ = fixture_pipeline(stack)
