@@ -49,6 +49,7 @@ SYNTH_FIXTURES = frozenset(
         "tests/constructs/test_deployment_events.py::synth",
         "tests/constructs/test_notifications.py::synth",
         "tests/test_diagram.py::example_mermaid",
+        "tests/test_synth_cache.py::real",  # `deployline synth` of the example in a process
     }
 )
 
@@ -79,6 +80,7 @@ SLOW_FIXTURES = frozenset(
 SLOW_TESTS = frozenset(
     {
         "tests/test_local_runner.py::test_scan_runs_bandit_for_real_on_the_sample_and_passes",
+        "tests/test_local_runner.py::test_a_trivy_on_path_is_used_and_its_report_judged",
         "tests/test_local_runner.py::test_commands_run_in_a_fresh_virtualenv_first_on_path",
         "tests/test_local_runner.py::test_scan_fails_on_injected_flaws_and_names_them",
     }
