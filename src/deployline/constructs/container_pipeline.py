@@ -59,6 +59,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aws_cdk import Arn, ArnFormat, Aws, CfnResource, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_codebuild as codebuild
@@ -444,15 +445,11 @@ class ContainerPipeline(Construct):
         ]
         if build.docker_hub_secret_name:
             statements.append(_read_secret_statement(self, build.docker_hub_secret_name))
-        self.build = BuildProject(
-            self,
+        self.build = self._project(
             "Build",
-            project_name=project_name(namer, "build"),
-            role_name=namer.name("build-project", Kind.IAM_ROLE),
+            "build",
             description=f"deployline: builds and pushes the {namer.service} image",
             buildspec=build.buildspec,
-            key=self.key,
-            artifact_bucket=self.artifact_bucket,
             writes_artifacts=True,
             build_image=default_build_image(build.platform),
             compute_type=build.compute_type,
@@ -468,8 +465,6 @@ class ContainerPipeline(Construct):
             environment_variables={
                 stages.REPOSITORY_URI: plaintext(self.repository.repository_uri)
             },
-            log_retention_days=self._log_retention_days,
-            removal=self._removal,
             statements=statements,
         )
         self.build_project = self.build.project
@@ -486,29 +481,42 @@ class ContainerPipeline(Construct):
             ),
         )
 
+    def _project(self, id: str, label: str, **options: Any) -> BuildProject:
+        """One of the pipeline's CodeBuild projects: `{service}-{label}`, its role
+        `{label}-project`, encrypted with the pipeline's key, reading and writing the artifact
+        bucket, with the pipeline's log retention and removal policy. `options` are
+        BuildProject's other arguments (Default: the standard build image; a local custom and
+        source cache)."""
+        options.setdefault("build_image", default_build_image())
+        options.setdefault(
+            "cache",
+            codebuild.Cache.local(codebuild.LocalCacheMode.CUSTOM, codebuild.LocalCacheMode.SOURCE),
+        )
+        return BuildProject(
+            self,
+            id,
+            project_name=project_name(self.namer, label),
+            role_name=self.namer.name(f"{label}-project", Kind.IAM_ROLE),
+            key=self.key,
+            artifact_bucket=self.artifact_bucket,
+            log_retention_days=self._log_retention_days,
+            removal=self._removal,
+            **options,
+        )
+
     def _synth(self, synth: SynthSettings) -> actions.CodeBuildAction:
         namer = self.namer
         publishing = _unique(
             self, [e.role_arn("file-publishing") for e in self._deployed_environments()]
         )
-        self.synth = BuildProject(
-            self,
+        self.synth = self._project(
             "Synth",
-            project_name=project_name(namer, "synth"),
-            role_name=namer.name("synth-project", Kind.IAM_ROLE),
+            "synth",
             description=f"deployline: synthesizes {namer.service}'s app and publishes its assets",
             buildspec=synth.buildspec,
-            key=self.key,
-            artifact_bucket=self.artifact_bucket,
             writes_artifacts=True,
-            build_image=default_build_image(),
             compute_type=synth.compute_type,
             timeout=synth.timeout,
-            cache=codebuild.Cache.local(
-                codebuild.LocalCacheMode.CUSTOM, codebuild.LocalCacheMode.SOURCE
-            ),
-            log_retention_days=self._log_retention_days,
-            removal=self._removal,
             statements=[
                 *self.source.clone_statements,
                 iam.PolicyStatement(
@@ -570,24 +578,14 @@ class ContainerPipeline(Construct):
         spec = (
             test.buildspec(self.report_groups.names) if callable(test.buildspec) else test.buildspec
         )
-        self.tests = BuildProject(
-            self,
+        self.tests = self._project(
             "UnitTests",
-            project_name=project_name(namer, "unit-tests"),
-            role_name=namer.name("unit-tests-project", Kind.IAM_ROLE),
+            "unit-tests",
             description=f"deployline: runs the {namer.service} unit tests",
             buildspec=spec,
-            key=self.key,
-            artifact_bucket=self.artifact_bucket,
             report_groups=[self.report_groups.junit, self.report_groups.coverage],
-            build_image=default_build_image(),
             compute_type=test.compute_type,
             timeout=test.timeout,
-            cache=codebuild.Cache.local(
-                codebuild.LocalCacheMode.CUSTOM, codebuild.LocalCacheMode.SOURCE
-            ),
-            log_retention_days=self._log_retention_days,
-            removal=self._removal,
             statements=self.source.clone_statements,
         )
         self.test_project = self.tests.project
@@ -618,29 +616,19 @@ class ContainerPipeline(Construct):
             if scan.scan_image
             else []
         )
-        self.scan = BuildProject(
-            self,
+        self.scan = self._project(
             "SecurityScan",
-            project_name=project_name(namer, "security-scan"),
-            role_name=namer.name("security-scan-project", Kind.IAM_ROLE),
+            "security-scan",
             description=f"deployline: scans the {namer.service} code, dependencies and image",
             buildspec=scan.buildspec,
-            key=self.key,
-            artifact_bucket=self.artifact_bucket,
             writes_artifacts=True,
-            build_image=default_build_image(),
             compute_type=scan.compute_type,
             timeout=scan.timeout,
-            cache=codebuild.Cache.local(
-                codebuild.LocalCacheMode.CUSTOM, codebuild.LocalCacheMode.SOURCE
-            ),
             environment_variables=(
                 {stages.REPOSITORY_URI: plaintext(self.repository.repository_uri)}
                 if scan.scan_image
                 else {}
             ),
-            log_retention_days=self._log_retention_days,
-            removal=self._removal,
             statements=[*self.source.clone_statements, *pull],
         )
         self.scan_project = self.scan.project
